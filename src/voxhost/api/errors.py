@@ -1,0 +1,61 @@
+"""The one place that turns errors into OpenAI-shaped HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from voxhost.errors import RateLimited, VoxhostError
+
+log = logging.getLogger("voxhost.api")
+
+
+def error_body(message: str, *, type_: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _voxhost_error(_: Request, exc: VoxhostError) -> JSONResponse:
+    headers = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, int(round(exc.retry_after))))
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+
+def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form")]
+    param = ".".join(loc) or None
+    message = first.get("msg", "Invalid request")
+    if param:
+        message = f"Invalid value for '{param}': {message}"
+    return JSONResponse(
+        error_body(message, type_="invalid_request_error", param=param, code="invalid_value"),
+        status_code=400,
+    )
+
+
+def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    return JSONResponse(
+        error_body(str(exc.detail), type_=type_, code=None),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(
+        error_body("Internal server error", type_="server_error", code="internal_error"), status_code=500
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(VoxhostError, _voxhost_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

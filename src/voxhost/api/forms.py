@@ -1,0 +1,91 @@
+"""Multipart form helpers: typed field access with OpenAI-shaped errors."""
+
+from __future__ import annotations
+
+from starlette.datastructures import FormData, UploadFile
+
+from voxhost.errors import InvalidRequest, PayloadTooLarge
+
+
+def text_field(form: FormData, name: str, default: str | None = None) -> str | None:
+    value = form.get(name)
+    if value is None:
+        return default
+    if isinstance(value, UploadFile):
+        raise InvalidRequest(f"'{name}' must be a text field, not a file.", param=name)
+    value = value.strip()
+    return value if value else default
+
+
+def float_field(form: FormData, name: str, default: float, lo: float, hi: float) -> float:
+    raw = text_field(form, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidRequest(f"'{name}' must be a number, got {raw[:40]!r}.", param=name) from None
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"'{name}' must be between {lo:g} and {hi:g}, got {value:g}.", param=name)
+    return value
+
+
+def int_field(form: FormData, name: str, default: int, lo: int, hi: int) -> int:
+    raw = text_field(form, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"'{name}' must be an integer, got {raw[:40]!r}.", param=name) from None
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"'{name}' must be between {lo} and {hi}, got {value}.", param=name)
+    return value
+
+
+def bool_field(form: FormData, name: str, default: bool) -> bool:
+    raw = text_field(form, name)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise InvalidRequest(f"'{name}' must be true or false, got {raw[:40]!r}.", param=name)
+
+
+def choice_field(form: FormData, name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = text_field(form, name, default)
+    if raw not in choices:
+        raise InvalidRequest(
+            f"'{name}' must be one of {', '.join(choices)}; got {raw[:40]!r}.", param=name
+        )
+    return raw
+
+
+def list_field(form: FormData, name: str) -> list[str]:
+    """OpenAI's SDK sends arrays as repeated `name[]` fields."""
+    values = [*form.getlist(f"{name}[]"), *form.getlist(name)]
+    out = []
+    for value in values:
+        if isinstance(value, UploadFile):
+            raise InvalidRequest(f"'{name}' must be text.", param=name)
+        out.extend(v.strip() for v in value.split(",") if v.strip())
+    return out
+
+
+async def file_field(form: FormData, name: str, max_bytes: int) -> tuple[bytes, str]:
+    upload = form.get(name)
+    if upload is None:
+        raise InvalidRequest(
+            f"Missing required multipart field '{name}' (the audio file to transcribe).", param=name
+        )
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequest(f"'{name}' must be a file upload, not a text field.", param=name)
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"The file is larger than the limit of {max_bytes} bytes.", param=name
+        )
+    return data, upload.filename or "audio"

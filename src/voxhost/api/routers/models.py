@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from voxhost.api.state import AppState, get_state
+from voxhost.errors import ModelNotFound
+
+router = APIRouter(prefix="/v1", tags=["models"])
+
+CREATED = 1_700_000_000  # fixed: OpenAI's shape needs an int; ours carries no meaning
+
+
+def _model_rows(state: AppState) -> list[dict]:
+    return [
+        {"id": row["id"], "object": "model", "created": CREATED, "owned_by": row["owned_by"],
+         "task": "transcription", "loaded": row["loaded"]}
+        for row in state.stt.describe()
+    ]
+
+
+@router.get("/models")
+async def list_models(state: AppState = Depends(get_state)) -> dict:
+    return {"object": "list", "data": _model_rows(state)}
+
+
+@router.get("/models/{model_id:path}")
+async def get_model(model_id: str, state: AppState = Depends(get_state)) -> dict:
+    for row in _model_rows(state):
+        if row["id"] == model_id:
+            return row
+    raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")

@@ -1,0 +1,176 @@
+"""POST /v1/audio/transcriptions and /v1/audio/translations (OpenAI wire format).
+
+The handler only parses, calls and encodes: decoding is audio/, decoding
+speech is the engine's, running it off the event loop is the scheduler's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.datastructures import FormData
+
+from voxhost.api import forms
+from voxhost.api.protocol.transcriptions import (
+    MEDIA_TYPES,
+    RESPONSE_FORMATS,
+    render,
+    sse,
+)
+from voxhost.api.state import AppState, require_ready
+from voxhost.audio.decode import decode_audio
+from voxhost.engines.stt.base import Transcript, TranscriptionOptions
+from voxhost.errors import InvalidRequest
+
+router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
+
+_FORM_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "model": {"type": "string", "default": "whisper-1"},
+                        "language": {"type": "string"},
+                        "prompt": {"type": "string"},
+                        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+                        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+                        "timestamp_granularities[]": {"type": "array", "items": {"enum": ["word", "segment"]}},
+                        "stream": {"type": "boolean"},
+                        "hotwords": {"type": "string", "description": "voxhost extension: game vocabulary"},
+                        "vad_filter": {"type": "boolean", "description": "voxhost extension"},
+                        "beam_size": {"type": "integer", "minimum": 1, "maximum": 10,
+                                      "description": "voxhost extension"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@dataclass
+class SttRequest:
+    audio_bytes: bytes
+    model: str | None
+    response_format: str
+    granularities: set[str]
+    stream: bool
+    options: TranscriptionOptions
+
+
+async def _read_form(request: Request, state: AppState) -> FormData:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise InvalidRequest(
+            "Expected a multipart/form-data body with an audio 'file' field.", param="file"
+        )
+    try:
+        return await request.form(max_part_size=state.settings.max_upload_bytes + 1)
+    except InvalidRequest:
+        raise
+    except Exception as exc:  # malformed multipart
+        raise InvalidRequest(f"Malformed multipart body: {str(exc)[:200]}", param="file") from exc
+
+
+async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
+    form = await _read_form(request, state)
+    s = state.settings
+    audio_bytes, _ = await forms.file_field(form, "file", s.max_upload_bytes)
+    response_format = forms.choice_field(form, "response_format", "json", RESPONSE_FORMATS)
+    granularities = set(forms.list_field(form, "timestamp_granularities"))
+    if granularities - {"word", "segment"}:
+        raise InvalidRequest(
+            "'timestamp_granularities' accepts 'word' and 'segment'.", param="timestamp_granularities"
+        )
+    if granularities and response_format != "verbose_json":
+        raise InvalidRequest(
+            "'timestamp_granularities' requires response_format 'verbose_json'.",
+            param="timestamp_granularities",
+        )
+    stream = forms.bool_field(form, "stream", False)
+    if stream and response_format not in ("json", "text"):
+        raise InvalidRequest("Streaming supports response_format 'json' or 'text'.", param="stream")
+    language = forms.text_field(form, "language")
+    if language is not None and (len(language) > 8 or not language.replace("-", "").isalpha()):
+        raise InvalidRequest(f"'language' must be an ISO-639-1 code such as 'en', got {language[:20]!r}.",
+                             param="language")
+    options = TranscriptionOptions(
+        task=task,
+        language=language.lower() if language else None,
+        prompt=forms.text_field(form, "prompt"),
+        temperature=forms.float_field(form, "temperature", 0.0, 0.0, 1.0),
+        beam_size=forms.int_field(form, "beam_size", s.stt_beam_size, 1, 10),
+        word_timestamps="word" in granularities,
+        vad_filter=forms.bool_field(form, "vad_filter", s.stt_vad_filter),
+        hotwords=forms.text_field(form, "hotwords"),
+    )
+    return SttRequest(
+        audio_bytes=audio_bytes,
+        model=forms.text_field(form, "model"),
+        response_format=response_format,
+        granularities=granularities,
+        stream=stream,
+        options=options,
+    )
+
+
+async def _handle(request: Request, state: AppState, task: str) -> Response:
+    req = await _parse(request, state, task)
+    engine = state.stt.get(req.model)
+    if task == "translate" and not engine.multilingual:
+        raise InvalidRequest(
+            f"Model '{engine.name}' is English-only and cannot translate; use a multilingual model.",
+            param="model",
+        )
+    if req.options.language and not engine.multilingual and req.options.language != "en":
+        raise InvalidRequest(
+            f"Model '{engine.name}' is English-only; language '{req.options.language}' is not supported.",
+            param="language",
+        )
+    audio = await asyncio.to_thread(
+        decode_audio, req.audio_bytes, max_seconds=state.settings.max_audio_seconds
+    )
+    del req.audio_bytes  # the raw upload is no longer needed; free it early
+
+    if req.stream:
+        return StreamingResponse(
+            _sse_events(state, engine, audio, req.options),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    transcript: Transcript = await state.stt_executor.run(engine.transcribe, audio, req.options)
+    body = render(transcript, req.response_format, task=task, granularities=req.granularities)
+    return Response(body, media_type=MEDIA_TYPES[req.response_format])
+
+
+async def _sse_events(state: AppState, engine, audio, options: TranscriptionOptions):
+    """One `transcript.text.delta` per decoded segment, then `transcript.text.done`."""
+    def produce():
+        _, segments = engine.transcribe_stream(audio, options)
+        yield from segments
+
+    parts: list[str] = []
+    async for segment in state.stt_executor.stream(produce):
+        delta = segment.text if parts else segment.text.lstrip()
+        parts.append(delta)
+        yield sse({"type": "transcript.text.delta", "delta": delta, "logprobs": None})
+    text = "".join(parts).strip()
+    yield sse({"type": "transcript.text.done", "text": text, "logprobs": None})
+
+
+@router.post("/transcriptions", openapi_extra=_FORM_DOC)
+async def create_transcription(request: Request, state: AppState = Depends(require_ready)) -> Response:
+    return await _handle(request, state, "transcribe")
+
+
+@router.post("/translations", openapi_extra=_FORM_DOC)
+async def create_translation(request: Request, state: AppState = Depends(require_ready)) -> Response:
+    return await _handle(request, state, "translate")

@@ -1,0 +1,88 @@
+"""Decode any container/codec PyAV knows into 16 kHz mono float32.
+
+We do not use faster_whisper.decode_audio: it calls gc.collect() on every
+call, which in a server process with many live objects stalls every request.
+"""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+
+from voxhost.errors import AudioTooLong, InvalidAudio
+
+WHISPER_RATE = 16_000
+
+
+def decode_audio(
+    data: bytes,
+    *,
+    sample_rate: int = WHISPER_RATE,
+    max_seconds: float | None = None,
+) -> np.ndarray:
+    """Return mono float32 samples in [-1, 1] at `sample_rate`.
+
+    Raises InvalidAudio for anything that is not decodable audio with at least
+    one sample, and AudioTooLong as soon as the decoded length passes
+    `max_seconds` (without decoding the rest).
+    """
+    if not data:
+        raise InvalidAudio("The audio file is empty.", param="file")
+    max_samples = int(max_seconds * sample_rate) if max_seconds else None
+    chunks: list[np.ndarray] = []
+    total = 0
+    try:
+        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise InvalidAudio("The file contains no audio stream.", param="file")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+            for frame in _frames(container, stream):
+                for out in resampler.resample(frame):
+                    total += _append(chunks, out)
+                if max_samples is not None and total > max_samples:
+                    raise AudioTooLong(
+                        f"Audio is longer than the limit of {max_seconds:g} seconds.", param="file"
+                    )
+            for out in resampler.resample(None):
+                total += _append(chunks, out)
+    except (InvalidAudio, AudioTooLong):
+        raise
+    except (av.FFmpegError, ValueError, IndexError, EOFError, OSError) as exc:
+        raise InvalidAudio(f"Could not decode the audio file: {_reason(exc)}", param="file") from exc
+    if total == 0:
+        raise InvalidAudio("The audio file contains no samples.", param="file")
+    if max_samples is not None and total > max_samples:
+        raise AudioTooLong(f"Audio is longer than the limit of {max_seconds:g} seconds.", param="file")
+    pcm = np.concatenate(chunks)
+    return pcm.astype(np.float32) / 32768.0
+
+
+def _frames(container, stream):
+    """Yield frames, tolerating a truncated tail after some audio decoded."""
+    decoded_any = False
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                decoded_any = True
+                yield frame
+    except av.FFmpegError:
+        # A truncated upload still yields the audio before the cut; only a
+        # file with nothing decodable is an error.
+        if not decoded_any:
+            raise
+
+
+def _append(chunks: list[np.ndarray], frame) -> int:
+    array = frame.to_ndarray().reshape(-1)
+    if array.size:
+        chunks.append(array)
+    return int(array.size)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    # FFmpeg errors carry the in-memory file name; keep the message short.
+    return text.split(": '<")[0][:200]

@@ -1,0 +1,78 @@
+"""The speech-to-text engine interface: plain data in, plain data out.
+
+Engines know nothing of HTTP or scheduling; the API and scheduler layers
+only see these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Literal, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TranscriptionOptions:
+    task: Literal["transcribe", "translate"] = "transcribe"
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    beam_size: int = 5
+    word_timestamps: bool = False
+    vad_filter: bool = True
+    hotwords: str | None = None
+
+
+@dataclass
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass
+class Segment:
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class TranscriptionInfo:
+    language: str
+    language_probability: float
+    duration: float  # seconds of input audio
+    speech_duration: float  # seconds left after VAD
+
+
+@dataclass
+class Transcript:
+    info: TranscriptionInfo
+    segments: list[Segment]
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments).strip()
+
+
+class SpeechToText(Protocol):
+    name: str
+    multilingual: bool
+
+    def transcribe_stream(
+        self, audio: np.ndarray, options: TranscriptionOptions
+    ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
+        """Start decoding; segments are produced lazily as they are decoded."""
+        ...
+
+    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript: ...

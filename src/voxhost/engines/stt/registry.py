@@ -1,0 +1,77 @@
+"""Loaded STT models by name, with OpenAI's model aliases."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from voxhost.engines.stt.bundled import BUNDLED_STT, resolve_stt_model
+from voxhost.engines.stt.whisper import WhisperEngine
+from voxhost.errors import ModelNotFound
+from voxhost.ops.settings import Settings
+
+log = logging.getLogger("voxhost.stt")
+
+# OpenAI's transcription model names all map to the configured default.
+OPENAI_STT_ALIASES = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+
+
+class SttRegistry:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.engines: dict[str, WhisperEngine] = {}
+
+    @property
+    def default_name(self) -> str:
+        return self.settings.stt_models[0]
+
+    def load_all(self, warm_up: bool = True) -> None:
+        for name in self.settings.stt_models:
+            self.load(name, warm_up=warm_up)
+
+    def load(self, name: str, warm_up: bool = True) -> WhisperEngine:
+        if name in self.engines:
+            return self.engines[name]
+        started = time.perf_counter()
+        s = self.settings
+        engine = WhisperEngine(
+            name,
+            resolve_stt_model(name, s.models_dir),
+            device=s.stt_device,
+            compute_type=s.stt_compute_type,
+            cpu_threads=s.stt_cpu_threads,
+            num_workers=s.stt_num_workers,
+            download_root=str(s.stt_download_root) if s.stt_download_root else None,
+            vad_threshold=s.stt_vad_threshold,
+            no_speech_threshold=s.stt_no_speech_threshold,
+        )
+        if warm_up:
+            engine.warm_up()
+        self.engines[name] = engine
+        log.info(
+            "loaded STT model %s on %s/%s in %.1fs",
+            name, engine.device, engine.compute_type, time.perf_counter() - started,
+        )
+        return engine
+
+    def get(self, requested: str | None) -> WhisperEngine:
+        name = requested or self.default_name
+        if name in OPENAI_STT_ALIASES:
+            name = self.default_name
+        engine = self.engines.get(name)
+        if engine is None:
+            available = ", ".join([*OPENAI_STT_ALIASES[:1], *self.engines])
+            raise ModelNotFound(
+                f"The model '{requested}' does not exist or is not loaded. Available: {available}.",
+                param="model",
+            )
+        return engine
+
+    def describe(self) -> list[dict]:
+        """Every model a client can name, loaded or merely bundled."""
+        rows = [{"id": alias, "owned_by": "voxhost", "target": self.default_name, "loaded": True}
+                for alias in OPENAI_STT_ALIASES[:1]]
+        for name in dict.fromkeys([*self.engines, *BUNDLED_STT]):
+            rows.append({"id": name, "owned_by": "voxhost", "loaded": name in self.engines,
+                         "description": BUNDLED_STT.get(name, "faster-whisper model")})
+        return rows

@@ -1,0 +1,135 @@
+"""faster-whisper (CTranslate2) engine."""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.transcribe import restore_speech_timestamps
+from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+from voxhost.engines.stt.base import (
+    Segment,
+    Transcript,
+    TranscriptionInfo,
+    TranscriptionOptions,
+    Word,
+)
+
+log = logging.getLogger("voxhost.stt")
+SAMPLE_RATE = 16_000
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    try:
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    except Exception:  # pragma: no cover - no CUDA runtime at all
+        return "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    if compute_type != "auto":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+class WhisperEngine:
+    """One loaded Whisper model. Thread-safe: CTranslate2 runs `num_workers`
+    decodes in parallel and queues the rest."""
+
+    def __init__(
+        self,
+        name: str,
+        model_path: str,
+        *,
+        device: str = "auto",
+        compute_type: str = "auto",
+        cpu_threads: int = 0,
+        num_workers: int = 1,
+        download_root: str | None = None,
+        vad_threshold: float = 0.5,
+        no_speech_threshold: float = 0.6,
+    ):
+        self.name = name
+        self.device = resolve_device(device)
+        self.compute_type = resolve_compute_type(compute_type, self.device)
+        self.model = WhisperModel(
+            model_path,
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=cpu_threads,
+            num_workers=num_workers,
+            download_root=download_root,
+        )
+        self.multilingual = bool(self.model.model.is_multilingual)
+        self.vad_options = VadOptions(threshold=vad_threshold)
+        self.no_speech_threshold = no_speech_threshold
+
+    def warm_up(self) -> None:
+        """Run one decode so the first real request doesn't pay for lazy init."""
+        tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
+        self.transcribe(tone, TranscriptionOptions(vad_filter=False, beam_size=1, language="en"))
+
+    def speech_chunks(self, audio: np.ndarray) -> list[dict]:
+        return get_speech_timestamps(audio, self.vad_options)
+
+    def transcribe_stream(
+        self, audio: np.ndarray, options: TranscriptionOptions
+    ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
+        duration = len(audio) / SAMPLE_RATE
+        chunks = None
+        if options.vad_filter:
+            chunks = self.speech_chunks(audio)
+            if not chunks:
+                # Silence or noise only: Whisper would hallucinate ("Thank you."),
+                # so skip the model entirely.
+                info = TranscriptionInfo(options.language or "en", 0.0, duration, 0.0)
+                return info, iter(())
+            audio = np.concatenate(collect_chunks(audio, chunks)[0])
+        segments, fw_info = self.model.transcribe(
+            audio,
+            task=options.task,
+            language=options.language,
+            initial_prompt=options.prompt or None,
+            temperature=options.temperature if options.temperature > 0 else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            beam_size=options.beam_size,
+            word_timestamps=options.word_timestamps,
+            vad_filter=False,
+            hotwords=options.hotwords or None,
+            no_speech_threshold=self.no_speech_threshold,
+        )
+        if chunks:
+            segments = restore_speech_timestamps(segments, chunks, SAMPLE_RATE)
+        info = TranscriptionInfo(
+            language=fw_info.language,
+            language_probability=float(fw_info.language_probability),
+            duration=duration,
+            speech_duration=len(audio) / SAMPLE_RATE,
+        )
+        return info, (_convert(i, s) for i, s in enumerate(segments))
+
+    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
+        info, segments = self.transcribe_stream(audio, options)
+        return Transcript(info=info, segments=list(segments))
+
+
+def _convert(index: int, s) -> Segment:
+    return Segment(
+        id=index,
+        seek=int(s.seek),
+        start=float(s.start),
+        end=float(s.end),
+        text=s.text,
+        tokens=list(s.tokens),
+        temperature=float(s.temperature or 0.0),
+        avg_logprob=float(s.avg_logprob),
+        compression_ratio=float(s.compression_ratio),
+        no_speech_prob=float(s.no_speech_prob),
+        words=[Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])],
+    )
