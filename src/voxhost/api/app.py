@@ -17,6 +17,7 @@ from voxhost.api.state import AppState
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.ops.settings import Settings, get_settings
 from voxhost.scheduler.executor import EngineExecutor
+from voxhost.scheduler.stt import SttScheduler
 
 log = logging.getLogger("voxhost")
 
@@ -42,7 +43,9 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     state = AppState(
         settings=settings,
         stt=SttRegistry(settings),
-        stt_executor=EngineExecutor("stt", workers=max(1, settings.stt_num_workers), max_queue=64),
+        stt_scheduler=SttScheduler(
+            EngineExecutor("stt", workers=max(1, settings.stt_num_workers), max_queue=64)
+        ),
     )
 
     @asynccontextmanager
@@ -52,7 +55,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             # reports progress (ECS health checks start before models are warm).
             threading.Thread(target=_load_models, args=(state,), name="model-loader", daemon=True).start()
         yield
-        state.stt_executor.shutdown()
+        state.stt_scheduler.shutdown()
 
     app = FastAPI(
         title="voxhost",

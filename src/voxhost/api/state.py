@@ -10,14 +10,14 @@ from fastapi import Request
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.errors import NotReady
 from voxhost.ops.settings import Settings
-from voxhost.scheduler.executor import EngineExecutor
+from voxhost.scheduler.stt import SttScheduler
 
 
 @dataclass
 class AppState:
     settings: Settings
     stt: SttRegistry
-    stt_executor: EngineExecutor
+    stt_scheduler: SttScheduler
     ready: threading.Event = field(default_factory=threading.Event)
     draining: threading.Event = field(default_factory=threading.Event)
     load_error: str | None = None

@@ -146,19 +146,15 @@ async def _handle(request: Request, state: AppState, task: str) -> Response:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    transcript: Transcript = await state.stt_executor.run(engine.transcribe, audio, req.options)
+    transcript: Transcript = await state.stt_scheduler.transcribe(engine, audio, req.options)
     body = render(transcript, req.response_format, task=task, granularities=req.granularities)
     return Response(body, media_type=MEDIA_TYPES[req.response_format])
 
 
 async def _sse_events(state: AppState, engine, audio, options: TranscriptionOptions):
     """One `transcript.text.delta` per decoded segment, then `transcript.text.done`."""
-    def produce():
-        _, segments = engine.transcribe_stream(audio, options)
-        yield from segments
-
     parts: list[str] = []
-    async for segment in state.stt_executor.stream(produce):
+    async for segment in state.stt_scheduler.stream(engine, audio, options):
         delta = segment.text if parts else segment.text.lstrip()
         parts.append(delta)
         yield sse({"type": "transcript.text.delta", "delta": delta, "logprobs": None})
