@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from voxhost.api.errors import error_body
+from voxhost.errors import PayloadTooLarge
 
 
 class BodySizeLimit:
@@ -35,7 +36,7 @@ class BodySizeLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     too_large = True
-                    raise _TooLarge()
+                    raise _TooLarge(self.max_bytes)
             return message
 
         started = False
@@ -72,5 +73,8 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(PayloadTooLarge):
+    """Raised from receive(): handlers that read the body propagate it as a 413."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(f"Request body is larger than the limit of {max_bytes} bytes.", param="file")

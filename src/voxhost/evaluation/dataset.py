@@ -65,3 +65,28 @@ def tts_sentences(root: Path | None = None) -> list[str]:
     root = root or eval_dir()
     lines = (root / "tts_sentences.txt").read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def representative_subset(rows: list[Utterance], max_seconds: float) -> list[Utterance]:
+    """Deterministic, category-balanced subset up to `max_seconds` of audio.
+
+    Round-robin over categories (shortest clips first within each), so every
+    category is represented before any gets a second pick.
+    """
+    by_category: dict[str, list[Utterance]] = {}
+    for row in sorted(rows, key=lambda r: (r.duration, r.id)):
+        by_category.setdefault(row.category, []).append(row)
+    picked: list[Utterance] = []
+    total = 0.0
+    while any(by_category.values()):
+        for category in sorted(by_category):
+            queue = by_category[category]
+            if not queue:
+                continue
+            if total + queue[0].duration > max_seconds:
+                queue.clear()  # sorted by length: nothing else of this category fits
+                continue
+            row = queue.pop(0)
+            picked.append(row)
+            total += row.duration
+    return picked

@@ -23,7 +23,7 @@ from voxhost.api.protocol.transcriptions import (
 from voxhost.api.state import AppState, require_ready
 from voxhost.audio.decode import decode_audio
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
-from voxhost.errors import InvalidRequest
+from voxhost.errors import InvalidRequest, PayloadTooLarge
 
 router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
 
@@ -77,6 +77,10 @@ async def _read_form(request: Request, state: AppState) -> FormData:
     except InvalidRequest:
         raise
     except Exception as exc:  # malformed multipart
+        if "maximum size" in str(exc).lower():
+            raise PayloadTooLarge(
+                f"The file is larger than the limit of {state.settings.max_upload_bytes} bytes.", param="file"
+            ) from exc
         raise InvalidRequest(f"Malformed multipart body: {str(exc)[:200]}", param="file") from exc
 
 
