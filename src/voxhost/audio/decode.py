@@ -7,6 +7,7 @@ call, which in a server process with many live objects stalls every request.
 from __future__ import annotations
 
 import io
+import re
 
 import av
 import numpy as np
@@ -84,5 +85,6 @@ def _append(chunks: list[np.ndarray], frame) -> int:
 
 def _reason(exc: Exception) -> str:
     text = str(exc).strip() or exc.__class__.__name__
-    # FFmpeg errors carry the in-memory file name; keep the message short.
+    # FFmpeg errors carry an errno and the in-memory file name; keep the gist.
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
     return text.split(": '<")[0][:200]
