@@ -34,6 +34,9 @@ class StackConfig:
     image_repository: str = "voxhost"  # ECR repository name
     image_tag: str = "latest"
     stt_models: str = "large-v3-turbo"
+    # Where hub models are downloaded and cached: EFS (shared by all tasks, downloaded
+    # once). Empty: the image's own path, for an image built with BAKE_MODEL.
+    stt_download_root: str = "/mnt/efs/models"
     container_port: int = 8000
     drain_seconds: int = DEFAULT_DRAIN_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)

@@ -186,12 +186,12 @@ class VoxhostStack(Stack):
             "VOXHOST_PORT": str(cfg.container_port),
             "VOXHOST_STT_MODELS": cfg.stt_models,
             "VOXHOST_STT_DEVICE": "cuda",
-            "VOXHOST_STT_DOWNLOAD_ROOT": f"{EFS_MOUNT}/models",
             "VOXHOST_DRAIN_TIMEOUT_S": str(cfg.drain_seconds),
             "VOXHOST_EMF_ENABLED": "true",
             "VOXHOST_EMF_NAMESPACE": cfg.metric_namespace,
             "VOXHOST_EMF_SERVICE_NAME": cfg.service_name,
             "VOXHOST_INSTANCE_TYPE": cfg.instance_types[0],
+            **({"VOXHOST_STT_DOWNLOAD_ROOT": cfg.stt_download_root} if cfg.stt_download_root else {}),
             **cfg.extra_env,
         }
         container = td.add_container(
