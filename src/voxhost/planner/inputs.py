@@ -124,13 +124,13 @@ class Platform(_Model):
     egress: Literal["nat", "endpoints"] = "nat"  # CDK context `egress`
     nat_gateways: int = 1
     azs: int = 2
-    interface_endpoints: int = 5  # ecr.api, ecr.dkr, logs, secretsmanager, elasticfilesystem
+    interface_endpoints: int = 8  # ecr.api, ecr.dkr, logs, monitoring, secretsmanager, ecs, ecs-agent, ecs-telemetry
     egress_gb_per_month: float = 50.0  # image pulls, model downloads, logs (assumed)
     efs_gb: float = 10.0  # large-v3-turbo (1.6 GB) + TTS voices + headroom
     log_gb_per_month: float = 5.0
     custom_metrics: int = 10  # EMF metrics x dimension sets at the service level
-    alarms: int = 5
-    waf_rules: int = 4  # web ACL rules: 3 managed groups + 1 size rule
+    alarms: int = 6  # 4 of ours + 2 of ECS managed scaling (target tracking)
+    waf_rules: int = 5  # rate limit, 3 managed groups, the body-size rule (deploy/aws edge.py)
     secrets: int = 1
     kms_keys: int = 1
     prices: dict[str, float] = Field(default_factory=lambda: dict(cost.AWS_PRICES))
