@@ -154,7 +154,7 @@ def to_plan_yaml(gpu: str, stt: list[SttResult], tts: list[TtsResult]) -> str:
         conc = ", ".join(f"{c}: {v:.2f}" for c, v in sorted(r.by_concurrency.items()))
         rows.append({"model": r.model, "kind": "stt", "gpu": gpu, "rtf": round(r.rtf, 5),
                      "streams": round(r.streams, 3),
-                     "source": f"measured: voxhost bench {today} on {gpu} ({cores} CPU cores), {r.clips} clips, "
+                     "source": f"measured: voxhost bench {today} on {gpu} ({cores} CPU cores), {r.clips} clip(s), "
                                f"{r.audio_seconds:.1f} s audio; audio s per s by concurrency {{{conc}}}"})
     for r in tts:
         rows.append({"model": r.model, "kind": "tts", "gpu": gpu, "rtf": round(r.rtf, 5),
