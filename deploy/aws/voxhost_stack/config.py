@@ -1,0 +1,103 @@
+"""Every knob of the stack, read from CDK context (`cdk deploy -c key=value` or cdk.json).
+
+Defaults follow the design: g4dn.xlarge (one T4), 4 vCPU / 15 GiB per task,
+scale out above 10 queued jobs per task, in below 2 for 10 minutes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# The server's drain window (VOXHOST_DRAIN_TIMEOUT_S default): ECS stopTimeout
+# and the ALB deregistration delay are derived from it so the three agree.
+DEFAULT_DRAIN_SECONDS = 30
+ECS_MAX_STOP_TIMEOUT = 120  # ECS hard limit for stopTimeout
+STOP_MARGIN_SECONDS = 5  # SIGKILL comes this long after the server's own drain deadline
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    # --- compute ---
+    instance_types: tuple[str, ...] = ("g4dn.xlarge",)
+    ami: Literal["al2", "al2023"] = "al2"  # ECS GPU-optimised AMI family (both ship CUDA 12.4+ drivers)
+    on_demand_base: int = 1  # instances always on demand (the floor that spot reclaim can't take)
+    on_demand_percent_above_base: int = 50  # the rest: this share on demand, the remainder spot
+    min_tasks: int = 1
+    max_tasks: int = 10
+    task_cpu: int = 4096  # 4 vCPU
+    task_memory_mib: int = 15 * 1024  # 15 GiB of the g4dn.xlarge's 16
+    instance_volume_gb: int = 50
+    # --- image and server ---
+    image_repository: str = "voxhost"  # ECR repository name
+    image_tag: str = "latest"
+    stt_models: str = "large-v3-turbo"
+    # Where hub models are downloaded and cached: EFS (shared by all tasks, downloaded
+    # once). Empty: the image's own path, for an image built with BAKE_MODEL.
+    stt_download_root: str = "/mnt/efs/models"
+    container_port: int = 8000
+    drain_seconds: int = DEFAULT_DRAIN_SECONDS
+    extra_env: dict[str, str] = field(default_factory=dict)
+    # --- network and edge ---
+    egress: Literal["nat", "endpoints"] = "nat"  # NAT gateway, or VPC endpoints only (no internet)
+    max_azs: int = 2
+    certificate_arn: str | None = None  # None: a CloudFormation parameter asks for it
+    alb_idle_timeout_seconds: int = 300
+    waf_rate_limit_per_5min: int = 2000
+    audio_upload_paths: tuple[str, ...] = ("/v1/audio/transcriptions", "/v1/audio/translations")
+    # --- metrics (the serving area's EMF) ---
+    metric_namespace: str = "voxhost"
+    service_name: str = "voxhost"
+    queue_metric: str = "QueueDepth"
+    requests_metric: str = "Requests"
+    errors_metric: str = "ErrorCount"
+    latency_metric: str = "Latency"
+    cost_metric: str = "CostUSD"
+    # --- autoscaling ---
+    scale_out_queue_per_task: float = 10.0
+    scale_out_minutes: int = 2  # consecutive 1-minute datapoints above the threshold
+    scale_in_queue_per_task: float = 2.0
+    scale_in_minutes: int = 10  # quiet minutes before a task goes
+    error_rate_percent: float = 5.0
+    stt_latency_target_ms: float = 2000.0
+    tts_latency_target_ms: float = 3000.0
+    alarm_email: str | None = None
+    log_retention_days: int = 30
+
+    @property
+    def stop_timeout_seconds(self) -> int:
+        return min(ECS_MAX_STOP_TIMEOUT, self.drain_seconds + STOP_MARGIN_SECONDS)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_tasks <= self.max_tasks:
+            raise ValueError("need 1 <= min_tasks <= max_tasks")
+        if self.drain_seconds + STOP_MARGIN_SECONDS > ECS_MAX_STOP_TIMEOUT:
+            raise ValueError(f"drain_seconds must leave {STOP_MARGIN_SECONDS}s under ECS's "
+                             f"{ECS_MAX_STOP_TIMEOUT}s stopTimeout limit")
+        if not 0 <= self.on_demand_percent_above_base <= 100:
+            raise ValueError("on_demand_percent_above_base is a percentage")
+        if self.scale_in_queue_per_task >= self.scale_out_queue_per_task:
+            raise ValueError("scale-in threshold must sit below the scale-out threshold")
+        if not self.instance_types:
+            raise ValueError("instance_types must name at least one type")
+
+    @classmethod
+    def from_context(cls, node) -> "StackConfig":
+        """Read each field from CDK context; strings from `-c` are parsed as JSON where they can be."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = node.try_get_context(f.name)
+            if raw is None:
+                continue
+            if isinstance(raw, str) and f.type not in ("str", "str | None") and not f.type.startswith("Literal"):
+                try:
+                    raw = json.loads(raw)
+                except json.JSONDecodeError:
+                    if f.type.startswith("tuple"):
+                        raw = [item.strip() for item in raw.split(",") if item.strip()]
+            if f.type.startswith("tuple") and isinstance(raw, list):
+                raw = tuple(raw)
+            values[f.name] = raw
+        return cls(**values)

@@ -1,0 +1,124 @@
+"""The public edge: an HTTPS ALB in front of the tasks, and a WAF web ACL on it."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnParameter, Duration, RemovalPolicy
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_wafv2 as wafv2
+
+from voxhost_stack.config import StackConfig
+
+# AWSManagedRulesCommonRuleSet's body-size rule blocks bodies over 8 KB; it
+# adds this label when it matches (we count it, then block by label outside uploads).
+SIZE_RULE = "SizeRestrictions_BODY"
+SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
+
+
+def add_edge(stack, cfg: StackConfig):
+    alb_sg = ec2.SecurityGroup(stack, "AlbSg", vpc=stack.vpc, allow_all_outbound=False,
+                               description="voxhost ALB: HTTPS (and HTTP, redirected) from the internet")
+    alb_sg.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS")
+    alb_sg.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(80), "HTTP, redirected to HTTPS")
+    alb_sg.add_egress_rule(stack.task_sg, ec2.Port.tcp(cfg.container_port), "to voxhost tasks")
+    stack.task_sg.add_ingress_rule(alb_sg, ec2.Port.tcp(cfg.container_port), "from the ALB only")
+
+    logs_bucket = s3.Bucket(
+        stack, "AlbAccessLogs", encryption=s3.BucketEncryption.S3_MANAGED,  # ALB logs can't use a CMK
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True, versioned=False,
+        lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
+        removal_policy=RemovalPolicy.RETAIN, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED)
+    alb = elbv2.ApplicationLoadBalancer(
+        stack, "Alb", vpc=stack.vpc, internet_facing=True, security_group=alb_sg,
+        vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+        # WebSockets: the ALB closes a connection after this long without a byte
+        # either way. The server pings every 20 s, but a synchronous transcription
+        # of a long upload sends nothing until it is done; 300 s covers a 1-hour
+        # upload on a T4 with queueing, and idle clients that stop answering pings.
+        idle_timeout=Duration.seconds(cfg.alb_idle_timeout_seconds),
+        drop_invalid_header_fields=True,
+    )
+    alb.log_access_logs(logs_bucket, prefix="alb")
+
+    target_group = elbv2.ApplicationTargetGroup(
+        stack, "Targets", vpc=stack.vpc, port=cfg.container_port, protocol=elbv2.ApplicationProtocol.HTTP,
+        target_type=elbv2.TargetType.IP,
+        # Equal to the server's drain: the ALB stops sending new requests at once and
+        # lets in-flight ones (and WebSockets) finish for exactly as long as the server waits.
+        deregistration_delay=Duration.seconds(cfg.drain_seconds),
+        health_check=elbv2.HealthCheck(path="/ready", healthy_http_codes="200", interval=Duration.seconds(15),
+                                       timeout=Duration.seconds(5), healthy_threshold_count=2,
+                                       unhealthy_threshold_count=2),
+    )
+    stack.service.attach_to_application_target_group(target_group)
+
+    cert_arn = cfg.certificate_arn or CfnParameter(
+        stack, "CertificateArn", type="String", allowed_pattern=r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+",
+        description="ACM certificate for the HTTPS listener (same region as the stack)").value_as_string
+    certificate = acm.Certificate.from_certificate_arn(stack, "Certificate", cert_arn)
+    alb.add_listener("Https", port=443, protocol=elbv2.ApplicationProtocol.HTTPS, certificates=[certificate],
+                     ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS, open=False,
+                     default_action=elbv2.ListenerAction.forward([target_group]))
+    alb.add_listener("Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=False,
+                     default_action=elbv2.ListenerAction.redirect(protocol="HTTPS", port="443", permanent=True))
+
+    web_acl = _web_acl(stack, cfg)
+    wafv2.CfnWebACLAssociation(stack, "WafAlb", resource_arn=alb.load_balancer_arn,
+                               web_acl_arn=web_acl.attr_arn)
+    return alb, target_group, web_acl
+
+
+def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(cloud_watch_metrics_enabled=True, metric_name=name,
+                                                    sampled_requests_enabled=True)
+
+
+def _managed(name: str, priority: int, overrides: list[str] = ()) -> wafv2.CfnWebACL.RuleProperty:
+    return wafv2.CfnWebACL.RuleProperty(
+        name=name, priority=priority, override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+        statement=wafv2.CfnWebACL.StatementProperty(managed_rule_group_statement=(
+            wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                vendor_name="AWS", name=name,
+                rule_action_overrides=[wafv2.CfnWebACL.RuleActionOverrideProperty(
+                    name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}))
+                    for rule in overrides] or None))),
+        visibility_config=_visibility(name))
+
+
+def _web_acl(stack, cfg: StackConfig) -> wafv2.CfnWebACL:
+    uploads = [wafv2.CfnWebACL.StatementProperty(byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+        field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}), positional_constraint="STARTS_WITH",
+        search_string=path, text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(
+            priority=0, type="NONE")])) for path in cfg.audio_upload_paths]
+    is_upload = uploads[0] if len(uploads) == 1 else wafv2.CfnWebACL.StatementProperty(
+        or_statement=wafv2.CfnWebACL.OrStatementProperty(statements=uploads))
+    rules = [
+        wafv2.CfnWebACL.RuleProperty(
+            name="RateLimitPerIp", priority=0, action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+            statement=wafv2.CfnWebACL.StatementProperty(rate_based_statement=(
+                wafv2.CfnWebACL.RateBasedStatementProperty(limit=cfg.waf_rate_limit_per_5min,
+                                                           aggregate_key_type="IP"))),
+            visibility_config=_visibility("RateLimitPerIp")),
+        _managed("AWSManagedRulesAmazonIpReputationList", 1),
+        _managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+        # Audio uploads are multipart bodies up to 25 MB: the 8 KB body-size rule
+        # would block every one. It only counts (and labels) here...
+        _managed("AWSManagedRulesCommonRuleSet", 3, overrides=[SIZE_RULE]),
+        # ...and this rule restores it everywhere except the upload paths, whose
+        # size the server itself caps (VOXHOST_MAX_UPLOAD_BYTES, 413 beyond).
+        wafv2.CfnWebACL.RuleProperty(
+            name="BodySizeOutsideUploads", priority=4, action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+            statement=wafv2.CfnWebACL.StatementProperty(and_statement=wafv2.CfnWebACL.AndStatementProperty(
+                statements=[
+                    wafv2.CfnWebACL.StatementProperty(label_match_statement=(
+                        wafv2.CfnWebACL.LabelMatchStatementProperty(scope="LABEL", key=SIZE_LABEL))),
+                    wafv2.CfnWebACL.StatementProperty(not_statement=wafv2.CfnWebACL.NotStatementProperty(
+                        statement=is_upload)),
+                ])),
+            visibility_config=_visibility("BodySizeOutsideUploads")),
+    ]
+    return wafv2.CfnWebACL(stack, "WebAcl", scope="REGIONAL",
+                           default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+                           visibility_config=_visibility("voxhost"), rules=rules)

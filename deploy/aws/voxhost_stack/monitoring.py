@@ -1,0 +1,129 @@
+"""Queue-depth autoscaling, the error-rate alarm and the dashboard.
+
+All of it reads the EMF metrics the server publishes (serving area, ops/emf.py):
+namespace `voxhost`, dimension set [ServiceName] (plus [ServiceName, TaskId]),
+one datapoint per task per minute. `Average` over [ServiceName] is therefore
+the mean queue depth per task: no metric math needed to divide by task count.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+
+from voxhost_stack.config import StackConfig
+
+MINUTE = Duration.minutes(1)
+
+
+def emf_metric(cfg: StackConfig, name: str, statistic: str, period: Duration = MINUTE) -> cw.Metric:
+    return cw.Metric(namespace=cfg.metric_namespace, metric_name=name,
+                     dimensions_map={"ServiceName": cfg.service_name}, statistic=statistic, period=period)
+
+
+def add_monitoring(stack, cfg: StackConfig) -> None:
+    queue = emf_metric(cfg, cfg.queue_metric, "Average")
+    scalable = stack.service.auto_scale_task_count(min_capacity=cfg.min_tasks, max_capacity=cfg.max_tasks)
+
+    # Two alarms, two policies: scale-in's 10 quiet minutes must not slow scale-out.
+    scale_out = appscaling.StepScalingAction(
+        stack, "ScaleOutOnQueue", scaling_target=scalable,
+        adjustment_type=appscaling.AdjustmentType.PERCENT_CHANGE_IN_CAPACITY, min_adjustment_magnitude=1,
+        cooldown=Duration.seconds(60), metric_aggregation_type=appscaling.MetricAggregationType.AVERAGE)
+    # Bounds are relative to the threshold (10 queued per task by default).
+    scale_out.add_adjustment(adjustment=25, lower_bound=0, upper_bound=cfg.scale_out_queue_per_task)
+    scale_out.add_adjustment(adjustment=50, lower_bound=cfg.scale_out_queue_per_task,
+                             upper_bound=3 * cfg.scale_out_queue_per_task)
+    scale_out.add_adjustment(adjustment=100, lower_bound=3 * cfg.scale_out_queue_per_task)
+    stack.scale_out_alarm = cw.Alarm(
+        stack, "QueueHigh", metric=queue, threshold=cfg.scale_out_queue_per_task,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluation_periods=cfg.scale_out_minutes, datapoints_to_alarm=cfg.scale_out_minutes,
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        alarm_description=f"Queue depth per task > {cfg.scale_out_queue_per_task:g} for "
+                          f"{cfg.scale_out_minutes} min: add tasks")
+    stack.scale_out_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(scale_out))
+
+    scale_in = appscaling.StepScalingAction(
+        stack, "ScaleInOnQueue", scaling_target=scalable,
+        adjustment_type=appscaling.AdjustmentType.PERCENT_CHANGE_IN_CAPACITY, min_adjustment_magnitude=1,
+        cooldown=Duration.minutes(5), metric_aggregation_type=appscaling.MetricAggregationType.AVERAGE)
+    scale_in.add_adjustment(adjustment=-10, upper_bound=0)
+    stack.scale_in_alarm = cw.Alarm(
+        stack, "QueueLow", metric=queue, threshold=cfg.scale_in_queue_per_task,
+        comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluation_periods=cfg.scale_in_minutes, datapoints_to_alarm=cfg.scale_in_minutes,
+        # No data (EMF not arriving) is not evidence of quiet: never scale in on it.
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        alarm_description=f"Queue depth per task < {cfg.scale_in_queue_per_task:g} for "
+                          f"{cfg.scale_in_minutes} min: remove a task")
+    stack.scale_in_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(scale_in))
+
+    # Errors: 5xx share of requests (429/503 back-pressure is counted apart, as RejectedCount).
+    five = Duration.minutes(5)
+    error_rate = cw.MathExpression(
+        expression="IF(requests > 0, 100 * errors / requests, 0)", label="error rate (%)", period=five,
+        using_metrics={"errors": emf_metric(cfg, cfg.errors_metric, "Sum", five),
+                       "requests": emf_metric(cfg, cfg.requests_metric, "Sum", five)})
+    topic = sns.Topic(stack, "Alarms", master_key=stack.key, enforce_ssl=True, display_name="voxhost alarms")
+    stack.key.add_to_resource_policy(iam.PolicyStatement(
+        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"]))
+    if cfg.alarm_email:
+        topic.add_subscription(subs.EmailSubscription(cfg.alarm_email))
+    stack.error_alarm = cw.Alarm(
+        stack, "ErrorRateHigh", metric=error_rate, threshold=cfg.error_rate_percent,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD, evaluation_periods=1,
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        alarm_description=f"More than {cfg.error_rate_percent:g}% of requests failed (5xx) over 5 minutes")
+    stack.error_alarm.add_alarm_action(cw_actions.SnsAction(topic))
+    unhealthy = cw.Alarm(
+        stack, "NoHealthyTargets", metric=stack.target_group.metrics.healthy_host_count(period=MINUTE),
+        threshold=1, comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD, evaluation_periods=3,
+        treat_missing_data=cw.TreatMissingData.BREACHING,
+        alarm_description="No task has passed /ready for 3 minutes")
+    unhealthy.add_alarm_action(cw_actions.SnsAction(topic))
+    stack.alarm_topic = topic
+
+    _dashboard(stack, cfg, queue, error_rate)
+
+
+def _dashboard(stack, cfg: StackConfig, queue: cw.Metric, error_rate: cw.MathExpression) -> None:
+    gpu = cw.Metric(namespace=f"{cfg.metric_namespace}/gpu", metric_name="nvidia_smi_utilization_gpu",
+                    dimensions_map={"AutoScalingGroupName": stack.asg.auto_scaling_group_name},
+                    statistic="Average", period=MINUTE, label="GPU utilisation (mean)")
+    latency = [emf_metric(cfg, cfg.latency_metric, stat).with_(label=f"latency {stat}") for stat in
+               ("p50", "p95", "p99")]
+    tasks = cw.Metric(namespace="ECS/ContainerInsights", metric_name="RunningTaskCount",
+                      dimensions_map={"ClusterName": stack.cluster.cluster_name,
+                                      "ServiceName": stack.service.service_name},
+                      statistic="Average", period=MINUTE, label="running tasks")
+    cost_per_request = cw.MathExpression(
+        expression="IF(requests > 0, cost / requests, 0)", label="USD per request", period=Duration.minutes(5),
+        using_metrics={"cost": emf_metric(cfg, cfg.cost_metric, "Sum", Duration.minutes(5)),
+                       "requests": emf_metric(cfg, cfg.requests_metric, "Sum", Duration.minutes(5))})
+    board = cw.Dashboard(stack, "Dashboard", dashboard_name=f"{cfg.service_name}-{stack.stack_name}")
+    board.add_widgets(
+        cw.GraphWidget(title="GPU utilisation (%)", left=[gpu, gpu.with_(statistic="Maximum", label="max")],
+                       left_y_axis=cw.YAxisProps(min=0, max=100), width=12),
+        cw.GraphWidget(title="Latency (ms) against targets", left=latency, width=12, left_annotations=[
+            cw.HorizontalAnnotation(value=cfg.stt_latency_target_ms, label="STT target"),
+            cw.HorizontalAnnotation(value=cfg.tts_latency_target_ms, label="TTS target")]),
+        cw.GraphWidget(title="Queue depth per task, tasks", left=[queue.with_(label="queue per task")],
+                       right=[tasks], width=12, left_annotations=[
+                           cw.HorizontalAnnotation(value=cfg.scale_out_queue_per_task, label="scale out"),
+                           cw.HorizontalAnnotation(value=cfg.scale_in_queue_per_task, label="scale in")]),
+        cw.GraphWidget(title="Errors", left=[emf_metric(cfg, cfg.errors_metric, "Sum").with_(label="5xx"),
+                                             emf_metric(cfg, "RejectedCount", "Sum").with_(label="429/503")],
+                       right=[error_rate], width=12, right_annotations=[
+                           cw.HorizontalAnnotation(value=cfg.error_rate_percent, label="alarm")]),
+        cw.GraphWidget(title="Cost per request (USD)", left=[cost_per_request],
+                       right=[emf_metric(cfg, cfg.requests_metric, "Sum").with_(label="requests/min")], width=12),
+        cw.AlarmStatusWidget(title="Alarms", alarms=[stack.scale_out_alarm, stack.scale_in_alarm,
+                                                     stack.error_alarm], width=12),
+    )

@@ -1,0 +1,263 @@
+"""The voxhost stack: network, encryption, models on EFS, GPU capacity, the ECS service.
+
+Edge (ALB, WAF) lives in edge.py, autoscaling and monitoring in monitoring.py,
+cdk-nag suppressions (each with its reason) in nag.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_efs as efs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from voxhost_stack import edge, monitoring, nag
+from voxhost_stack.config import StackConfig
+
+EFS_MOUNT = "/mnt/efs"
+APP_UID = 10001  # the Dockerfile's non-root user; EFS access point writes as it
+# Placeholder API key ("name:sha256hex"): no key hashes to zeros, so the server
+# is closed until an operator stores real hashes in the secret.
+API_KEYS_PLACEHOLDER = "unset:" + "0" * 64
+
+
+class VoxhostStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig | None = None, **kwargs):
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = cfg = config or StackConfig()
+
+        # One customer-managed key (rotated yearly) for EFS, logs, secrets and SNS.
+        self.key = kms.Key(self, "DataKey", enable_key_rotation=True, alias="alias/voxhost",
+                           description="voxhost data at rest: EFS, CloudWatch Logs, Secrets Manager, SNS",
+                           removal_policy=RemovalPolicy.RETAIN)
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],  # a key policy's "*" is this key
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                    f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"}},
+        ))
+
+        self.vpc = self._network(cfg)
+        self.file_system, self.access_point = self._models_storage(cfg)
+        self.cluster, self.capacity_provider, self.asg = self._capacity(cfg)
+        self.log_group = logs.LogGroup(
+            self, "ServiceLogs", retention=self._retention(cfg.log_retention_days),
+            encryption_key=self.key, removal_policy=RemovalPolicy.RETAIN)
+        self.api_keys = secretsmanager.Secret(
+            self, "ApiKeys", encryption_key=self.key,
+            description="voxhost API keys as name:sha256hex,... in field api_keys (VOXHOST_API_KEYS)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({"api_keys": API_KEYS_PLACEHOLDER}),
+                generate_string_key="generated"))
+        self.task_definition, self.container = self._task(cfg)
+        self.service = self._service(cfg)
+        self.alb, self.target_group, self.web_acl = edge.add_edge(self, cfg)
+        monitoring.add_monitoring(self, cfg)
+        nag.suppress(self)
+
+    # --- network ---
+    def _network(self, cfg: StackConfig) -> ec2.Vpc:
+        nat = cfg.egress == "nat"
+        vpc = ec2.Vpc(
+            self, "Vpc", max_azs=cfg.max_azs, nat_gateways=1 if nat else 0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
+                ec2.SubnetConfiguration(
+                    name="tasks", cidr_mask=20,
+                    subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if nat else ec2.SubnetType.PRIVATE_ISOLATED),
+            ],
+        )
+        flow_logs = logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH,
+                                  encryption_key=self.key, removal_policy=RemovalPolicy.DESTROY)
+        vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
+                         traffic_type=ec2.FlowLogTrafficType.REJECT)
+        if not nat:
+            # No internet: everything the instances and tasks call has an endpoint.
+            # Models must be baked into the image or pre-seeded on EFS (docs/deploy.md).
+            vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+            for name, service in [
+                ("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
+                ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
+                ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
+                ("SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
+                ("Ecs", ec2.InterfaceVpcEndpointAwsService.ECS),
+                ("EcsAgent", ec2.InterfaceVpcEndpointAwsService.ECS_AGENT),
+                ("EcsTelemetry", ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY),
+                ("CloudWatch", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING),
+            ]:
+                vpc.add_interface_endpoint(name, service=service, private_dns_enabled=True)
+        return vpc
+
+    # --- models and voices on EFS ---
+    def _models_storage(self, cfg: StackConfig) -> tuple[efs.FileSystem, efs.AccessPoint]:
+        self.efs_sg = ec2.SecurityGroup(self, "EfsSg", vpc=self.vpc, allow_all_outbound=False,
+                                        description="EFS mount targets: NFS from voxhost tasks only")
+        fs = efs.FileSystem(
+            self, "Models", vpc=self.vpc, encrypted=True, kms_key=self.key, security_group=self.efs_sg,
+            vpc_subnets=ec2.SubnetSelection(subnet_group_name="tasks"),
+            performance_mode=efs.PerformanceMode.GENERAL_PURPOSE,
+            throughput_mode=efs.ThroughputMode.ELASTIC,
+            enable_automatic_backups=True, removal_policy=RemovalPolicy.RETAIN,
+            allow_anonymous_access=False,
+        )
+        # Refuse any unencrypted NFS connection, whoever holds the mount.
+        fs.add_to_resource_policy(iam.PolicyStatement(
+            effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()], actions=["*"], resources=["*"],
+            conditions={"Bool": {"aws:SecureTransport": "false"}}))
+        ap = fs.add_access_point(
+            "VoxhostAccessPoint", path="/voxhost",
+            create_acl=efs.Acl(owner_uid=str(APP_UID), owner_gid=str(APP_UID), permissions="750"),
+            posix_user=efs.PosixUser(uid=str(APP_UID), gid=str(APP_UID)))
+        return fs, ap
+
+    # --- GPU capacity: a mixed spot / on-demand Auto Scaling group ---
+    def _capacity(self, cfg: StackConfig):
+        cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc,
+                              container_insights_v2=ecs.ContainerInsights.ENABLED)
+        image = (ecs.EcsOptimizedImage.amazon_linux2(ecs.AmiHardwareType.GPU) if cfg.ami == "al2"
+                 else ecs.EcsOptimizedImage.amazon_linux2023(ecs.AmiHardwareType.GPU))
+        self.instance_sg = ec2.SecurityGroup(self, "InstanceSg", vpc=self.vpc,
+                                             description="GPU container instances (tasks use their own ENIs)")
+        role = iam.Role(self, "InstanceRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+                        description="ECS container instance: agent registration, image pulls, GPU metrics")
+        # GPU utilisation: the CloudWatch agent on the instance, into our namespace only.
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": f"{cfg.metric_namespace}/gpu"}}))
+        user_data = ec2.UserData.for_linux()
+        user_data.add_commands(
+            # Spot: the agent drains tasks (ALB deregistration, SIGTERM) on the 2-minute notice.
+            "echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config",
+            *gpu_agent_commands(cfg.metric_namespace))
+        template = ec2.LaunchTemplate(
+            self, "GpuTemplate", machine_image=image, role=role, security_group=self.instance_sg,
+            user_data=user_data, require_imdsv2=True, http_put_response_hop_limit=2,
+            block_devices=[ec2.BlockDevice(device_name="/dev/xvda", volume=ec2.BlockDeviceVolume.ebs(
+                cfg.instance_volume_gb, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3))],
+        )
+        asg = autoscaling.AutoScalingGroup(
+            self, "GpuAsg", vpc=self.vpc, vpc_subnets=ec2.SubnetSelection(subnet_group_name="tasks"),
+            min_capacity=cfg.min_tasks, max_capacity=cfg.max_tasks, capacity_rebalance=True,
+            mixed_instances_policy=autoscaling.MixedInstancesPolicy(
+                launch_template=template,
+                launch_template_overrides=[autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t))
+                                           for t in cfg.instance_types],
+                instances_distribution=autoscaling.InstancesDistribution(
+                    on_demand_base_capacity=cfg.on_demand_base,
+                    on_demand_percentage_above_base_capacity=cfg.on_demand_percent_above_base,
+                    spot_allocation_strategy=autoscaling.SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
+                ),
+            ),
+        )
+        provider = ecs.AsgCapacityProvider(
+            self, "GpuCapacity", auto_scaling_group=asg, enable_managed_scaling=True,
+            target_capacity_percent=100, enable_managed_termination_protection=True,
+            enable_managed_draining=True,
+            machine_image_type=ecs.MachineImageType.AMAZON_LINUX_2,
+            spot_instance_draining=True,
+        )
+        cluster.add_asg_capacity_provider(provider, spot_instance_draining=True)
+        return cluster, provider, asg
+
+    # --- the task: one GPU, the design's 4 vCPU / 15 GiB, models on EFS ---
+    def _task(self, cfg: StackConfig):
+        task_role = iam.Role(self, "TaskRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                             description="voxhost server: mounts its EFS access point, nothing else")
+        td = ecs.Ec2TaskDefinition(self, "Task", network_mode=ecs.NetworkMode.AWS_VPC, task_role=task_role)
+        td.add_volume(name="models", efs_volume_configuration=ecs.EfsVolumeConfiguration(
+            file_system_id=self.file_system.file_system_id,
+            transit_encryption="ENABLED",
+            authorization_config=ecs.AuthorizationConfig(access_point_id=self.access_point.access_point_id,
+                                                         iam="ENABLED")))
+        self.file_system.grant(task_role, "elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite")
+        repo = ecr.Repository.from_repository_name(self, "Repo", cfg.image_repository)
+        env = {
+            "VOXHOST_HOST": "0.0.0.0",
+            "VOXHOST_PORT": str(cfg.container_port),
+            "VOXHOST_STT_MODELS": cfg.stt_models,
+            "VOXHOST_STT_DEVICE": "cuda",
+            "VOXHOST_DRAIN_TIMEOUT_S": str(cfg.drain_seconds),
+            "VOXHOST_EMF_ENABLED": "true",
+            "VOXHOST_EMF_NAMESPACE": cfg.metric_namespace,
+            "VOXHOST_EMF_SERVICE_NAME": cfg.service_name,
+            "VOXHOST_INSTANCE_TYPE": cfg.instance_types[0],
+            **({"VOXHOST_STT_DOWNLOAD_ROOT": cfg.stt_download_root} if cfg.stt_download_root else {}),
+            **cfg.extra_env,
+        }
+        container = td.add_container(
+            "voxhost",
+            image=ecs.ContainerImage.from_ecr_repository(repo, cfg.image_tag),
+            cpu=cfg.task_cpu, memory_limit_mib=cfg.task_memory_mib, gpu_count=1,
+            environment=env,
+            secrets={"VOXHOST_API_KEYS": ecs.Secret.from_secrets_manager(self.api_keys, field="api_keys")},
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="voxhost", log_group=self.log_group,
+                                            mode=ecs.AwsLogDriverMode.NON_BLOCKING),
+            port_mappings=[ecs.PortMapping(container_port=cfg.container_port)],
+            stop_timeout=Duration.seconds(cfg.stop_timeout_seconds),
+            # Liveness only (/health): a slow model load must not get the task killed;
+            # readiness (/ready) is the ALB's job.
+            health_check=ecs.HealthCheck(
+                command=["CMD", "python", "-c",
+                         f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{cfg.container_port}"
+                         "/health', timeout=4)"],
+                interval=Duration.seconds(30), timeout=Duration.seconds(5), retries=3,
+                start_period=Duration.seconds(60)),
+            readonly_root_filesystem=False,
+        )
+        container.add_mount_points(ecs.MountPoint(container_path=EFS_MOUNT, source_volume="models",
+                                                  read_only=False))
+        return td, container
+
+    def _service(self, cfg: StackConfig) -> ecs.Ec2Service:
+        self.task_sg = ec2.SecurityGroup(self, "TaskSg", vpc=self.vpc, description="voxhost tasks")
+        self.efs_sg.add_ingress_rule(self.task_sg, ec2.Port.tcp(2049), "NFS (TLS) from voxhost tasks")
+        self.task_sg.add_egress_rule(self.efs_sg, ec2.Port.tcp(2049), "NFS (TLS) to EFS")
+        return ecs.Ec2Service(
+            self, "Service", cluster=self.cluster, task_definition=self.task_definition,
+            desired_count=cfg.min_tasks, security_groups=[self.task_sg],
+            vpc_subnets=ec2.SubnetSelection(subnet_group_name="tasks"),
+            capacity_provider_strategies=[ecs.CapacityProviderStrategy(
+                capacity_provider=self.capacity_provider.capacity_provider_name, weight=1)],
+            min_healthy_percent=100, max_healthy_percent=200,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            health_check_grace_period=Duration.seconds(300),  # model load from EFS + warm-up
+            placement_strategies=[ecs.PlacementStrategy.spread_across_instances()],
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+        )
+
+    @staticmethod
+    def _retention(days: int) -> logs.RetentionDays:
+        allowed = {7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH", 60: "TWO_MONTHS", 90: "THREE_MONTHS",
+                   180: "SIX_MONTHS", 365: "ONE_YEAR"}
+        if days not in allowed:
+            raise ValueError(f"log_retention_days must be one of {sorted(allowed)}")
+        return getattr(logs.RetentionDays, allowed[days])
+
+
+def gpu_agent_commands(namespace: str) -> list[str]:
+    """User data: the CloudWatch agent publishing nvidia-smi utilisation per Auto Scaling group."""
+    config = {
+        "agent": {"metrics_collection_interval": 60},
+        "metrics": {
+            "namespace": f"{namespace}/gpu",
+            "append_dimensions": {"AutoScalingGroupName": "${aws:AutoScalingGroupName}"},
+            "aggregation_dimensions": [["AutoScalingGroupName"]],
+            "metrics_collected": {"nvidia_gpu": {"measurement": ["utilization_gpu", "memory_used"]}},
+        },
+    }
+    path = "/opt/aws/amazon-cloudwatch-agent/etc/voxhost-gpu.json"
+    return [
+        "(yum install -y amazon-cloudwatch-agent || dnf install -y amazon-cloudwatch-agent)",
+        f"cat > {path} <<'EOF'\n{json.dumps(config, indent=1)}\nEOF",
+        f"/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:{path}",
+    ]

@@ -1,0 +1,190 @@
+"""`voxhost bench`: measure the throughput figures the planner needs, here.
+
+STT: real-time factor (compute s / audio s) at batch 1 over a few real eval
+clips, then aggregate throughput at each concurrency (parallel CTranslate2
+workers): its best value is the real-time streams one device sustains.
+TTS is pluggable (engines live on another branch): any `module:factory` whose
+factory returns an object with `name` and `synthesize(text) -> (samples,
+sample_rate)` is timed over the eval TTS sentences.
+
+Output: YAML in the planner's input format (a `throughput:` list), so
+`voxhost plan -i plan.yaml -i bench.yaml` uses the measured figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+import yaml
+
+from voxhost.evaluation.dataset import Utterance, load_manifest, tts_sentences
+
+Progress = Callable[[str, int], None]  # (description, steps done) callback
+
+
+class TtsBenchEngine(Protocol):
+    name: str
+
+    def synthesize(self, text: str) -> tuple[np.ndarray, int]: ...
+
+
+@dataclass(frozen=True)
+class SttResult:
+    model: str
+    rtf: float
+    streams: float
+    by_concurrency: dict[int, float]  # audio seconds per wall second
+    audio_seconds: float
+    clips: int
+
+
+@dataclass(frozen=True)
+class TtsResult:
+    model: str
+    rtf: float
+    chars_per_second: float
+    audio_seconds: float
+    sentences: int
+
+
+def device_label() -> str:
+    """The GPU's short name (T4, A10G, L4, H100...) or 'cpu': how the planner matches rows."""
+    try:
+        import ctranslate2
+
+        if ctranslate2.get_cuda_device_count() > 0:
+            name = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                  capture_output=True, text=True, timeout=10).stdout.splitlines()[0]
+            for short in ("T4", "A10G", "L4", "L40S", "A100", "H100", "H200"):
+                if short in name:
+                    return short
+            return name.strip()
+    except Exception:  # no CUDA, no nvidia-smi: a CPU run
+        pass
+    return "cpu"
+
+
+def pick_clips(count: int, max_seconds: float = 15.0, lang: str = "en") -> list[Utterance]:
+    """The first `count` eval clips of `lang` no longer than `max_seconds` (short default run)."""
+    rows = [u for u in load_manifest(lang=lang) if u.duration <= max_seconds]
+    if not rows:
+        raise ValueError(f"no {lang} eval clips of at most {max_seconds}s")
+    return rows[:count]
+
+
+def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progress: Progress | None = None,
+              settings=None) -> SttResult:
+    from voxhost.audio.decode import decode_audio
+    from voxhost.engines.stt.base import TranscriptionOptions
+    from voxhost.engines.stt.registry import SttRegistry
+    from voxhost.ops.settings import get_settings
+
+    base = settings or get_settings()
+    # One engine with as many CTranslate2 workers as the highest concurrency.
+    s = base.model_copy(update={"stt_models": [model], "stt_num_workers": max(concurrency)})
+    engine = SttRegistry(s).load(model, warm_up=True)
+    audios = [decode_audio(c.audio.read_bytes()) for c in clips]
+    seconds = sum(len(a) for a in audios) / 16000.0
+    options = [TranscriptionOptions(language=c.lang, beam_size=s.stt_beam_size, vad_filter=s.stt_vad_filter)
+               for c in clips]
+
+    def run_all() -> None:
+        for audio, opts in zip(audios, options):
+            engine.transcribe(audio, opts)
+
+    started = time.perf_counter()
+    for audio, opts in zip(audios, options):
+        engine.transcribe(audio, opts)
+        if progress:
+            progress(f"{model}: batch 1", 1)
+    rtf = (time.perf_counter() - started) / seconds
+
+    by_concurrency = {1: 1.0 / rtf}
+    for c in sorted(set(concurrency) - {1}):
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=c) as pool:
+            for future in [pool.submit(run_all) for _ in range(c)]:
+                future.result()
+        by_concurrency[c] = c * seconds / (time.perf_counter() - started)
+        if progress:
+            progress(f"{model}: {c} concurrent", len(clips))
+    return SttResult(model, rtf, max(by_concurrency.values()), by_concurrency, seconds, len(clips))
+
+
+def load_tts_engine(spec: str) -> TtsBenchEngine:
+    """`package.module:factory` -> the engine the factory returns."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"--tts-engine wants module:factory, got {spec!r}")
+    return getattr(importlib.import_module(module_name), attr)()
+
+
+def bench_tts(engine: TtsBenchEngine, sentences: list[str], progress: Progress | None = None) -> TtsResult:
+    engine.synthesize(sentences[0])  # warm-up, not timed
+    compute = audio_s = 0.0
+    chars = 0
+    for text in sentences:
+        started = time.perf_counter()
+        samples, rate = engine.synthesize(text)
+        compute += time.perf_counter() - started
+        audio_s += len(samples) / float(rate)
+        chars += len(text)
+        if progress:
+            progress(f"{engine.name}: synthesis", 1)
+    if audio_s <= 0:
+        raise ValueError(f"{engine.name} produced no audio")
+    return TtsResult(engine.name, compute / audio_s, chars / audio_s, audio_s, len(sentences))
+
+
+def to_plan_yaml(gpu: str, stt: list[SttResult], tts: list[TtsResult]) -> str:
+    """The planner's input format: a `throughput` list (see voxhost.planner.inputs.Throughput)."""
+    today = dt.date.today().isoformat()
+    cores = os.cpu_count()
+    rows = []
+    for r in stt:
+        conc = ", ".join(f"{c}: {v:.2f}" for c, v in sorted(r.by_concurrency.items()))
+        rows.append({"model": r.model, "kind": "stt", "gpu": gpu, "rtf": round(r.rtf, 5),
+                     "streams": round(r.streams, 3),
+                     "source": f"measured: voxhost bench {today} on {gpu} ({cores} CPU cores), {r.clips} clip(s), "
+                               f"{r.audio_seconds:.1f} s audio; audio s per s by concurrency {{{conc}}}"})
+    for r in tts:
+        rows.append({"model": r.model, "kind": "tts", "gpu": gpu, "rtf": round(r.rtf, 5),
+                     "source": f"measured: voxhost bench {today} on {gpu} ({cores} CPU cores), {r.sentences} "
+                               f"sentences, {r.audio_seconds:.1f} s audio, {r.chars_per_second:.1f} chars/s"})
+    header = ("# voxhost bench output: planner input (voxhost plan -i plan.yaml -i this.yaml).\n"
+              f"# Device: {gpu}. Set fleet.instance_type to an instance with this GPU to use these rows.\n")
+    return header + yaml.safe_dump({"throughput": rows}, sort_keys=False, width=120)
+
+
+def run_bench(out: Path, stt_models: list[str], clips: int, concurrency: list[int], tts_specs: list[str],
+              tts_sentence_count: int, gpu: str | None = None, progress_factory=None) -> str:
+    """Everything `voxhost bench` does; returns the YAML it wrote."""
+    chosen = pick_clips(clips)
+    sentences = tts_sentences()[:tts_sentence_count]
+    engines = [load_tts_engine(spec) for spec in tts_specs]
+    total = len(stt_models) * len(chosen) * (1 + len([c for c in set(concurrency) if c != 1])) + \
+        len(engines) * len(sentences)
+    with (progress_factory(total) if progress_factory else _null_progress()) as progress:
+        stt = [bench_stt(m, chosen, concurrency, progress) for m in stt_models]
+        tts = [bench_tts(e, sentences, progress) for e in engines]
+    text = to_plan_yaml(gpu or device_label(), stt, tts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return text
+
+
+class _null_progress:
+    def __enter__(self) -> Progress:
+        return lambda description, steps: None
+
+    def __exit__(self, *exc) -> None:
+        return None

@@ -1,0 +1,205 @@
+"""Planner inputs: one YAML file, every field defaulted to a documented value.
+
+Each default says where it comes from: `given` (the design document's own
+figures), `published` (a public benchmark, not measured by us), `assumed`
+(our choice, stated in docs/planner.md) or `measured` (`voxhost bench`).
+Prices default to src/voxhost/ops/cost.py, the one source of truth.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from voxhost.ops import cost
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Throughput(_Model):
+    """One model's speed on one GPU.
+
+    rtf: compute seconds per audio second at batch 1 (lower is faster).
+    streams: real-time streams one GPU sustains (audio seconds processed per
+    wall second at its best concurrency); defaults to 1 / rtf.
+    """
+
+    model: str
+    kind: Literal["stt", "tts"]
+    gpu: str
+    rtf: float = Field(gt=0)
+    streams: float | None = Field(default=None, gt=0)
+    first_chunk_ms: float | None = None
+    source: str
+
+    @property
+    def capacity(self) -> float:
+        return self.streams if self.streams is not None else 1.0 / self.rtf
+
+
+# Published T4 figures (not measured here): see docs/planner.md for the links.
+_LARGE_V3_T4_RTF = 0.064  # faster-whisper large-v3 fp16, batch 1, ~15.6x real time (whisper-jax #186)
+PUBLISHED_THROUGHPUT = [
+    Throughput(model="large-v3", kind="stt", gpu="T4", rtf=_LARGE_V3_T4_RTF,
+               source="published: faster-whisper large-v3 on T4, batch 1, ~15.6x real time "
+                      "(sanchit-gandhi/whisper-jax issue #186)"),
+    Throughput(model="large-v3-turbo", kind="stt", gpu="T4", rtf=round(_LARGE_V3_T4_RTF / 2.7, 4),
+               source="published: large-v3-turbo ~2.7x faster than large-v3 "
+                      "(SYSTRAN/faster-whisper issue #1030)"),
+    Throughput(model="xtts-v2", kind="tts", gpu="T4", rtf=0.25, first_chunk_ms=212,
+               source="published: XTTS-v2 with DeepSpeed, first chunk 212 ms, RTF 0.25 "
+                      "(coqui/XTTS-v2 model page, discussion #10)"),
+]
+
+
+class Usage(_Model):
+    # assumed: 50 min of voice chat a day per player (30-day month).
+    stt_minutes_per_player: float = 1500.0
+    # assumed: ~850k characters of NPC speech a month (~31 min/day at 15 chars/s).
+    tts_chars_per_player: float = 850_000.0
+    peak_to_average: float = Field(default=3.0, ge=1.0)  # assumed: evening peak 3x the 24/7 mean
+    speech_share: float = Field(default=0.5, gt=0, le=1)  # assumed: share of STT audio VAD keeps
+    chars_per_audio_second: float = Field(default=15.0, gt=0)  # assumed: ~150 words/min English
+    requests_per_player: float = 20_000.0  # assumed: utterances + TTS lines a month (WAF billing)
+    # Wire formats: 16 kHz 16-bit mono WAV uploads (worst case; Opus is ~8x less),
+    # 128 kbit/s MP3 replies (OpenAI's default response format).
+    upload_bytes_per_audio_second: float = 32_000.0
+    download_bytes_per_audio_second: float = 16_000.0
+
+
+class CloudPricing(_Model):
+    stt_model: str = "whisper-1"
+    tts_model: str = "tts-1"
+    prices: dict[str, float] = Field(default_factory=lambda: dict(cost.CLOUD_PRICES))
+
+    @model_validator(mode="after")
+    def _known(self) -> "CloudPricing":
+        for key in (f"{self.stt_model}_per_minute", f"{self.tts_model}_per_million_chars"):
+            if key not in self.prices:
+                raise ValueError(f"no cloud price '{key}' (known: {', '.join(self.prices)})")
+        return self
+
+    @property
+    def stt_per_minute(self) -> float:
+        return self.prices[f"{self.stt_model}_per_minute"]
+
+    @property
+    def tts_per_million_chars(self) -> float:
+        return self.prices[f"{self.tts_model}_per_million_chars"]
+
+
+class Fleet(_Model):
+    instance_type: str = "g4dn.xlarge"
+    on_demand_per_hour: float | None = None  # None: cost.INSTANCE_PRICES_PER_HOUR
+    gpus_per_instance: int = 1
+    spot_share: float = Field(default=0.5, ge=0, le=1)  # matches the CDK default mix
+    spot_discount: float = Field(default=cost.SPOT_DISCOUNT, ge=0, lt=1)
+    reserved_discount: float = Field(default=cost.RESERVED_DISCOUNT, ge=0, lt=1)
+    target_utilisation: float = Field(default=0.7, gt=0, le=1)  # headroom for latency targets
+    min_gpus: int = Field(default=1, ge=1)
+    ebs_gb_per_instance: float = 50.0  # ECS GPU AMI root volume + image layers
+
+    @property
+    def gpu(self) -> str:
+        return cost.INSTANCE_GPUS.get(self.instance_type, self.instance_type)
+
+    @property
+    def hourly(self) -> float:
+        if self.on_demand_per_hour is not None:
+            return self.on_demand_per_hour
+        try:
+            return cost.INSTANCE_PRICES_PER_HOUR[self.instance_type]
+        except KeyError:
+            raise ValueError(f"no price for {self.instance_type}; set fleet.on_demand_per_hour") from None
+
+
+class Platform(_Model):
+    """The fixed AWS pieces the CDK stack creates (keep in step with deploy/aws)."""
+
+    egress: Literal["nat", "endpoints"] = "nat"  # CDK context `egress`
+    nat_gateways: int = 1
+    azs: int = 2
+    interface_endpoints: int = 8  # ecr.api, ecr.dkr, logs, monitoring, secretsmanager, ecs, ecs-agent, ecs-telemetry
+    egress_gb_per_month: float = 50.0  # image pulls, model downloads, logs (assumed)
+    efs_gb: float = 10.0  # large-v3-turbo (1.6 GB) + TTS voices + headroom
+    log_gb_per_month: float = 5.0
+    custom_metrics: int = 10  # EMF metrics x dimension sets at the service level
+    alarms: int = 6  # 4 of ours + 2 of ECS managed scaling (target tracking)
+    waf_rules: int = 5  # rate limit, 3 managed groups, the body-size rule (deploy/aws edge.py)
+    secrets: int = 1
+    kms_keys: int = 1
+    prices: dict[str, float] = Field(default_factory=lambda: dict(cost.AWS_PRICES))
+
+
+class DesignClaims(_Model):
+    """What the design document states; the report checks it against its inputs."""
+
+    gpus: dict[int, int] = Field(default_factory=lambda: {50: 1, 500: 3, 5000: 10})
+    break_even_months: dict[int, float] = Field(default_factory=lambda: {50: 2.3, 500: 1.1, 5000: 0.4})
+    table_savings_pct: tuple[float, float] = (57.0, 96.0)
+    summary_savings_pct: tuple[float, float] = (60.0, 85.0)
+
+
+class PlanInputs(_Model):
+    players: list[int] = Field(default_factory=lambda: [50, 500, 5000])
+    usage: Usage = Field(default_factory=Usage)
+    cloud: CloudPricing = Field(default_factory=CloudPricing)
+    fleet: Fleet = Field(default_factory=Fleet)
+    platform: Platform = Field(default_factory=Platform)
+    stt_model: str = "large-v3-turbo"
+    tts_model: str = "xtts-v2"
+    # Measured entries (voxhost bench) win over published ones for the same model and GPU.
+    throughput: list[Throughput] = Field(default_factory=list)
+    # One-time cost (migration, engineering): a number, or one per player count.
+    one_time_usd: float | dict[int, float] = 20_000.0
+    tco_months: int = 36
+    design: DesignClaims = Field(default_factory=DesignClaims)
+
+    def one_time(self, players: int) -> float:
+        if isinstance(self.one_time_usd, dict):
+            if players not in self.one_time_usd:
+                raise ValueError(f"one_time_usd has no entry for {players} players")
+            return self.one_time_usd[players]
+        return self.one_time_usd
+
+    def throughput_for(self, kind: str, model: str) -> Throughput:
+        gpu = self.fleet.gpu
+        for row in [*self.throughput, *PUBLISHED_THROUGHPUT]:  # measured first
+            if row.kind == kind and row.model == model and row.gpu.lower() == gpu.lower():
+                return row
+        known = sorted({f"{r.model}@{r.gpu}" for r in [*self.throughput, *PUBLISHED_THROUGHPUT] if r.kind == kind})
+        raise ValueError(f"no {kind} throughput for {model} on {gpu}; known: {', '.join(known)}. "
+                         "Run `voxhost bench` on that GPU or add a `throughput` entry.")
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    """Deep merge; `throughput` lists concatenate so a bench file adds to a plan."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif key == "throughput" and isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = [*value, *out[key]]  # later files (fresher measurements) first
+        else:
+            out[key] = value
+    return out
+
+
+def load_inputs(paths: list[Path] | Path | None = None) -> PlanInputs:
+    """Defaults, overridden by each YAML file in turn (e.g. a plan, then bench output)."""
+    if paths is None:
+        paths = []
+    elif isinstance(paths, (str, Path)):
+        paths = [Path(paths)]
+    merged: dict = {}
+    for path in paths:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        merged = _merge(merged, raw)
+    return PlanInputs.model_validate(merged)

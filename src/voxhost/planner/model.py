@@ -1,0 +1,190 @@
+"""The planner's arithmetic: load -> GPUs at the peak -> monthly cost -> savings.
+
+Pure functions over PlanInputs; no I/O. Every figure the report prints comes
+from here so the tests can check it by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from voxhost.ops.cost import HOURS_PER_MONTH, blended_hourly
+from voxhost.planner.inputs import PlanInputs
+
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class Capacity:
+    players: int
+    stt_audio_s_per_s: float  # average speech seconds arriving per wall second (after VAD)
+    tts_audio_s_per_s: float  # average synthesised seconds per wall second
+    stt_gpu_load_peak: float  # GPUs busy with STT at the peak (at 100% utilisation)
+    tts_gpu_load_peak: float
+    gpus_peak: int  # GPUs needed at the peak, at the target utilisation
+    gpus_average: int  # GPUs the average load needs (autoscaling's floor)
+
+    @property
+    def gpu_load_peak(self) -> float:
+        return self.stt_gpu_load_peak + self.tts_gpu_load_peak
+
+
+@dataclass
+class SelfHostedCost:
+    gpus: int
+    lines: dict[str, float] = field(default_factory=dict)  # on-demand fleet, by component
+    compute_spot_mix: float = 0.0
+    compute_reserved: float = 0.0
+
+    @property
+    def on_demand(self) -> float:
+        return sum(self.lines.values())
+
+    @property
+    def spot_mix(self) -> float:
+        return self.on_demand - self.lines["GPU instances"] + self.compute_spot_mix
+
+    @property
+    def reserved(self) -> float:
+        return self.on_demand - self.lines["GPU instances"] + self.compute_reserved
+
+
+@dataclass(frozen=True)
+class Tier:
+    players: int
+    cloud_stt: float
+    cloud_tts: float
+    capacity: Capacity
+    self_hosted: SelfHostedCost
+    one_time: float
+    tco_months: int
+
+    @property
+    def cloud(self) -> float:
+        return self.cloud_stt + self.cloud_tts
+
+    def savings(self, self_monthly: float) -> float:
+        return self.cloud - self_monthly
+
+    def savings_pct(self, self_monthly: float) -> float:
+        return 100.0 * self.savings(self_monthly) / self.cloud if self.cloud else 0.0
+
+    def break_even_months(self, self_monthly: float) -> float | None:
+        """Months until the one-time cost is paid back; None if it never is."""
+        saved = self.savings(self_monthly)
+        if saved <= 0:
+            return None
+        return self.one_time / saved
+
+    def tco_cloud(self) -> float:
+        return self.tco_months * self.cloud
+
+    def tco_self(self, self_monthly: float) -> float:
+        return self.one_time + self.tco_months * self_monthly
+
+
+def cloud_cost(inputs: PlanInputs, players: int) -> tuple[float, float]:
+    """Monthly cloud API bill (STT, TTS): every minute sent is billed, silence included."""
+    u, c = inputs.usage, inputs.cloud
+    stt = players * u.stt_minutes_per_player * c.stt_per_minute
+    tts = players * u.tts_chars_per_player / 1e6 * c.tts_per_million_chars
+    return stt, tts
+
+
+def capacity(inputs: PlanInputs, players: int, gpus_override: int | None = None) -> Capacity:
+    u, f = inputs.usage, inputs.fleet
+    stt = inputs.throughput_for("stt", inputs.stt_model)
+    tts = inputs.throughput_for("tts", inputs.tts_model)
+    stt_rate = players * u.stt_minutes_per_player * 60.0 * u.speech_share / SECONDS_PER_MONTH
+    tts_rate = players * u.tts_chars_per_player / u.chars_per_audio_second / SECONDS_PER_MONTH
+    stt_load = stt_rate * u.peak_to_average / stt.capacity
+    tts_load = tts_rate * u.peak_to_average / tts.capacity
+    peak = _gpus(stt_load + tts_load, f.target_utilisation, f.min_gpus)
+    average = _gpus((stt_load + tts_load) / u.peak_to_average, f.target_utilisation, f.min_gpus)
+    return Capacity(players, stt_rate, tts_rate, stt_load, tts_load,
+                    gpus_override if gpus_override is not None else peak, average)
+
+
+def _gpus(load: float, utilisation: float, minimum: int) -> int:
+    # round() first so 2.0000000001 from float noise does not buy a third GPU
+    return max(minimum, math.ceil(round(load / utilisation, 9)))
+
+
+def self_hosted_cost(inputs: PlanInputs, cap: Capacity) -> SelfHostedCost:
+    """Monthly bill of the CDK stack with `cap.gpus_peak` GPUs running all month."""
+    u, f, p = inputs.usage, inputs.fleet, inputs.platform
+    price = p.prices
+    instances = math.ceil(cap.gpus_peak / f.gpus_per_instance)
+    hours = instances * HOURS_PER_MONTH
+
+    upload_gb = cap.stt_audio_s_per_s / u.speech_share * SECONDS_PER_MONTH * u.upload_bytes_per_audio_second / GB
+    download_gb = cap.tts_audio_s_per_s * SECONDS_PER_MONTH * u.download_bytes_per_audio_second / GB
+    lcus = (upload_gb + download_gb) / HOURS_PER_MONTH  # average GB/h through the ALB
+    if p.egress == "nat":
+        egress = p.nat_gateways * HOURS_PER_MONTH * price["nat_gateway_per_hour"] + \
+            p.egress_gb_per_month * price["nat_per_gb"]
+    else:
+        egress = p.interface_endpoints * p.azs * HOURS_PER_MONTH * price["vpc_interface_endpoint_per_az_hour"] + \
+            p.egress_gb_per_month * price["vpc_endpoint_per_gb"]
+    requests = cap.players * u.requests_per_player
+    lines = {
+        "GPU instances": hours * f.hourly,
+        "EBS (instance volumes)": instances * f.ebs_gb_per_instance * price["ebs_gp3_per_gb_month"],
+        "ALB": HOURS_PER_MONTH * (price["alb_per_hour"] + lcus * price["alb_per_lcu_hour"]),
+        "Data transfer out": download_gb * price["data_transfer_out_per_gb"],
+        f"Egress ({'NAT' if p.egress == 'nat' else 'VPC endpoints'})": egress,
+        "EFS (models, voices)": p.efs_gb * price["efs_standard_per_gb_month"],
+        "WAF": price["waf_web_acl_per_month"] + p.waf_rules * price["waf_rule_per_month"]
+        + requests / 1e6 * price["waf_per_million_requests"],
+        "CloudWatch": price["cloudwatch_dashboard_per_month"] + p.alarms * price["cloudwatch_alarm_per_month"]
+        + p.custom_metrics * price["cloudwatch_metric_per_month"]
+        + p.log_gb_per_month * price["cloudwatch_logs_ingest_per_gb"],
+        "Secrets Manager, KMS": p.secrets * price["secrets_manager_per_secret_month"]
+        + p.kms_keys * price["kms_key_per_month"],
+    }
+    return SelfHostedCost(
+        gpus=cap.gpus_peak,
+        lines=lines,
+        compute_spot_mix=hours * blended_hourly(f.hourly, spot_share=f.spot_share, spot_discount=f.spot_discount),
+        compute_reserved=hours * blended_hourly(f.hourly, reserved_share=1.0, reserved_discount=f.reserved_discount),
+    )
+
+
+def tier(inputs: PlanInputs, players: int, gpus_override: int | None = None,
+         one_time: float | None = None) -> Tier:
+    stt, tts = cloud_cost(inputs, players)
+    cap = capacity(inputs, players, gpus_override)
+    return Tier(players, stt, tts, cap, self_hosted_cost(inputs, cap),
+                inputs.one_time(players) if one_time is None else one_time, inputs.tco_months)
+
+
+def plan(inputs: PlanInputs) -> list[Tier]:
+    return [tier(inputs, n) for n in inputs.players]
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """The design document's figures next to what its inputs give."""
+
+    players: int
+    claimed_gpus: int
+    needed_gpus: int
+    claimed_break_even: float | None
+    claimed_savings_pct: float  # its method: claimed GPUs, on demand
+    implied_one_time: float | None  # claimed break-even x its own monthly savings
+
+
+def check_claims(inputs: PlanInputs) -> list[ClaimCheck]:
+    rows = []
+    d = inputs.design
+    for players, claimed in sorted(d.gpus.items()):
+        as_claimed = tier(inputs, players, gpus_override=claimed, one_time=0.0)
+        needed = capacity(inputs, players).gpus_peak
+        months = d.break_even_months.get(players)
+        saved = as_claimed.savings(as_claimed.self_hosted.on_demand)
+        rows.append(ClaimCheck(players, claimed, needed, months,
+                               as_claimed.savings_pct(as_claimed.self_hosted.on_demand),
+                               months * saved if months is not None else None))
+    return rows

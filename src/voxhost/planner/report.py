@@ -1,0 +1,161 @@
+"""Markdown report: the inputs, then the design document's tables, then the checks."""
+
+from __future__ import annotations
+
+from voxhost.planner.inputs import PlanInputs
+from voxhost.planner.model import Tier, check_claims, cloud_cost, plan
+
+
+def usd(value: float) -> str:
+    return f"${value:,.0f}" if abs(value) >= 100 else f"${value:,.2f}"
+
+
+def cents(value: float) -> str:
+    """Exact to the cent: the cloud column is checked against the design document."""
+    return f"${value:,.2f}"
+
+
+def months(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _inputs_section(inputs: PlanInputs) -> str:
+    u, c, f, p = inputs.usage, inputs.cloud, inputs.fleet, inputs.platform
+    stt = inputs.throughput_for("stt", inputs.stt_model)
+    tts = inputs.throughput_for("tts", inputs.tts_model)
+    rows = [
+        ["STT minutes per player per month", f"{u.stt_minutes_per_player:,.0f}"],
+        ["TTS characters per player per month", f"{u.tts_chars_per_player:,.0f}"],
+        ["Peak-to-average load", f"{u.peak_to_average:g}x"],
+        ["Share of STT audio that is speech (after VAD)", f"{u.speech_share:.0%}"],
+        ["Characters per second of synthesised speech", f"{u.chars_per_audio_second:g}"],
+        [f"Cloud STT: {c.stt_model}", f"${c.stt_per_minute:g} per minute"],
+        [f"Cloud TTS: {c.tts_model}", f"${c.tts_per_million_chars:g} per 1M characters"],
+        [f"Instance: {f.instance_type} ({f.gpu})", f"${f.hourly:g}/h on demand"],
+        ["Spot share, spot discount, reserved discount",
+         f"{f.spot_share:.0%}, {f.spot_discount:.0%}, {f.reserved_discount:.0%}"],
+        ["Target GPU utilisation at the peak", f"{f.target_utilisation:.0%}"],
+        [f"STT model: {stt.model} on {stt.gpu}",
+         f"RTF {stt.rtf:g}, {stt.capacity:.1f} real-time streams/GPU ({stt.source})"],
+        [f"TTS model: {tts.model} on {tts.gpu}",
+         f"RTF {tts.rtf:g}, {tts.capacity:.1f} real-time streams/GPU ({tts.source})"],
+        ["Egress", f"{p.egress} ({p.egress_gb_per_month:g} GB/month)"],
+        ["One-time cost (migration, engineering)",
+         ", ".join(f"{usd(inputs.one_time(n))} at {n:,}" for n in inputs.players)],
+        ["Total cost of ownership horizon", f"{inputs.tco_months} months"],
+    ]
+    return "## Inputs\n\n" + _table(["input", "value"], rows)
+
+
+def _money_tables(tiers: list[Tier]) -> str:
+    head = [f"{t.players:,} players" for t in tiers]
+    cloud = _table(["Cloud API (monthly)", *head], [
+        ["STT", *[cents(t.cloud_stt) for t in tiers]],
+        ["TTS", *[cents(t.cloud_tts) for t in tiers]],
+        ["**Total**", *[f"**{cents(t.cloud)}**" for t in tiers]],
+    ])
+    cap = _table(["Capacity at the peak", *head], [
+        ["STT load (GPUs at 100%)", *[f"{t.capacity.stt_gpu_load_peak:.2f}" for t in tiers]],
+        ["TTS load (GPUs at 100%)", *[f"{t.capacity.tts_gpu_load_peak:.2f}" for t in tiers]],
+        ["**GPUs needed at the peak**", *[f"**{t.capacity.gpus_peak}**" for t in tiers]],
+        ["GPUs for the average load", *[str(t.capacity.gpus_average) for t in tiers]],
+    ])
+    lines = list(tiers[0].self_hosted.lines)
+    selfhost = _table(["Self-hosted (monthly, peak fleet all month)", *head], [
+        *[[name, *[usd(t.self_hosted.lines[name]) for t in tiers]] for name in lines],
+        ["**Total, on demand**", *[f"**{usd(t.self_hosted.on_demand)}**" for t in tiers]],
+        ["Total, spot mix", *[usd(t.self_hosted.spot_mix) for t in tiers]],
+        ["Total, reserved", *[usd(t.self_hosted.reserved) for t in tiers]],
+    ])
+    summary = _table(["Savings and payback", *head], [
+        ["Savings per month, on demand", *[usd(t.savings(t.self_hosted.on_demand)) for t in tiers]],
+        ["Savings %, on demand", *[f"{t.savings_pct(t.self_hosted.on_demand):.0f}%" for t in tiers]],
+        ["Savings %, spot mix", *[f"{t.savings_pct(t.self_hosted.spot_mix):.0f}%" for t in tiers]],
+        ["One-time cost", *[usd(t.one_time) for t in tiers]],
+        ["Break-even months, on demand", *[months(t.break_even_months(t.self_hosted.on_demand)) for t in tiers]],
+        ["Break-even months, spot mix", *[months(t.break_even_months(t.self_hosted.spot_mix)) for t in tiers]],
+        [f"{tiers[0].tco_months}-month TCO, cloud API", *[usd(t.tco_cloud()) for t in tiers]],
+        [f"{tiers[0].tco_months}-month TCO, self-hosted on demand",
+         *[usd(t.tco_self(t.self_hosted.on_demand)) for t in tiers]],
+        [f"{tiers[0].tco_months}-month TCO, self-hosted spot mix",
+         *[usd(t.tco_self(t.self_hosted.spot_mix)) for t in tiers]],
+    ])
+    return "\n\n".join(["## Cloud API cost", cloud, "## GPUs", cap, "## Self-hosted cost", selfhost,
+                        "## Savings, break-even, total cost of ownership", summary])
+
+
+def _claims_section(inputs: PlanInputs) -> str:
+    checks = check_claims(inputs)
+    if not checks:
+        return ""
+    d = inputs.design
+    rows = [[f"{c.players:,}", str(c.claimed_gpus), str(c.needed_gpus), f"{c.claimed_savings_pct:.0f}%",
+             months(c.claimed_break_even), usd(c.implied_one_time) if c.implied_one_time is not None else "-"]
+            for c in checks]
+    notes = []
+    first, last = checks[0], checks[-1]
+    if last.players > first.players:
+        load_x = last.players / first.players
+        gpu_x = last.claimed_gpus / first.claimed_gpus
+        notes.append(
+            f"- Load grows {load_x:,.0f}x from {first.players:,} to {last.players:,} players, but the claimed "
+            f"GPUs grow {gpu_x:,.0f}x ({first.claimed_gpus} -> {last.claimed_gpus}). From the same inputs the "
+            f"peak needs {first.needed_gpus} -> {last.needed_gpus} GPUs: the claimed fleet does not follow "
+            "from the inputs."
+        )
+    notes.append(
+        "- The claimed break-even months imply one-time costs the document never states "
+        f"({', '.join(usd(c.implied_one_time) for c in checks if c.implied_one_time is not None)}: "
+        "break-even months x its own monthly savings), yet its 3-year totals include no one-time cost. "
+        "Here the one-time cost is an input (`one_time_usd`) and is included in the TCO."
+    )
+    lo, hi = min(c.claimed_savings_pct for c in checks), max(c.claimed_savings_pct for c in checks)
+    notes.append(
+        f"- Its summary says {d.summary_savings_pct[0]:.0f}-{d.summary_savings_pct[1]:.0f}% savings; its tables "
+        f"say {d.table_savings_pct[0]:.0f}-{d.table_savings_pct[1]:.0f}% (these inputs, priced at the claimed "
+        f"GPU counts, give {lo:.0f}-{hi:.0f}%). With the GPUs the load needs, see the savings table above."
+    )
+    return "\n\n".join([
+        "## The design document's claims, checked",
+        _table(["players", "claimed GPUs", "GPUs needed (peak)", "savings at claimed GPUs",
+                "claimed break-even (months)", "implied one-time cost"], rows),
+        "\n".join(notes),
+    ])
+
+
+def _alternatives(inputs: PlanInputs) -> str:
+    rows = []
+    for stt_model in ("whisper-1", "gpt-4o-mini-transcribe"):
+        for tts_model in ("tts-1", "tts-1-hd"):
+            variant = inputs.model_copy(update={"cloud": inputs.cloud.model_copy(
+                update={"stt_model": stt_model, "tts_model": tts_model})})
+            if f"{stt_model}_per_minute" not in variant.cloud.prices or \
+                    f"{tts_model}_per_million_chars" not in variant.cloud.prices:
+                continue
+            rows.append([f"{stt_model} + {tts_model}",
+                         *[usd(sum(cloud_cost(variant, n))) for n in inputs.players]])
+    return "## Other cloud API choices (monthly)\n\n" + _table(
+        ["cloud models", *[f"{n:,} players" for n in inputs.players]], rows)
+
+
+def render_report(inputs: PlanInputs, plot_name: str | None = None) -> str:
+    tiers = plan(inputs)
+    parts = [
+        "# voxhost cost and capacity plan",
+        "Generated by `voxhost plan`. Prices: src/voxhost/ops/cost.py unless the plan file overrides them. "
+        "Self-hosted cost prices the GPUs the peak needs, running all month (autoscaling only lowers it, "
+        "towards the average-load GPU count).",
+        _inputs_section(inputs),
+        _money_tables(tiers),
+        _claims_section(inputs),
+        _alternatives(inputs),
+    ]
+    if plot_name:
+        parts.append(f"## Monthly cost against players\n\n![monthly cost against players]({plot_name})")
+    return "\n\n".join(p for p in parts if p) + "\n"

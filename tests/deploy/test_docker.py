@@ -1,0 +1,70 @@
+"""The images can't be built here (no Docker engine); check what they promise, statically.
+
+The install itself is `make install`, the target CI runs on every build, so
+the steps inside the images are the tested ones.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# The ECS GPU-optimised Amazon Linux 2 AMI's driver (550.x) supports CUDA 12.4
+# natively (aws/amazon-ecs-ami release notes, 2025-2026 releases).
+ECS_AMI_MAX_CUDA = (12, 4)
+
+
+def _instructions(path: Path) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", path.read_text())
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            rows.append((keyword.upper(), rest.strip()))
+    return rows
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.cpu"])
+def test_image_contract(name):
+    rows = _instructions(ROOT / "deploy" / "docker" / name)
+    keywords = [k for k, _ in rows]
+    args = {rest.split("=")[0]: rest.split("=", 1)[1] if "=" in rest else "" for k, rest in rows if k == "ARG"}
+    base = next(v for k, v in args.items() if k in ("CUDA_IMAGE", "PYTHON_IMAGE"))
+    assert ":" in base and "latest" not in base  # pinned
+    # One install path with CI, as the non-root user.
+    run_make = [i for i, (k, rest) in enumerate(rows) if k == "RUN" and rest.startswith("make install")]
+    user = [i for i, (k, rest) in enumerate(rows) if k == "USER"]
+    assert len(run_make) == 1 and user and user[0] < run_make[0]
+    assert rows[user[-1]][1] == "voxhost" and "BAKE_MODEL" in args and "EXTRAS" in args
+    assert "python3.11" in rows[run_make[0]][1]
+    health = next(rest for k, rest in rows if k == "HEALTHCHECK")
+    assert "/ready" in health
+    assert keywords.index("HEALTHCHECK") < keywords.index("CMD")
+    assert next(rest for k, rest in rows if k == "CMD") == '["voxhost", "serve"]'
+
+
+def test_gpu_base_matches_the_ecs_gpu_ami_driver():
+    args = dict(rest.split("=", 1) for k, rest in _instructions(ROOT / "deploy/docker/Dockerfile") if k == "ARG"
+                and "=" in rest)
+    match = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-cudnn-runtime-ubuntu\d+\.\d+", args["CUDA_IMAGE"])
+    assert match, args["CUDA_IMAGE"]
+    cuda = (int(match[1]), int(match[2]))
+    assert cuda[0] == 12 and cuda <= ECS_AMI_MAX_CUDA  # CTranslate2 4.x: CUDA 12 + cuDNN 9 ("cudnn" = 9 from 12.4)
+
+
+def test_make_install_accepts_no_extras_and_is_what_ci_runs():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "$(if $(EXTRAS),[$(EXTRAS)])" in makefile  # EXTRAS= builds an image without piper
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^install-test:.*\n(?:\t.*\n)*\t\$\(MAKE\) install ", makefile, re.M)
+
+
+def test_dockerignore_keeps_the_context_small():
+    lines = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert lines[0] == "**"  # everything excluded...
+    assert {"!Makefile", "!pyproject.toml", "!README.md", "!src/"} <= set(lines)  # ...but what make install needs
