@@ -75,7 +75,9 @@ def main() -> None:
                 started = time.perf_counter()
                 segments, _ = raw.transcribe(
                     faster_whisper.decode_audio(str(utt.audio)), beam_size=settings.stt_beam_size,
-                    vad_filter=True, vad_parameters={"threshold": settings.stt_vad_threshold},
+                    # voxhost trims non-speech only from long audio (short audio is only gated)
+                    vad_filter=utt.duration > settings.stt_vad_trim_over_seconds,
+                    vad_parameters={"threshold": settings.stt_vad_threshold},
                     no_speech_threshold=settings.stt_no_speech_threshold,
                 )
                 raw_text = "".join(s.text for s in segments)

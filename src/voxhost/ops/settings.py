@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     stt_vad_filter: bool = True  # gate silence before Whisper: no hallucinated "Thank you."
     stt_vad_threshold: float = 0.5  # OpenAI's default; 0.9 clips speech
     stt_no_speech_threshold: float = 0.6
+    # Audio longer than this has non-speech removed before decoding (saves
+    # compute, avoids hallucinations in long gaps); shorter audio is only gated.
+    stt_vad_trim_over_seconds: float = 30.0
     stt_download_root: Path | None = None  # where hub ids are downloaded (EFS in production)
 
     # --- limits ---

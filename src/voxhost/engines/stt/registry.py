@@ -44,6 +44,7 @@ class SttRegistry:
             download_root=str(s.stt_download_root) if s.stt_download_root else None,
             vad_threshold=s.stt_vad_threshold,
             no_speech_threshold=s.stt_no_speech_threshold,
+            vad_trim_over_seconds=s.stt_vad_trim_over_seconds,
         )
         if warm_up:
             engine.warm_up()
