@@ -26,7 +26,11 @@ def _spell_number(match: re.Match) -> str:
     try:
         if "." in token:
             return " " + num2words(float(token)) + " "
-        return " " + num2words(int(token)) + " "
+        value = int(token)
+        if len(token) == 4 and 1100 <= value <= 2099 and value % 100:
+            # "1813" is read "eighteen thirteen" in speech and in the references.
+            return " " + num2words(value, to="year") + " "
+        return " " + num2words(value) + " "
     except (ValueError, OverflowError):
         return " " + token + " "
 
