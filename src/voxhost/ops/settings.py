@@ -59,8 +59,9 @@ class Settings(BaseSettings):
     tts_threads: int = 1  # onnxruntime intra-op threads per engine
     tts_max_input_chars: int = 4096  # OpenAI's limit
     # Phrase cache: synthesised NPC lines are game content, not player data,
-    # so it is on by default. Disk tier lives in cache_dir/tts.
+    # so it is on by default. Disk tier: tts_cache_path, else cache_dir/tts.
     tts_cache_enabled: bool = True
+    tts_cache_path: Path | None = None
     tts_cache_memory_bytes: int = 64 * 1024 * 1024
     tts_cache_disk_bytes: int = 1024 * 1024 * 1024
 
@@ -84,7 +85,7 @@ class Settings(BaseSettings):
 
     @property
     def tts_cache_dir(self) -> Path:
-        return self.cache_dir / "tts"
+        return self.tts_cache_path or self.cache_dir / "tts"
 
 
 @lru_cache

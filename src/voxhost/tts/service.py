@@ -48,6 +48,7 @@ class SpeechJob:
 class SpeechStream:
     cache: str  # "hit" | "miss"
     chunks: AsyncIterator[bytes]
+    data: bytes | None = None  # the whole audio, on a hit
 
 
 class _Renderer:
@@ -124,7 +125,7 @@ class SpeechService:
         fails (queue full, nothing pronounceable) fails before any byte is sent."""
         data = self.cached(job)
         if data is not None:
-            return SpeechStream("hit", _once(data))
+            return SpeechStream("hit", _once(data), data)
         on_complete = (lambda blob: self.cache.put(job.key, blob)) if self.cache is not None else None
         renderer = _Renderer(job.chunks, job.format, job.engine.sample_rate, on_complete)
         stream = self.scheduler.stream(job.engine, job.chunks, job.voice, job.speed, renderer, lane=lane)
