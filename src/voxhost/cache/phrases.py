@@ -174,6 +174,14 @@ class DiskTier:
             self._approx = total
         return freed
 
+    def enforce(self) -> int:
+        """Rescan and evict if over budget. Each process only counts its own writes
+        between scans, so a batch writer calls this when it is done."""
+        total = self._scan_total()
+        with self._lock:
+            self._approx = total
+        return self.evict() if total > self.max_bytes else 0
+
     def clear(self) -> int:
         with file_lock(self.dir / ".evict.lock"):
             entries = self._entries()

@@ -234,6 +234,8 @@ def cache_warm(
         task = progress.add_task("Warming", total=len(rows) * len(fmt))
         asyncio.run(warm(progress, task))
     scheduler.shutdown()
+    if cache.disk is not None:
+        cache.disk.enforce()
     console.print(f"synthesised {counts['miss']}, already cached {counts['hit']}, failed {counts['failed']}")
     if counts["failed"]:
         raise typer.Exit(code=1)
