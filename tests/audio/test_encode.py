@@ -33,7 +33,7 @@ def test_joins_between_chunks_pass_through_zero(speech):
     assert all(abs(p[0]) > 0.1 for p in pieces[1:])  # raw joins would click
     chunks = [TextChunk(f"piece {i}", 0.0 if i == 0 else 0.12) for i in range(len(pieces))]
     renderer = _Renderer(chunks, "pcm", 16_000, None)
-    out = b"".join(renderer.feed(p) for p in pieces) + renderer.close()
+    out = b"".join(b for p in pieces for b in renderer.feed(p)) + renderer.close()
     pcm = np.frombuffer(out, "<i2").astype(np.float32) / 32768
     rate_ratio = OUTPUT_RATE / 16_000
     for i, cut in enumerate(cuts, start=1):

@@ -52,7 +52,7 @@ class CountingRenderer:
 
     def feed(self, pcm):
         self.fed += 1
-        return pcm.tobytes()
+        return [pcm.tobytes()]
 
     def close(self):
         self.closed = True

@@ -8,7 +8,7 @@ is this module's business alone.
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Iterator, Protocol, Sequence
+from typing import AsyncIterator, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from voxhost.scheduler.stt import Lane
 class Renderer(Protocol):
     """Turns each chunk's PCM into output bytes; runs on the synthesis worker."""
 
-    def feed(self, pcm: np.ndarray) -> bytes: ...
+    def feed(self, pcm: np.ndarray) -> Iterable[bytes]: ...
 
     def close(self) -> bytes: ...
 
@@ -32,14 +32,14 @@ class TtsScheduler:
     def __init__(self, executor: EngineExecutor):
         self.executor = executor
 
-    def _produce(self, engine: TtsEngine, chunks: Sequence[TextChunk], voice: VoiceSelection, speed: float,
+    def _produce(self, engine: TtsEngine, chunks: Iterable[TextChunk], voice: VoiceSelection, speed: float,
                  renderer: Renderer) -> Iterator[bytes]:
         finished = False
         try:
             for pcm in engine.stream(chunks, voice, speed):
-                data = renderer.feed(pcm)
-                if data:
-                    yield data
+                for data in renderer.feed(pcm):
+                    if data:
+                        yield data
             tail = renderer.close()
             finished = True
             if tail:
@@ -49,7 +49,7 @@ class TtsScheduler:
                 renderer.abort()
 
     async def stream(
-        self, engine: TtsEngine, chunks: Sequence[TextChunk], voice: VoiceSelection, speed: float,
+        self, engine: TtsEngine, chunks: Iterable[TextChunk], voice: VoiceSelection, speed: float,
         renderer: Renderer, *, lane: Lane = Lane.INTERACTIVE,
     ) -> AsyncIterator[bytes]:
         async for data in self.executor.stream(lambda: self._produce(engine, chunks, voice, speed, renderer)):

@@ -9,8 +9,9 @@ the same cache keys). Knows nothing of HTTP.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Sequence
+from typing import AsyncIterator, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from voxhost.scheduler.stt import Lane
 from voxhost.scheduler.tts import TtsScheduler
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
+FIRST_SLICE_SECONDS = 0.1
+SLICE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,30 @@ class SpeechJob:
 
 
 @dataclass
+class FirstChunkTiming:
+    """Where the first audio byte's time went (seconds), measured on the worker.
+    Sent as a Server-Timing header: a client sees what the network and HTTP add."""
+
+    opened: float = 0.0  # open() called
+    started: float = 0.0  # the engine asked for its first chunk (left the queue)
+    synthesised: float = 0.0  # the engine handed over its first PCM
+    encoded: float = 0.0  # its first bytes were encoded
+
+    def header(self) -> str:
+        def ms(a: float, b: float) -> float:
+            return max(0.0, (b - a) * 1000) if a and b else 0.0
+
+        return (f"queue;dur={ms(self.opened, self.started):.2f}, "
+                f"engine;dur={ms(self.started, self.synthesised):.2f}, "
+                f"encode;dur={ms(self.synthesised, self.encoded):.2f}")
+
+
+@dataclass
 class SpeechStream:
     cache: str  # "hit" | "miss"
     chunks: AsyncIterator[bytes]
     data: bytes | None = None  # the whole audio, on a hit
+    timing: FirstChunkTiming | None = None  # on a miss
 
 
 class _Renderer:
@@ -57,8 +80,9 @@ class _Renderer:
     request that follows the response at once is already a hit."""
 
     def __init__(self, chunks: Sequence[TextChunk], fmt: str, rate: int,
-                 on_complete: Callable[[bytes], None] | None):
+                 on_complete: Callable[[bytes], None] | None, timing: FirstChunkTiming | None = None):
         self._chunks = chunks
+        self.timing = timing or FirstChunkTiming()
         self._rate = rate
         self._encoder = StreamEncoder(fmt, rate)
         self._index = 0
@@ -66,19 +90,29 @@ class _Renderer:
         self._parts: list[bytes] = []
         self._on_complete = on_complete
 
-    def feed(self, pcm: np.ndarray) -> bytes:
+    def feed(self, pcm: np.ndarray) -> Iterator[bytes]:
+        if not self.timing.synthesised:
+            self.timing.synthesised = time.perf_counter()
         chunk = self._chunks[min(self._index, len(self._chunks) - 1)]
         self._index += 1
         if pcm.size == 0:
-            return b""  # nothing pronounceable in this piece; no pause for it either
+            return  # nothing pronounceable in this piece; no pause for it either
         audio = shape(pcm, self._rate)
         if self._spoken and chunk.pause > 0:
             audio = np.concatenate([silence(chunk.pause, self._rate), audio])
+        # Encode the first sentence in short slices: its first bytes leave after
+        # ~0.1 s of audio is encoded, not after the whole sentence is.
+        step = int((FIRST_SLICE_SECONDS if not self._spoken else SLICE_SECONDS) * self._rate)
         self._spoken = True
-        data = self._encoder.encode(audio)
-        if self._on_complete is not None:
-            self._parts.append(data)
-        return data
+        for start in range(0, audio.size, step):
+            data = self._encoder.encode(audio[start:start + step])
+            if data and not self.timing.encoded:
+                self.timing.encoded = time.perf_counter()
+            if data:
+                if self._on_complete is not None:
+                    self._parts.append(data)
+                yield data
+            step = int(SLICE_SECONDS * self._rate)
 
     def close(self) -> bytes:
         if not self._spoken:
@@ -126,9 +160,11 @@ class SpeechService:
         data = self.cached(job)
         if data is not None:
             return SpeechStream("hit", _once(data), data)
+        timing = FirstChunkTiming(opened=time.perf_counter())
         on_complete = (lambda blob: self.cache.put(job.key, blob)) if self.cache is not None else None
-        renderer = _Renderer(job.chunks, job.format, job.engine.sample_rate, on_complete)
-        stream = self.scheduler.stream(job.engine, job.chunks, job.voice, job.speed, renderer, lane=lane)
+        renderer = _Renderer(job.chunks, job.format, job.engine.sample_rate, on_complete, timing)
+        stream = self.scheduler.stream(job.engine, _timed(job.chunks, timing), job.voice, job.speed, renderer,
+                                       lane=lane)
         try:
             first = await stream.__anext__()
         except StopAsyncIteration:  # pragma: no cover - the renderer raises first
@@ -136,13 +172,21 @@ class SpeechService:
         except BaseException:
             await stream.aclose()
             raise
-        return SpeechStream("miss", _chain(first, stream))
+        return SpeechStream("miss", _chain(first, stream), timing=timing)
 
     async def synthesize(self, job: SpeechJob, *, lane: Lane = Lane.INTERACTIVE) -> tuple[bytes, str]:
         """The whole line as bytes (CLI, cache warming); fills the cache on a miss."""
         result = await self.open(job, lane=lane)
         parts = [piece async for piece in result.chunks]
         return b"".join(parts), result.cache
+
+
+def _timed(chunks: Sequence[TextChunk], timing: FirstChunkTiming) -> Iterator[TextChunk]:
+    """The chunks, noting when the engine (on its worker) asks for the first."""
+    for i, chunk in enumerate(chunks):
+        if i == 0:
+            timing.started = time.perf_counter()
+        yield chunk
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

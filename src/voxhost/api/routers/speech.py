@@ -30,6 +30,8 @@ async def create_speech(body: SpeechRequest, state: AppState = Depends(require_r
     result = await speech.open(job)
     headers = {"X-Cache": result.cache, "X-Voxhost-Engine": job.engine.name,
                "X-Voxhost-Voice": job.voice.definition, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if result.timing is not None:
+        headers["Server-Timing"] = result.timing.header()
     if body.stream_format == "sse":
         return StreamingResponse(sse_events(result.chunks, job.input_tokens), media_type="text/event-stream",
                                  headers=headers)
