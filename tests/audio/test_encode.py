@@ -36,12 +36,27 @@ def test_joins_between_chunks_pass_through_zero(speech):
     out = b"".join(b for p in pieces for b in renderer.feed(p)) + renderer.close()
     pcm = np.frombuffer(out, "<i2").astype(np.float32) / 32768
     rate_ratio = OUTPUT_RATE / 16_000
+    expected = (speech.size + (len(pieces) - 1) * 0.12 * 16_000) * rate_ratio
+    assert abs(pcm.size - expected) < 64  # every sample once: speech plus the pauses, nothing more
     for i, cut in enumerate(cuts, start=1):
         # Position of the i-th join in the 24 kHz output: after i pauses of 0.12 s.
         start = int(round((cut + i * 0.12 * 16_000) * rate_ratio))
         window = pcm[start - 12:start + 12]  # the half-millisecond either side of the join
         assert np.max(np.abs(window)) < 0.05, (i, np.max(np.abs(window)))
     assert np.max(np.abs(pcm)) > 0.3  # the speech itself is untouched
+
+
+def test_renderer_passes_every_sample_once_at_24khz(speech):
+    """The first chunk goes out in slices, the rest whole: nothing lost, nothing repeated."""
+    audio24 = np.repeat(speech, 3)[::2]  # any 24 kHz signal will do
+    chunks = [TextChunk("one", 0.0), TextChunk("two", 0.12)]
+    renderer = _Renderer(chunks, "pcm", OUTPUT_RATE, None)
+    pieces = [list(renderer.feed(audio24)), list(renderer.feed(audio24))]
+    assert len(pieces[0][0]) == 2 * int(0.1 * OUTPUT_RATE)  # the first sentence leaves 0.1 s at a time first
+    out = np.frombuffer(b"".join(b for p in pieces for b in p) + renderer.close(), "<i2")
+    assert out.size == 2 * audio24.size + int(0.12 * OUTPUT_RATE)
+    expected = (np.clip(audio24[5000:6000], -1, 1) * 32767).astype("<i2")
+    assert np.array_equal(out[5000:6000], expected)  # the middle is the input, untouched
 
 
 def test_pcm_resamples_to_24khz():

@@ -102,17 +102,18 @@ class _Renderer:
             audio = np.concatenate([silence(chunk.pause, self._rate), audio])
         # Encode the first sentence in short slices: its first bytes leave after
         # ~0.1 s of audio is encoded, not after the whole sentence is.
-        step = int((FIRST_SLICE_SECONDS if not self._spoken else SLICE_SECONDS) * self._rate)
+        first = int(FIRST_SLICE_SECONDS * self._rate) if not self._spoken else 0
         self._spoken = True
-        for start in range(0, audio.size, step):
-            data = self._encoder.encode(audio[start:start + step])
+        step = int(SLICE_SECONDS * self._rate)
+        bounds = [0, *range(first or step, audio.size, step), audio.size]
+        for start, end in zip(bounds, bounds[1:]):
+            data = self._encoder.encode(audio[start:end])
             if data and not self.timing.encoded:
                 self.timing.encoded = time.perf_counter()
             if data:
                 if self._on_complete is not None:
                     self._parts.append(data)
                 yield data
-            step = int(SLICE_SECONDS * self._rate)
 
     def close(self) -> bytes:
         if not self._spoken:
