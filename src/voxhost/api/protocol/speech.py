@@ -8,8 +8,6 @@ from typing import Any, AsyncIterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from voxhost.audio.encode import FORMATS
-
 STREAM_FORMATS = ("audio", "sse")
 SSE_PIECE_BYTES = 32 * 1024  # a cached line is sent as a few deltas, not one huge event
 
@@ -48,6 +46,3 @@ async def sse_events(chunks: AsyncIterator[bytes], input_tokens: int) -> AsyncIt
             yield sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
     yield sse_event({"type": "speech.audio.done",
                      "usage": {"input_tokens": input_tokens, "output_tokens": 0, "total_tokens": input_tokens}})
-
-
-__all__ = ["FORMATS", "STREAM_FORMATS", "SpeechRequest", "sse_event", "sse_events"]
