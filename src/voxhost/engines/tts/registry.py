@@ -24,16 +24,16 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "m
 OPENAI_TTS_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 
 # OpenAI voice -> bundled voice, per engine. One-voice engines map every name to
-# their voice; Kokoro maps by the OpenAI voice's character (female/male) and
-# gives two names blends. Override any entry with VOXHOST_TTS_VOICE_MAP (JSON).
+# their voice; Kokoro maps by the OpenAI voice's character (female/male), puts
+# its clearest voices on the most used names, and gives some names blends. Override any entry with VOXHOST_TTS_VOICE_MAP (JSON).
 DEFAULT_VOICE_MAP: dict[str, dict[str, str]] = {
     "hibari": {name: "heart" for name in OPENAI_VOICES},
     "piper": {name: "joe" for name in OPENAI_VOICES},
-    "kokoro": {
-        "alloy": "jf_alpha", "ash": "jm_kumo", "ballad": "jm_kumo(3)+jf_alpha(1)", "cedar": "jm_kumo",
-        "coral": "jf_gongitsune", "echo": "jm_kumo", "fable": "jm_kumo(2)+jf_nezumi(1)", "marin": "jf_tebukuro",
-        "nova": "jf_nezumi", "onyx": "jm_kumo", "sage": "jf_alpha(1)+jf_gongitsune(1)", "shimmer": "jf_tebukuro",
-        "verse": "jm_kumo",
+    "kokoro": {  # clearest English first: round-trip WER in docs/architecture.md
+        "alloy": "jf_gongitsune", "ash": "jm_kumo", "ballad": "jm_kumo(3)+jf_alpha(1)", "cedar": "jm_kumo",
+        "coral": "jf_gongitsune(1)+jf_nezumi(1)", "echo": "jm_kumo", "fable": "jm_kumo(2)+jf_nezumi(1)",
+        "marin": "jf_tebukuro", "nova": "jf_nezumi", "onyx": "jm_kumo", "sage": "jf_alpha(1)+jf_gongitsune(1)",
+        "shimmer": "jf_tebukuro", "verse": "jm_kumo",
     },
 }
 
