@@ -37,6 +37,7 @@ test: install-test
 
 bench: install
 	$(BIN)/python bench/stt_overhead.py
+	$(BIN)/python bench/tts_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

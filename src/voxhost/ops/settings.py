@@ -46,6 +46,28 @@ class Settings(BaseSettings):
     stt_vad_trim_over_seconds: float = 30.0
     stt_download_root: Path | None = None  # where hub ids are downloaded (EFS in production)
 
+    # --- text-to-speech ---
+    # Engines to load, first is the default. `piper` needs the GPL extra
+    # (pip install voxhost[piper]); when it is missing it is skipped with a warning.
+    tts_engines: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["hibari", "kokoro", "piper"])
+    # OpenAI model names -> engine. Engine names work as model names too.
+    tts_model_aliases: dict[str, str] = Field(
+        default_factory=lambda: {"tts-1": "hibari", "tts-1-hd": "kokoro", "gpt-4o-mini-tts": "hibari"}
+    )
+    # OpenAI voice names -> voice per engine (JSON in VOXHOST_TTS_VOICE_MAP). Entries
+    # here replace the built-in table per engine/voice (voxhost.engines.tts.voices).
+    tts_voice_map: dict[str, dict[str, str]] = Field(default_factory=dict)
+    tts_concurrency: int = 2  # syntheses running at once (one worker thread each)
+    tts_max_queue: int = 32  # waiting syntheses beyond that; more -> 429
+    tts_threads: int = 1  # onnxruntime intra-op threads per engine
+    tts_max_input_chars: int = 4096  # OpenAI's limit
+    # Phrase cache: synthesised NPC lines are game content, not player data,
+    # so it is on by default. Disk tier: tts_cache_path, else cache_dir/tts.
+    tts_cache_enabled: bool = True
+    tts_cache_path: Path | None = None
+    tts_cache_memory_bytes: int = 64 * 1024 * 1024
+    tts_cache_disk_bytes: int = 1024 * 1024 * 1024
+
     # --- limits ---
     max_upload_bytes: int = 25 * 1024 * 1024
     max_audio_seconds: float = 3600.0
@@ -53,7 +75,7 @@ class Settings(BaseSettings):
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)
 
-    @field_validator("stt_models", mode="before")
+    @field_validator("stt_models", "tts_engines", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -63,6 +85,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.cache_dir / "models"
+
+    @property
+    def tts_cache_dir(self) -> Path:
+        return self.tts_cache_path or self.cache_dir / "tts"
 
 
 @lru_cache

@@ -23,6 +23,9 @@ async def ready(state: AppState = Depends(get_state)) -> JSONResponse:
         return JSONResponse({"status": "draining"}, status_code=503)
     if not state.ready.is_set():
         return JSONResponse({"status": "loading"}, status_code=503)
-    return JSONResponse(
-        {"status": "ready", "stt_models": list(state.stt.engines), "stt_pending": state.stt_scheduler.pending}
-    )
+    return JSONResponse({
+        "status": "ready",
+        "stt_models": list(state.stt.engines),
+        "tts_engines": list(state.tts.engines),
+        "stt_pending": state.stt_scheduler.pending,
+    })

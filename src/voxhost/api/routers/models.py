@@ -11,11 +11,17 @@ CREATED = 1_700_000_000  # fixed: OpenAI's shape needs an int; ours carries no m
 
 
 def _model_rows(state: AppState) -> list[dict]:
-    return [
+    rows = [
         {"id": row["id"], "object": "model", "created": CREATED, "owned_by": row["owned_by"],
          "task": "transcription", "loaded": row["loaded"]}
         for row in state.stt.describe()
     ]
+    rows += [
+        {"id": row["id"], "object": "model", "created": CREATED, "owned_by": "voxhost", "task": "speech",
+         "loaded": row["loaded"]}
+        for row in state.tts.describe_models()
+    ]
+    return rows
 
 
 @router.get("/models")

@@ -1,0 +1,53 @@
+"""Round-trip WER per voice: each voice speaks the evaluation sentences (one
+request's worth, split and stitched as the server does), bundled Whisper base
+transcribes the result in one pass.
+
+    PYTHONPATH=src python bench/tts_voice_wer.py [--engine kokoro] [--voices jm_kumo,jf_alpha(1)+jm_kumo(1)]
+
+Used to pick which Kokoro voices the OpenAI names map to (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from voxhost.audio.decode import decode_audio  # noqa: E402
+from voxhost.engines.stt.base import TranscriptionOptions  # noqa: E402
+from voxhost.engines.stt.registry import SttRegistry  # noqa: E402
+from voxhost.engines.tts import text as frontend  # noqa: E402
+from voxhost.engines.tts.registry import TtsRegistry  # noqa: E402
+from voxhost.evaluation.dataset import tts_sentences  # noqa: E402
+from voxhost.evaluation.wer import wer  # noqa: E402
+from voxhost.ops.settings import Settings  # noqa: E402
+from voxhost.tts.service import _Renderer  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", default="kokoro")
+    parser.add_argument("--voices", default="", help="comma-separated; default: every voice of the engine")
+    args = parser.parse_args()
+    settings = Settings(tts_engines=[args.engine])
+    registry = TtsRegistry(settings)
+    registry.load_all(warm_up=False)
+    engine = registry.engines[args.engine]
+    whisper = SttRegistry(settings).load("whisper-base")
+    sentences = tts_sentences()
+    chunks = frontend.split(frontend.normalize("\n".join(sentences)))
+    options = TranscriptionOptions(language="en", beam_size=5, vad_filter=False)
+    voices = [v for v in args.voices.split(",") if v] or [v.id for v in engine.voices()]
+    print(f"| {args.engine} voice | round-trip WER ({len(sentences)} sentences, Whisper base) |\n|---|---|")
+    for spec in voices:
+        selection = engine.resolve_voice(spec)
+        renderer = _Renderer(chunks, "wav", engine.sample_rate, None)
+        audio = b"".join(b for pcm in engine.stream(chunks, selection) for b in renderer.feed(pcm)) + renderer.close()
+        hypothesis = whisper.transcribe(decode_audio(audio), options).text
+        print(f"| {selection.definition} | {wer([' '.join(sentences)], [hypothesis]):.1%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

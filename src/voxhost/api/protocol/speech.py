@@ -1,0 +1,48 @@
+"""Wire format of POST /v1/audio/speech, as OpenAI defines it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, AsyncIterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STREAM_FORMATS = ("audio", "sse")
+SSE_PIECE_BYTES = 32 * 1024  # a cached line is sent as a few deltas, not one huge event
+
+
+class SpeechRequest(BaseModel):
+    """Types are loose on purpose: values are checked by the service, which
+    answers with OpenAI's error codes and the offending `param`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    input: Any = None
+    voice: Any = None
+    response_format: str = "mp3"
+    speed: float = 1.0
+    stream_format: str = "audio"
+    instructions: str | None = Field(default=None, max_length=4096)
+
+    @property
+    def voice_id(self) -> str:
+        # OpenAI also accepts {"id": "voice_1234"} for custom voices.
+        if isinstance(self.voice, dict):
+            return str(self.voice.get("id") or "")
+        return self.voice if isinstance(self.voice, str) else ""
+
+
+def sse_event(event: dict) -> bytes:
+    return f"data: {json.dumps(event)}\n\n".encode()
+
+
+async def sse_events(chunks: AsyncIterator[bytes], input_tokens: int) -> AsyncIterator[bytes]:
+    """`speech.audio.delta` per piece of encoded audio (base64), then `speech.audio.done`."""
+    async for chunk in chunks:
+        for start in range(0, len(chunk), SSE_PIECE_BYTES):
+            piece = chunk[start:start + SSE_PIECE_BYTES]
+            yield sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
+    yield sse_event({"type": "speech.audio.done",
+                     "usage": {"input_tokens": input_tokens, "output_tokens": 0, "total_tokens": input_tokens}})

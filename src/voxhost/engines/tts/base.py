@@ -1,0 +1,117 @@
+"""The text-to-speech engine interface.
+
+An engine loads its weights, lists its voices, resolves a voice definition
+and turns one chunk of normalised text into float32 PCM at its own sample
+rate. Splitting, joining, resampling, encoding, caching and scheduling are
+done around it, so a studio adds an engine (bigger weights, a GPU) by
+implementing this class and registering it (see registry.py): the API, the
+scheduler and the cache do not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from voxhost.engines.tts.text import TextChunk
+from voxhost.errors import InvalidRequest
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine's package or weights are not installed (e.g. the optional piper extra)."""
+
+
+class UnknownVoice(InvalidRequest):
+    code = "voice_not_found"
+
+    def __init__(self, message: str):
+        super().__init__(message, param="voice")
+
+
+@dataclass(frozen=True)
+class Voice:
+    id: str
+    engine: str
+    language: str
+    gender: str | None
+    sample_rate: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class VoiceSelection:
+    """A resolved voice. `definition` is canonical text (e.g. a normalised blend);
+    `fingerprint` hashes what the engine will actually use (weights, style
+    vectors), so the phrase cache never serves audio of an older definition."""
+
+    engine: str
+    definition: str
+    fingerprint: str
+    data: Any = field(default=None, compare=False, repr=False)  # engine-private (style vector, ...)
+
+
+def fingerprint(*parts: object) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else str(part).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+class TtsEngine(ABC):
+    name: str = ""
+    sample_rate: int = 24_000
+    license: str = ""
+    description: str = ""
+    uses_instructions: bool = False  # OpenAI's `instructions`: accepted and ignored unless True
+
+    def __init__(self, *, threads: int = 1, models_dir=None):
+        self.threads = threads
+        self.models_dir = models_dir
+        self.loaded = False
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load weights (once, at server start). Raise EngineUnavailable if not installed."""
+
+    @property
+    @abstractmethod
+    def model_version(self) -> str:
+        """Identity of the weights and code that shape the audio (part of the cache key)."""
+
+    @abstractmethod
+    def voices(self) -> list[Voice]: ...
+
+    @property
+    def default_voice(self) -> str:
+        return self.voices()[0].id
+
+    def resolve_voice(self, spec: str) -> VoiceSelection:
+        """A single voice id; engines with blendable voices override this."""
+        for voice in self.voices():
+            if voice.id == spec:
+                return VoiceSelection(self.name, spec, fingerprint(self.model_version, spec))
+        raise UnknownVoice(f"Voice '{spec}' is not a voice of engine '{self.name}'.")
+
+    @abstractmethod
+    def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> np.ndarray:
+        """One chunk of normalised text -> mono float32 in [-1, 1] at `sample_rate`.
+        An empty array means "nothing to say here" (e.g. a word the G2P can't read)."""
+
+    def stream(self, chunks: Iterable[TextChunk], voice: VoiceSelection, speed: float = 1.0) -> Iterator[np.ndarray]:
+        """PCM per chunk, each as soon as it is ready. Engines that stream below
+        the sentence (token by token) override this."""
+        for chunk in chunks:
+            yield self.synthesize(chunk.text, voice, speed)
+
+    def warm_up(self) -> None:
+        """One synthesis so the first request doesn't pay for lazy initialisation."""
+        self.synthesize("Warm up, traveler.", self.resolve_voice(self.default_voice))
+
+    def describe(self) -> dict:
+        return {"engine": self.name, "model_version": self.model_version, "sample_rate": self.sample_rate,
+                "license": self.license, "description": self.description}

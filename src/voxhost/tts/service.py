@@ -1,0 +1,203 @@
+"""Text to speech as a service: request in, encoded audio bytes out, streamed.
+
+validate + normalise text -> resolve engine and voice -> phrase cache ->
+schedule synthesis (sentence by sentence) -> stitch (fades, pauses) ->
+encode -> bytes. Used by the HTTP router and the CLI alike (so both compute
+the same cache keys). Knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, Iterator, Sequence
+
+import numpy as np
+
+from voxhost.audio.encode import StreamEncoder, check_format
+from voxhost.audio.stitch import shape, silence
+from voxhost.cache.phrases import PhraseCache, phrase_key
+from voxhost.engines.tts import text as frontend
+from voxhost.engines.tts.base import TtsEngine, VoiceSelection
+from voxhost.engines.tts.registry import TtsRegistry
+from voxhost.engines.tts.text import TextChunk, Unpronounceable
+from voxhost.errors import InvalidRequest
+from voxhost.scheduler.stt import Lane
+from voxhost.scheduler.tts import TtsScheduler
+
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+FIRST_SLICE_SECONDS = 0.1
+SLICE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class SpeechJob:
+    engine: TtsEngine
+    voice: VoiceSelection
+    text: str  # normalised: what is spoken and what the cache keys on
+    chunks: tuple[TextChunk, ...]
+    speed: float
+    format: str
+    key: str
+
+    @property
+    def input_tokens(self) -> int:
+        # OpenAI bills TTS input in tokens; ~4 characters a token is its rule of thumb.
+        return max(1, math.ceil(len(self.text) / 4))
+
+
+@dataclass
+class FirstChunkTiming:
+    """Where the first audio byte's time went (seconds), measured on the worker.
+    Sent as a Server-Timing header: a client sees what the network and HTTP add."""
+
+    opened: float = 0.0  # open() called
+    started: float = 0.0  # the engine asked for its first chunk (left the queue)
+    synthesised: float = 0.0  # the engine handed over its first PCM
+    encoded: float = 0.0  # its first bytes were encoded
+
+    def header(self) -> str:
+        def ms(a: float, b: float) -> float:
+            return max(0.0, (b - a) * 1000) if a and b else 0.0
+
+        return (f"queue;dur={ms(self.opened, self.started):.2f}, "
+                f"engine;dur={ms(self.started, self.synthesised):.2f}, "
+                f"encode;dur={ms(self.synthesised, self.encoded):.2f}")
+
+
+@dataclass
+class SpeechStream:
+    cache: str  # "hit" | "miss"
+    chunks: AsyncIterator[bytes]
+    data: bytes | None = None  # the whole audio, on a hit
+    timing: FirstChunkTiming | None = None  # on a miss
+
+
+class _Renderer:
+    """Stitch (fades, pauses) and encode, on the synthesis worker. Hands the
+    complete bytes to `on_complete` before the last piece leaves, so a repeat
+    request that follows the response at once is already a hit."""
+
+    def __init__(self, chunks: Sequence[TextChunk], fmt: str, rate: int,
+                 on_complete: Callable[[bytes], None] | None, timing: FirstChunkTiming | None = None):
+        self._chunks = chunks
+        self.timing = timing or FirstChunkTiming()
+        self._rate = rate
+        self._encoder = StreamEncoder(fmt, rate)
+        self._index = 0
+        self._spoken = False
+        self._parts: list[bytes] = []
+        self._on_complete = on_complete
+
+    def feed(self, pcm: np.ndarray) -> Iterator[bytes]:
+        if not self.timing.synthesised:
+            self.timing.synthesised = time.perf_counter()
+        chunk = self._chunks[min(self._index, len(self._chunks) - 1)]
+        self._index += 1
+        if pcm.size == 0:
+            return  # nothing pronounceable in this piece; no pause for it either
+        audio = shape(pcm, self._rate)
+        if self._spoken and chunk.pause > 0:
+            audio = np.concatenate([silence(chunk.pause, self._rate), audio])
+        # Encode the first sentence in short slices: its first bytes leave after
+        # ~0.1 s of audio is encoded, not after the whole sentence is.
+        first = int(FIRST_SLICE_SECONDS * self._rate) if not self._spoken else 0
+        self._spoken = True
+        step = int(SLICE_SECONDS * self._rate)
+        bounds = [0, *range(first or step, audio.size, step), audio.size]
+        for start, end in zip(bounds, bounds[1:]):
+            data = self._encoder.encode(audio[start:end])
+            if data and not self.timing.encoded:
+                self.timing.encoded = time.perf_counter()
+            if data:
+                if self._on_complete is not None:
+                    self._parts.append(data)
+                yield data
+
+    def close(self) -> bytes:
+        if not self._spoken:
+            self._encoder.abort()
+            raise Unpronounceable("The engine found nothing it could pronounce in 'input'.", param="input")
+        tail = self._encoder.close()
+        if self._on_complete is not None:
+            self._on_complete(b"".join(self._parts) + tail)
+        return tail
+
+    def abort(self) -> None:
+        self._encoder.abort()
+
+
+class SpeechService:
+    def __init__(self, registry: TtsRegistry, scheduler: TtsScheduler, cache: PhraseCache | None,
+                 *, max_input_chars: int = frontend.MAX_INPUT_CHARS):
+        self.registry = registry
+        self.scheduler = scheduler
+        self.cache = cache
+        self.max_input_chars = max_input_chars
+
+    def prepare(self, *, model: str | None, voice: str, text: str, speed: float = 1.0,
+                fmt: str = "mp3") -> SpeechJob:
+        """Validate everything a request can get wrong, before any work is queued."""
+        check_format(fmt)
+        if not isinstance(speed, (int, float)) or not math.isfinite(speed) or not MIN_SPEED <= speed <= MAX_SPEED:
+            raise InvalidRequest(f"'speed' must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}.",
+                                 param="speed", code="invalid_value")
+        engine, selection = self.registry.resolve(model, voice)
+        spoken = frontend.prepare(text, self.max_input_chars)
+        chunks = tuple(frontend.split(spoken))
+        if not chunks:
+            raise Unpronounceable("'input' has nothing to pronounce.", param="input")
+        key = phrase_key(text=spoken, voice_fingerprint=selection.fingerprint,
+                         engine_version=engine.model_version, speed=speed, fmt=fmt)
+        return SpeechJob(engine, selection, spoken, chunks, float(speed), fmt, key)
+
+    def cached(self, job: SpeechJob) -> bytes | None:
+        return self.cache.get(job.key) if self.cache is not None else None
+
+    async def open(self, job: SpeechJob, *, lane: Lane = Lane.INTERACTIVE) -> SpeechStream:
+        """Start the audio. Returns once the first bytes exist, so a request that
+        fails (queue full, nothing pronounceable) fails before any byte is sent."""
+        data = self.cached(job)
+        if data is not None:
+            return SpeechStream("hit", _once(data), data)
+        timing = FirstChunkTiming(opened=time.perf_counter())
+        on_complete = (lambda blob: self.cache.put(job.key, blob)) if self.cache is not None else None
+        renderer = _Renderer(job.chunks, job.format, job.engine.sample_rate, on_complete, timing)
+        stream = self.scheduler.stream(job.engine, _timed(job.chunks, timing), job.voice, job.speed, renderer,
+                                       lane=lane)
+        try:
+            first = await stream.__anext__()
+        except StopAsyncIteration:  # pragma: no cover - the renderer raises first
+            raise Unpronounceable("The engine produced no audio for 'input'.", param="input") from None
+        except BaseException:
+            await stream.aclose()
+            raise
+        return SpeechStream("miss", _chain(first, stream), timing=timing)
+
+    async def synthesize(self, job: SpeechJob, *, lane: Lane = Lane.INTERACTIVE) -> tuple[bytes, str]:
+        """The whole line as bytes (CLI, cache warming); fills the cache on a miss."""
+        result = await self.open(job, lane=lane)
+        parts = [piece async for piece in result.chunks]
+        return b"".join(parts), result.cache
+
+
+def _timed(chunks: Sequence[TextChunk], timing: FirstChunkTiming) -> Iterator[TextChunk]:
+    """The chunks, noting when the engine (on its worker) asks for the first."""
+    for i, chunk in enumerate(chunks):
+        if i == 0:
+            timing.started = time.perf_counter()
+        yield chunk
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for piece in rest:
+            yield piece
+    finally:
+        await rest.aclose()

@@ -1,0 +1,44 @@
+"""Round trip: every engine speaks the evaluation sentences, bundled Whisper base
+transcribes them, and the word error rate must stay at or under 10%.
+
+Through the real server: the sentences go out as one request per engine (one
+per line, so the server splits, synthesises and stitches them as it would a
+long NPC speech), in each engine's default voice, as WAV through the openai
+SDK; the server's own Whisper base engine transcribes the result in one pass
+(one call instead of one per sentence: Whisper pads every call to 30 s).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from voxhost.audio.decode import decode_audio
+from voxhost.engines.stt.base import TranscriptionOptions
+from voxhost.evaluation.dataset import tts_sentences
+from voxhost.evaluation.wer import wer
+
+MAX_WER = 0.10
+
+
+@pytest.fixture(scope="session")
+def whisper_base(server):
+    return server.app.state.voxhost.stt.get("whisper-base")
+
+
+@pytest.mark.parametrize("engine", ["hibari", "kokoro", "piper"])
+def test_round_trip_wer(engine, openai_client, whisper_base, base_url):
+    import httpx
+
+    voices = httpx.get(base_url + "/v1/audio/voices").json()["data"]
+    voice = next(v["id"] for v in voices if v["engine"] == engine and v["default"])
+    sentences = tts_sentences()
+    assert len(sentences) >= 10
+    audio = openai_client.audio.speech.create(model=engine, voice=voice, input="\n".join(sentences),
+                                              response_format="wav").content
+    samples = decode_audio(audio)
+    assert samples.size / 16_000 > 2.0 * len(sentences)  # every sentence was spoken
+    hypothesis = whisper_base.transcribe(
+        samples, TranscriptionOptions(language="en", beam_size=5, vad_filter=False)).text
+    score = wer([" ".join(sentences)], [hypothesis])
+    print(f"\nround-trip WER {engine} ({voice}): {score:.1%} over {len(sentences)} sentences\n{hypothesis}")
+    assert score <= MAX_WER, f"{engine} WER {score:.1%}: {hypothesis}"
