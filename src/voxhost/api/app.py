@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -11,12 +12,16 @@ from starlette.formparsers import MultiPartParser
 
 from voxhost import __version__
 from voxhost.api.errors import install_error_handlers
-from voxhost.api.middleware import BodySizeLimit
-from voxhost.api.routers import health, models, transcriptions
+from voxhost.api.middleware import BodySizeLimit, Gatekeeper, RequestAccounting
+from voxhost.api.routers import health, metrics, models, transcriptions
 from voxhost.api.state import AppState
 from voxhost.engines.stt.registry import SttRegistry
+from voxhost.ops.auth import KeyStore, load_keys_file, parse_keys
+from voxhost.ops.cost import ComputeCost
+from voxhost.ops.emf import EmfEmitter, task_id
+from voxhost.ops.metrics import Metrics
 from voxhost.ops.settings import Settings, get_settings
-from voxhost.scheduler.executor import EngineExecutor
+from voxhost.scheduler.sessions import SessionGate
 from voxhost.scheduler.stt import SttScheduler
 
 log = logging.getLogger("voxhost")
@@ -35,18 +40,43 @@ def _load_models(state: AppState) -> None:
         log.exception("model loading failed")
 
 
+def build_state(settings: Settings) -> AppState:
+    keys = parse_keys(settings.api_keys)
+    if settings.api_keys_file:
+        keys += load_keys_file(settings.api_keys_file)
+    metrics = Metrics()
+    state = AppState(
+        settings=settings,
+        stt=SttRegistry(settings),
+        stt_scheduler=None,  # type: ignore[arg-type]  # needs the state's factory, set below
+        metrics=metrics,
+        keys=KeyStore(keys, metrics_sha256=settings.metrics_api_key_sha256),
+        cost=ComputeCost(settings.instance_type, settings.instance_price_per_hour),
+    )
+    batch = settings.stt_max_batch_size if settings.stt_batching else 1
+    state.stt_scheduler = SttScheduler(
+        lambda name: state.make_executor(
+            f"stt:{name}", workers=max(1, settings.stt_num_workers), max_batch=batch,
+            max_wait_s=settings.stt_max_batch_wait_ms / 1000.0,
+        ),
+        batching=settings.stt_batching,
+    )
+    state.sessions = SessionGate(
+        max_sessions=settings.max_live_sessions, max_per_key=settings.max_sessions_per_key,
+        on_change=metrics.session_opened_or_closed,
+    )
+    return state
+
+
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
     settings = settings or get_settings()
     # Uploads stay in memory: Starlette would otherwise spool parts over 1 MB
     # to a temp file, and player audio must not touch disk unless configured.
     MultiPartParser.spool_max_size = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
-    state = AppState(
-        settings=settings,
-        stt=SttRegistry(settings),
-        stt_scheduler=SttScheduler(
-            EngineExecutor("stt", workers=max(1, settings.stt_num_workers), max_queue=64)
-        ),
-    )
+    state = build_state(settings)
+    if state.keys.open:
+        log.warning("no API keys configured: every route is open (fine for local use; "
+                    "set VOXHOST_API_KEYS or VOXHOST_API_KEYS_FILE before exposing this server)")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -54,7 +84,20 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             # Load in the background so /health answers at once and /ready
             # reports progress (ECS health checks start before models are warm).
             threading.Thread(target=_load_models, args=(state,), name="model-loader", daemon=True).start()
+        emf_task = None
+        if settings.emf_enabled:
+            emitter = EmfEmitter(
+                namespace=settings.emf_namespace, service_name=settings.emf_service_name,
+                task=await asyncio.to_thread(task_id),
+                gauges=lambda: {"QueueDepth": state.metrics.total_queue_depth(),
+                                "InFlight": state.metrics.total_in_flight(),
+                                "LiveSessions": state.sessions.active if state.sessions else 0},
+            )
+            state.metrics.attach_emf(emitter)
+            emf_task = asyncio.create_task(emitter.run(settings.emf_interval_s))
         yield
+        if emf_task is not None:
+            emf_task.cancel()
         state.stt_scheduler.shutdown()
 
     app = FastAPI(
@@ -65,8 +108,12 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     )
     app.state.voxhost = state
     install_error_handlers(app)
+    # Added innermost first: accounting wraps everything, then keys/drain, then body size.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(Gatekeeper, state=state)
+    app.add_middleware(RequestAccounting, state=state)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(models.router)
     app.include_router(transcriptions.router)
     return app

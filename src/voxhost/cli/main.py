@@ -44,17 +44,22 @@ def serve(
     from voxhost.ops.logging import configure_logging
     from voxhost.ops.settings import get_settings
 
+    from voxhost.api.lifecycle import DrainingServer
+
     get_settings.cache_clear()
     settings = get_settings()
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
+    configure_logging(settings.log_level, retain_content=settings.retain_content)
+    app_ = create_app(settings)
+    config = uvicorn.Config(
+        app_,
         host=settings.host,
         port=settings.port,
         log_config=None,
-        timeout_graceful_shutdown=None,
+        # Our drain already waited for accepted work; this bounds the rest.
+        timeout_graceful_shutdown=5,
         ws_ping_interval=20.0,
     )
+    DrainingServer(config, app_.state.voxhost, settings.drain_timeout_s).run()
 
 
 def _collect(paths: list[Path]) -> list[Path]:
@@ -149,6 +154,27 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         table.add_row(row["id"], row["task"], "yes" if row["configured"] else "", "yes" if row["default"] else "",
                       row["source"])
     Console().print(table)
+
+
+keys_app = typer.Typer(help="API keys (stored as sha256 digests only).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Argument(..., help="A name for the key (shown in logs and metrics)."),
+    rpm: Optional[int] = typer.Option(None, help="Requests per minute allowed."),
+    audio_minutes_per_day: Optional[float] = typer.Option(None, help="Audio minutes per UTC day allowed."),
+) -> None:
+    """Print a new key once, and the hashed entry to add to VOXHOST_API_KEYS_FILE."""
+    from voxhost.ops.auth import new_entry
+
+    key, entry = new_entry(name, rpm=rpm, audio_minutes_per_day=audio_minutes_per_day)
+    console.print("[bold]API key (shown once; store it in your client's secret store):[/bold]")
+    typer.echo(key)
+    console.print("[bold]Entry for VOXHOST_API_KEYS_FILE (JSON list) or VOXHOST_API_KEYS (name:sha256):[/bold]")
+    typer.echo(json.dumps(entry))
+    typer.echo(f"{entry['name']}:{entry['sha256']}")
 
 
 @app.command()

@@ -24,6 +24,7 @@ from voxhost.api.state import AppState, require_ready
 from voxhost.audio.decode import decode_audio
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
 from voxhost.errors import InvalidRequest
+from voxhost.scheduler.lanes import Lane
 
 router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
 
@@ -140,21 +141,24 @@ async def _handle(request: Request, state: AppState, task: str) -> Response:
     )
     del req.audio_bytes  # the raw upload is no longer needed; free it early
 
+    # Long files would hold up players' short clips: they wait in the bulk lane.
+    long_file = len(audio) > state.settings.bulk_threshold_s * 16_000
+    lane = Lane.BULK if long_file else Lane.INTERACTIVE
     if req.stream:
         return StreamingResponse(
-            _sse_events(state, engine, audio, req.options),
+            _sse_events(state, engine, audio, req.options, lane),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    transcript: Transcript = await state.stt_scheduler.transcribe(engine, audio, req.options)
+    transcript: Transcript = await state.stt_scheduler.transcribe(engine, audio, req.options, lane=lane)
     body = render(transcript, req.response_format, task=task, granularities=req.granularities)
     return Response(body, media_type=MEDIA_TYPES[req.response_format])
 
 
-async def _sse_events(state: AppState, engine, audio, options: TranscriptionOptions):
+async def _sse_events(state: AppState, engine, audio, options: TranscriptionOptions, lane: Lane):
     """One `transcript.text.delta` per decoded segment, then `transcript.text.done`."""
     parts: list[str] = []
-    async for segment in state.stt_scheduler.stream(engine, audio, options):
+    async for segment in state.stt_scheduler.stream(engine, audio, options, lane=lane):
         delta = segment.text if parts else segment.text.lstrip()
         parts.append(delta)
         yield sse({"type": "transcript.text.delta", "delta": delta, "logprobs": None})

@@ -10,6 +10,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
+from voxhost.engines.stt.whisper_batch import BatchItem, decode_batch
 from voxhost.engines.stt.base import (
     Segment,
     Transcript,
@@ -20,6 +21,7 @@ from voxhost.engines.stt.base import (
 
 log = logging.getLogger("voxhost.stt")
 SAMPLE_RATE = 16_000
+BATCH_MAX_SECONDS = 30.0  # one Whisper window: longer audio takes the sequential path
 
 
 def resolve_device(device: str) -> str:
@@ -117,6 +119,69 @@ class WhisperEngine:
     def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
         info, segments = self.transcribe_stream(audio, options)
         return Transcript(info=info, segments=list(segments))
+
+    # ---- cross-request batching ------------------------------------------
+    def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple | None:
+        """Requests with equal keys can share one batch; None: decode alone.
+
+        Batchable: one window of audio, greedy-or-beam at temperature 0, and
+        nothing that changes the prompt or needs the alignment pass. The
+        language may differ per item (it is a token in each item's prompt).
+        """
+        if len(audio) > BATCH_MAX_SECONDS * SAMPLE_RATE:
+            return None
+        if options.temperature > 0 or options.prompt or options.hotwords or options.word_timestamps:
+            return None
+        return (self.name, options.task, options.beam_size, options.vad_filter)
+
+    def transcribe_batch(
+        self, audios: list[np.ndarray], options: list[TranscriptionOptions] | TranscriptionOptions
+    ) -> list[Transcript | Exception]:
+        """Decode clips of equal `batch_key` together; same text as `transcribe`.
+
+        One result per clip; an exception instance fails only its clip.
+        """
+        if isinstance(options, TranscriptionOptions):
+            options = [options] * len(audios)
+        results: list[Transcript | Exception | None] = [None] * len(audios)
+        items, index, chunks = [], [], {}
+        for i, (audio, opts) in enumerate(zip(audios, options)):
+            try:
+                speech = audio
+                if opts.vad_filter:
+                    found = self.speech_chunks(audio)
+                    if not found:  # silence only: as transcribe_stream, skip the model
+                        info = TranscriptionInfo(opts.language or "en", 0.0, len(audio) / SAMPLE_RATE, 0.0)
+                        results[i] = Transcript(info, [])
+                        continue
+                    chunks[i] = found
+                    speech = np.concatenate(collect_chunks(audio, found)[0])
+                items.append(BatchItem(speech, opts.task, opts.language, opts.beam_size))
+                index.append(i)
+            except Exception as exc:
+                results[i] = exc
+        decoded = decode_batch(self.model, items, self.no_speech_threshold) if items else []
+        for i, item, result in zip(index, items, decoded):
+            if result is None:  # the sequential path would do more: let it
+                results[i] = self._safe_transcribe(audios[i], options[i])
+                continue
+            segments = result.segments
+            if i in chunks:
+                segments = restore_speech_timestamps(segments, chunks[i], SAMPLE_RATE)
+            info = TranscriptionInfo(
+                language=result.language,
+                language_probability=result.language_probability,
+                duration=len(audios[i]) / SAMPLE_RATE,
+                speech_duration=len(item.audio) / SAMPLE_RATE,
+            )
+            results[i] = Transcript(info, [_convert(n, s) for n, s in enumerate(segments)])
+        return results
+
+    def _safe_transcribe(self, audio, options) -> Transcript | Exception:
+        try:
+            return self.transcribe(audio, options)
+        except Exception as exc:
+            return exc
 
 
 def _convert(index: int, s) -> Segment:
