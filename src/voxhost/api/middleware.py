@@ -9,7 +9,7 @@ import time
 from starlette.datastructures import Headers, QueryParams
 
 from voxhost.api.errors import error_body
-from voxhost.errors import AuthenticationError, NotReady, RateLimited, VoxhostError
+from voxhost.errors import AuthenticationError, NotReady, RateLimited, SessionRejected, VoxhostError
 from voxhost.ops import context
 from voxhost.ops.auth import extract_api_key
 
@@ -162,9 +162,8 @@ class Gatekeeper:
     """API keys, per-key rate limits, and refusal of new work while draining.
 
     Runs for every HTTP and WebSocket request except the probes. Errors are
-    OpenAI-shaped JSON (401, 429, 503); a refused WebSocket handshake gets
-    the same JSON as an HTTP denial response where the server supports it,
-    else a close (1008 auth, 1013 overload/drain).
+    OpenAI-shaped JSON (401, 429, 503). WebSockets: a bad key gets a 401
+    handshake denial (same JSON); rate limit or drain gets accept + close 1013.
     """
 
     def __init__(self, app, *, state):
@@ -195,11 +194,11 @@ class Gatekeeper:
                 scope.setdefault("state", {})["api_key"] = key
                 state.rate_limiter.check(key)
         except VoxhostError as exc:
-            return await _deny(scope, send, exc)
+            return await _deny(scope, receive, send, exc)
         return await self.app(scope, receive, send)
 
 
-async def _deny(scope, send, exc: VoxhostError) -> None:
+async def _deny(scope, receive, send, exc: VoxhostError) -> None:
     headers = [(b"content-type", b"application/json")]
     if isinstance(exc, RateLimited):
         headers.append((b"retry-after", str(max(1, int(round(exc.retry_after)))).encode()))
@@ -209,9 +208,16 @@ async def _deny(scope, send, exc: VoxhostError) -> None:
         await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return
-    if "websocket.http.response" in scope.get("extensions", {}):
-        await send({"type": "websocket.http.response.start", "status": exc.status_code, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
+    if isinstance(exc, AuthenticationError):
+        if "websocket.http.response" in scope.get("extensions", {}):
+            # A 401 at the handshake, with the same JSON body as HTTP.
+            await send({"type": "websocket.http.response.start", "status": exc.status_code, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
         return
-    code = 1008 if isinstance(exc, AuthenticationError) else 1013
-    await send({"type": "websocket.close", "code": code, "reason": exc.message[:120]})
+    # Overload, rate limit, drain: accept, then close with 1013 (Try Again
+    # Later) and the reason, which is what a live client is built to handle.
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": SessionRejected.close_code, "reason": exc.message[:120]})
