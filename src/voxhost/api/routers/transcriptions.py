@@ -7,6 +7,7 @@ speech is the engine's, running it off the event loop is the scheduler's.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Request
@@ -27,6 +28,7 @@ from voxhost.errors import InvalidRequest
 from voxhost.scheduler.lanes import Lane
 
 router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
+log = logging.getLogger("voxhost.stt")
 
 _FORM_DOC = {
     "requestBody": {
@@ -151,6 +153,8 @@ async def _handle(request: Request, state: AppState, task: str) -> Response:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     transcript: Transcript = await state.stt_scheduler.transcribe(engine, audio, req.options, lane=lane)
+    if state.settings.retain_content == "logs":  # opt-in only: transcripts are players' words
+        log.info("transcript", extra={"content": transcript.text})
     body = render(transcript, req.response_format, task=task, granularities=req.granularities)
     return Response(body, media_type=MEDIA_TYPES[req.response_format])
 
