@@ -262,3 +262,31 @@ def test_session_gate_capacity_per_key_and_drain():
         assert changes == [1, 2, 1, 0]
 
     asyncio.run(main())
+
+
+def test_app_state_refuses_live_sessions_when_full_or_draining():
+    from voxhost.api.app import build_state
+    from voxhost.ops.settings import Settings
+
+    state = build_state(Settings(max_live_sessions=1, queue_max_per_lane=1))
+
+    class Engine:
+        name = "fake"
+
+    async def main():
+        assert state.can_admit_session("k", Engine())
+        async with state.sessions.session("k"):
+            assert not state.can_admit_session("other", Engine())
+        assert state.can_admit_session("k", Engine())
+        executor = state.stt_scheduler.executor_for(Engine())
+        gate, held = await _hold(executor)
+        queued = asyncio.ensure_future(executor.run(lambda: None, lane=Lane.LIVE))
+        await _until(lambda: executor.depth(Lane.LIVE) == 1)
+        assert not state.can_admit_session("k", Engine())  # live lane full
+        gate.release.set()
+        await asyncio.gather(held, queued)
+        state.draining.set()
+        assert not state.can_admit_session("k", Engine())
+        state.stt_scheduler.shutdown()
+
+    asyncio.run(main())

@@ -45,13 +45,19 @@ def build_state(settings: Settings) -> AppState:
     if settings.api_keys_file:
         keys += load_keys_file(settings.api_keys_file)
     metrics = Metrics()
+    cost = ComputeCost(settings.instance_type, settings.instance_price_per_hour)
+    try:
+        cost.hourly  # fail at start-up, not on the first request
+    except KeyError:
+        raise ValueError(f"VOXHOST_INSTANCE_TYPE={settings.instance_type!r} has no price in ops/cost.py; "
+                         "set VOXHOST_INSTANCE_PRICE_PER_HOUR") from None
     state = AppState(
         settings=settings,
         stt=SttRegistry(settings),
         stt_scheduler=None,  # type: ignore[arg-type]  # needs the state's factory, set below
         metrics=metrics,
         keys=KeyStore(keys, metrics_sha256=settings.metrics_api_key_sha256),
-        cost=ComputeCost(settings.instance_type, settings.instance_price_per_hour),
+        cost=cost,
     )
     batch = settings.stt_max_batch_size if settings.stt_batching else 1
     state.stt_scheduler = SttScheduler(

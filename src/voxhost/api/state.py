@@ -14,6 +14,7 @@ from voxhost.ops.cost import ComputeCost
 from voxhost.ops.metrics import Metrics
 from voxhost.ops.settings import Settings
 from voxhost.scheduler.executor import EngineExecutor
+from voxhost.scheduler.lanes import Lane
 from voxhost.scheduler.sessions import SessionGate
 from voxhost.scheduler.stt import SttScheduler
 
@@ -36,6 +37,13 @@ class AppState:
     @property
     def is_ready(self) -> bool:
         return self.ready.is_set() and not self.draining.is_set() and self.load_error is None
+
+    def can_admit_session(self, key_name: str | None = None, engine=None) -> bool:
+        """May a new live session start now? False: close it with 1013.
+        (Slots and per-key cap free, not draining, the engine's live lane not full.)"""
+        if self.draining.is_set() or self.sessions is None or not self.sessions.can_admit_session(key_name):
+            return False
+        return engine is None or self.stt_scheduler.can_admit(engine, Lane.LIVE)
 
     def key_for(self, name: str) -> ApiKey | None:
         return next((k for k in self.keys.keys if k.name == name), None)
