@@ -1,7 +1,8 @@
 """Serving under load: cross-request batching on vs off, and latency under 3x overload.
 
-Two real voxhost apps on real uvicorn servers share one loaded Whisper model;
-one batches across requests, the other decodes one request at a time. Short
+Two real `voxhost serve` processes with the same model: one batches across
+requests, the other decodes one request at a time (the clients run in this
+process, so they never share a GIL or event loop with a server). Short
 real clips (push-to-talk length) are posted concurrently over HTTP at each
 concurrency level, alternating on/off per level so machine noise hits both
 alike. Then the batching server, with a small admission bound, is offered
@@ -16,7 +17,10 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -24,12 +28,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
 
-from voxhost.api.app import create_app
-from voxhost.engines.stt.registry import SttRegistry
 from voxhost.evaluation.dataset import load_manifest
-from voxhost.ops.settings import Settings
 
 
 def free_port() -> int:
@@ -39,28 +39,30 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, settings: Settings, registry: SttRegistry):
-        app = create_app(settings, load_models=False)
-        app.state.voxhost.stt = registry
-        app.state.voxhost.ready.set()
+    """`voxhost serve` in a subprocess, configured through VOXHOST_* env."""
+
+    def __init__(self, model: str, **env: object):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.env = {**os.environ, "VOXHOST_LOG_LEVEL": "warning",
+                    **{f"VOXHOST_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+                       for k, v in env.items()}}
+        self.cmd = [sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(self.port), "--stt-model", model]
 
     def __enter__(self):
-        self.thread.start()
-        for _ in range(200):
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(1200):
             try:
                 if httpx.get(self.url + "/ready").status_code == 200:
                     return self
             except httpx.HTTPError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.1)
         raise RuntimeError("server did not start")
 
     def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
 
 
 def post(url: str, clip: bytes, model: str) -> tuple[int, float]:
@@ -82,7 +84,7 @@ def throughput(url: str, clips: list[bytes], model: str, concurrency: int, reque
 
 
 def closed_loop(url: str, clips: list[bytes], model: str, clients: int, seconds: float) -> dict:
-    """`clients` each send, wait, send again (a rejected one retries after 100 ms)."""
+    """`clients` each send, wait, send again (a rejected one retries after 250 ms)."""
     end = time.perf_counter() + seconds
     statuses: list[int] = []
     accepted: list[float] = []
@@ -98,7 +100,7 @@ def closed_loop(url: str, clips: list[bytes], model: str, clients: int, seconds:
                 if status == 200:
                     accepted.append(t)
             if status != 200:
-                time.sleep(0.1)
+                time.sleep(0.25)  # an impatient client: ignores Retry-After
 
     with cf.ThreadPoolExecutor(clients) as pool:
         list(pool.map(client, range(clients)))
@@ -121,14 +123,10 @@ def main() -> None:
     args = parser.parse_args()
 
     clips = [u.audio.read_bytes() for u in load_manifest(lang="en") if 1.0 <= u.duration <= 5.0][:16]
-    base = Settings(stt_models=[args.model])
-    registry = SttRegistry(base)
-    registry.load(args.model)
     levels = [int(x) for x in args.levels.split(",")]
     rows = []
-    on = base.model_copy(update={"stt_batching": True, "stt_max_batch_size": args.max_batch})
-    off = base.model_copy(update={"stt_batching": False})
-    with Server(on, registry) as batched, Server(off, registry) as single:
+    with Server(args.model, stt_batching=True, stt_max_batch_size=args.max_batch) as batched, \
+            Server(args.model, stt_batching=False) as single:
         post(batched.url, clips[0], args.model)  # warm both paths
         post(single.url, clips[0], args.model)
         for c in levels:
@@ -142,8 +140,7 @@ def main() -> None:
     # Overload: capacity = one batch running + the admission bound queued.
     max_batch, queue = 4, 4
     capacity = max_batch + queue
-    tight = base.model_copy(update={"stt_max_batch_size": max_batch, "queue_max_per_lane": queue})
-    with Server(tight, registry) as srv:
+    with Server(args.model, stt_batching=True, stt_max_batch_size=max_batch, queue_max_per_lane=queue) as srv:
         post(srv.url, clips[0], args.model)
         at_1x = closed_loop(srv.url, clips, args.model, capacity, args.overload_seconds)
         at_3x = closed_loop(srv.url, clips, args.model, 3 * capacity, args.overload_seconds)

@@ -26,7 +26,8 @@ def _batches_over_one(base_url: str, engine: str) -> float:
     return count - single
 
 
-def test_concurrent_requests_are_batched_and_match_sequential(base_url, english):
+def test_concurrent_requests_are_batched_and_match_sequential(sibling, english):
+    base_url = sibling(stt_batching=True).base_url  # auto would leave it off on CPU
     clips = [r for r in english if r.duration <= 6][:5]
     audio = [r.audio.read_bytes() for r in clips]
     sequential = [_post(base_url, a).json()["text"] for a in audio]
@@ -50,6 +51,7 @@ def test_every_response_carries_request_accounting_headers(base_url, short_clip)
 
 def test_metric_names_and_labels(base_url, short_clip):
     assert _post(base_url, short_clip.read_bytes()).status_code == 200
+    assert _post(base_url, b"not audio").status_code == 400
     route = "/v1/audio/transcriptions"
     text = httpx.get(base_url + "/metrics").text
     families = {fam.name: fam for fam in text_string_to_metric_families(text)}
@@ -79,7 +81,7 @@ def test_metric_names_and_labels(base_url, short_clip):
 
 def test_overload_sheds_with_429_only_and_recovers(sibling, short_clip):
     # Capacity: one batch of 2 running + 2 queued. Offer 5x that at once.
-    live = sibling(queue_max_per_lane=2, stt_max_batch_size=2)
+    live = sibling(queue_max_per_lane=2, stt_max_batch_size=2, stt_batching=True)
     audio = short_clip.read_bytes()
     with cf.ThreadPoolExecutor(20) as pool:
         responses = list(pool.map(lambda _: _post(live.base_url, audio), range(20)))
@@ -92,7 +94,7 @@ def test_overload_sheds_with_429_only_and_recovers(sibling, short_clip):
             assert int(r.headers["retry-after"]) >= 1
         else:
             assert "modern" in r.json()["text"].lower()
-    rejected = sum(s.value for s in _samples(live.base_url, "voxhost_scheduler_rejections_total"))
+    rejected = sum(s.value for s in _samples(live.base_url, "voxhost_errors_total") if s.labels["status"] == "429")
     assert rejected == statuses.count(429)
     assert httpx.get(live.base_url + "/ready").status_code == 200
     assert _post(live.base_url, audio).status_code == 200  # recovered

@@ -59,14 +59,17 @@ def build_state(settings: Settings) -> AppState:
         keys=KeyStore(keys, metrics_sha256=settings.metrics_api_key_sha256),
         cost=cost,
     )
-    batch = settings.stt_max_batch_size if settings.stt_batching else 1
-    state.stt_scheduler = SttScheduler(
-        lambda name: state.make_executor(
-            f"stt:{name}", workers=max(1, settings.stt_num_workers), max_batch=batch,
+    def stt_executor(engine):
+        batching = settings.stt_batching
+        if batching is None:
+            batching = getattr(engine, "device", "cpu") == "cuda"
+        return state.make_executor(
+            f"stt:{engine.name}", workers=max(1, settings.stt_num_workers),
+            max_batch=settings.stt_max_batch_size if batching else 1,
             max_wait_s=settings.stt_max_batch_wait_ms / 1000.0,
-        ),
-        batching=settings.stt_batching,
-    )
+        )
+
+    state.stt_scheduler = SttScheduler(stt_executor, batching=settings.stt_batching is not False)
     state.sessions = SessionGate(
         max_sessions=settings.max_live_sessions, max_per_key=settings.max_sessions_per_key,
         on_change=metrics.session_opened_or_closed,

@@ -52,7 +52,10 @@ class Settings(BaseSettings):
     max_sessions_per_key: int = 0  # concurrent live sessions per API key; 0: no cap
 
     # --- serving: scheduler, admission control, drain ---
-    stt_batching: bool = True  # batch compatible short requests across clients
+    # Batch compatible short requests across clients. None (auto): on for GPU
+    # engines, off on CPU, where a batch costs as much as its parts (measured,
+    # docs/benchmarks.md) and only delays the first request in it.
+    stt_batching: bool | None = None
     stt_max_batch_size: int = 8  # most requests in one CTranslate2 batch
     stt_max_batch_wait_ms: float = 10.0  # how long the oldest job waits for company
     queue_max_per_lane: int = 64  # queued jobs per engine and lane; more get 429

@@ -24,12 +24,12 @@ SAMPLE_RATE = 16_000
 
 
 class SttScheduler:
-    def __init__(self, executor: EngineExecutor | Callable[[str], EngineExecutor], *, batching: bool = True):
+    def __init__(self, executor: EngineExecutor | Callable[[object], EngineExecutor], *, batching: bool = True):
         """`executor`: one shared executor (tests, simple setups) or a factory
-        called once per engine name."""
+        called once per engine (by name) with the engine."""
         if isinstance(executor, EngineExecutor):
             shared = executor
-            self._factory: Callable[[str], EngineExecutor] = lambda _name: shared
+            self._factory: Callable[[object], EngineExecutor] = lambda _engine: shared
         else:
             self._factory = executor
         self.batching = batching
@@ -38,7 +38,7 @@ class SttScheduler:
     def executor_for(self, engine) -> EngineExecutor:
         name = getattr(engine, "name", "stt")
         if name not in self.executors:
-            self.executors[name] = self._factory(name)
+            self.executors[name] = self._factory(engine)
         return self.executors[name]
 
     @property

@@ -24,7 +24,7 @@ from voxhost.api.protocol.transcriptions import (
 from voxhost.api.state import AppState, require_ready
 from voxhost.audio.decode import decode_audio
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
-from voxhost.errors import InvalidRequest
+from voxhost.errors import InvalidRequest, Overloaded
 from voxhost.scheduler.lanes import Lane
 
 router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
@@ -138,6 +138,9 @@ async def _handle(request: Request, state: AppState, task: str) -> Response:
             f"Model '{engine.name}' is English-only; language '{req.options.language}' is not supported.",
             param="language",
         )
+    # Shed before the costly part: under overload a rejection must stay cheap.
+    if not state.stt_scheduler.can_admit(engine, Lane.INTERACTIVE):
+        raise Overloaded(f"The {engine.name} queue is full; retry shortly.", retry_after=2.0)
     audio = await asyncio.to_thread(
         decode_audio, req.audio_bytes, max_seconds=state.settings.max_audio_seconds
     )
