@@ -95,6 +95,9 @@ class EngineExecutor:
         self._wake: asyncio.Event | None = None
         self._dispatcher: asyncio.Task | None = None
         self._closed = False
+        for lane in LANES:  # every series exists from the start: dashboards see 0, not "no data"
+            self.observer.queue_depth(name, lane.value, 0)
+        self.observer.in_flight(name, 0)
 
     # ---- introspection -------------------------------------------------
     @property
