@@ -33,6 +33,8 @@ FORM_OVERHEAD_BYTES = 256 * 1024
 def _load_models(state: AppState) -> None:
     try:
         state.stt.load_all()
+        for engine in state.stt.engines.values():  # schedulers (and their metric series) exist before traffic
+            state.stt_scheduler.executor_for(engine)
         state.ready.set()
         log.info("voxhost ready")
     except Exception as exc:  # surfaced on /ready, process stays up for diagnosis
