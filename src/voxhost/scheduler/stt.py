@@ -79,6 +79,11 @@ class SttScheduler:
     def can_admit(self, engine, lane: Lane) -> bool:
         return self.executor_for(engine).has_room(lane)
 
+    def can_admit_any(self, lane: Lane) -> bool:
+        """False only when every engine's `lane` is full: a request can be
+        refused before its upload is even read."""
+        return not self.executors or any(e.has_room(lane) for e in self.executors.values())
+
     @property
     def pending(self) -> int:
         return sum(e.pending for e in self.executors.values())

@@ -126,6 +126,10 @@ async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
 
 
 async def _handle(request: Request, state: AppState, task: str) -> Response:
+    # Shed before the costly parts (reading the upload, decoding): under
+    # overload a rejection must cost next to nothing.
+    if not state.stt_scheduler.can_admit_any(Lane.INTERACTIVE):
+        raise Overloaded("Every speech-to-text queue is full; retry shortly.", retry_after=2.0)
     req = await _parse(request, state, task)
     engine = state.stt.get(req.model)
     if task == "translate" and not engine.multilingual:
@@ -138,7 +142,6 @@ async def _handle(request: Request, state: AppState, task: str) -> Response:
             f"Model '{engine.name}' is English-only; language '{req.options.language}' is not supported.",
             param="language",
         )
-    # Shed before the costly part: under overload a rejection must stay cheap.
     if not state.stt_scheduler.can_admit(engine, Lane.INTERACTIVE):
         raise Overloaded(f"The {engine.name} queue is full; retry shortly.", retry_after=2.0)
     audio = await asyncio.to_thread(
