@@ -141,7 +141,9 @@ class RequestAccounting:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            ctx.route = getattr(route, "path", None) or "unmatched"
+            # Refused before routing (bad key, drain): one label, not the raw
+            # path, which a client could vary without bound.
+            ctx.route = getattr(route, "path", None) or scope.get("voxhost.denied") or "unmatched"
             state.http_in_flight -= 1
             state.metrics.http_in_flight.set(state.http_in_flight)
             method = scope.get("method", "WS")
@@ -194,6 +196,7 @@ class Gatekeeper:
                 scope.setdefault("state", {})["api_key"] = key
                 state.rate_limiter.check(key)
         except VoxhostError as exc:
+            scope["voxhost.denied"] = "(denied)"
             return await _deny(scope, receive, send, exc)
         return await self.app(scope, receive, send)
 
