@@ -4,6 +4,10 @@ accounting headers, metric names, and overload shedding (429 only)."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
+import sys
+import time
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -98,3 +102,23 @@ def test_overload_sheds_with_429_only_and_recovers(sibling, short_clip):
     assert rejected == statuses.count(429)
     assert httpx.get(live.base_url + "/ready").status_code == 200
     assert _post(live.base_url, audio).status_code == 200  # recovered
+
+
+def test_emf_lines_on_stdout_when_enabled(sibling, short_clip, capfd):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "ops"))
+    from test_emf import validate_emf  # the spec check lives with the EMF unit tests
+
+    live = sibling(emf_enabled=True, emf_interval_s=0.2, emf_service_name="voxhost-test")
+    assert _post(live.base_url, short_clip.read_bytes()).status_code == 200
+    docs = []
+    for _ in range(50):
+        time.sleep(0.1)
+        out = capfd.readouterr().out
+        docs += [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+        if any(d["Requests"] for d in docs):
+            break
+    assert docs, "no EMF line"
+    for doc in docs:
+        validate_emf(doc)
+    assert any(d["Requests"] == 1 and d["CostUSD"] > 0 and len(d["Latency"]) == 1 for d in docs)
+    assert {d["ServiceName"] for d in docs} == {"voxhost-test"}
