@@ -77,7 +77,7 @@ def decode_batch(model: WhisperModel, items: list[BatchItem], no_speech_threshol
         suppress_tokens=get_suppressed_tokens(tokenizers[0], [-1]),
         max_initial_timestamp_index=int(round(MAX_INITIAL_TIMESTAMP / model.time_precision)),
     )
-    for row, (i, tok, result) in enumerate(zip(usable, tokenizers, results)):
+    for i, tok, result in zip(usable, tokenizers, results):
         out[i] = _finish(model, tok, result, content[i], languages[i], no_speech_threshold)
     return out
 
