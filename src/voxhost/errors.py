@@ -78,3 +78,20 @@ class NotReady(VoxhostError):
     status_code = 503
     error_type = "server_error"
     code = "not_ready"
+
+
+class DeadlineExceeded(Overloaded):
+    """A queued job outlived its deadline before it could run: shed, retry later."""
+
+    code = "deadline_exceeded"
+
+
+class SessionRejected(VoxhostError):
+    """A new live session can't be admitted (capacity, per-key limit, draining).
+
+    WebSocket routes close with `close_code` (1013 Try Again Later)."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "session_rejected"
+    close_code = 1013

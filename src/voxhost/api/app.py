@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -11,14 +12,18 @@ from starlette.formparsers import MultiPartParser
 
 from voxhost import __version__
 from voxhost.api.errors import install_error_handlers
-from voxhost.api.middleware import BodySizeLimit
-from voxhost.api.routers import health, models, speech, transcriptions
+from voxhost.api.middleware import BodySizeLimit, Gatekeeper, RequestAccounting
+from voxhost.api.routers import health, metrics, models, speech, transcriptions
 from voxhost.api.state import AppState
 from voxhost.cache.phrases import PhraseCache
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.engines.tts.registry import TtsRegistry
+from voxhost.ops.auth import KeyStore, load_keys_file, parse_keys
+from voxhost.ops.cost import ComputeCost
+from voxhost.ops.emf import EmfEmitter, task_id
+from voxhost.ops.metrics import Metrics
 from voxhost.ops.settings import Settings, get_settings
-from voxhost.scheduler.executor import EngineExecutor
+from voxhost.scheduler.sessions import SessionGate
 from voxhost.scheduler.stt import SttScheduler
 from voxhost.scheduler.tts import TtsScheduler
 from voxhost.tts.service import SpeechService
@@ -33,6 +38,8 @@ def _load_models(state: AppState) -> None:
     try:
         state.stt.load_all()
         state.tts.load_all()
+        for engine in state.stt.engines.values():  # schedulers (and their metric series) exist before traffic
+            state.stt_scheduler.executor_for(engine)
         state.ready.set()
         log.info("voxhost ready")
     except Exception as exc:  # surfaced on /ready, process stays up for diagnosis
@@ -40,26 +47,59 @@ def _load_models(state: AppState) -> None:
         log.exception("model loading failed")
 
 
+def build_state(settings: Settings) -> AppState:
+    keys = parse_keys(settings.api_keys)
+    if settings.api_keys_file:
+        keys += load_keys_file(settings.api_keys_file)
+    metrics = Metrics()
+    cost = ComputeCost(settings.instance_type, settings.instance_price_per_hour)
+    try:
+        cost.hourly  # fail at start-up, not on the first request
+    except KeyError:
+        raise ValueError(f"VOXHOST_INSTANCE_TYPE={settings.instance_type!r} has no price in ops/cost.py; "
+                         "set VOXHOST_INSTANCE_PRICE_PER_HOUR") from None
+    state = AppState(
+        settings=settings,
+        stt=SttRegistry(settings),
+        stt_scheduler=None,  # type: ignore[arg-type]  # needs the state's factory, set below
+        tts=TtsRegistry(settings),
+        tts_scheduler=None,  # type: ignore[arg-type]
+        speech=None,  # type: ignore[arg-type]
+        metrics=metrics,
+        keys=KeyStore(keys, metrics_sha256=settings.metrics_api_key_sha256),
+        cost=cost,
+    )
+    def stt_executor(engine):
+        batching = settings.stt_batching
+        if batching is None:
+            batching = getattr(engine, "device", "cpu") == "cuda"
+        return state.make_executor(
+            f"stt:{engine.name}", workers=max(1, settings.stt_num_workers),
+            max_batch=settings.stt_max_batch_size if batching else 1,
+            max_wait_s=settings.stt_max_batch_wait_ms / 1000.0,
+        )
+
+    state.stt_scheduler = SttScheduler(stt_executor, batching=settings.stt_batching is not False)
+    state.tts_scheduler = TtsScheduler(state.make_executor(
+        "tts", workers=max(1, settings.tts_concurrency), max_queue=max(0, settings.tts_max_queue)))
+    state.speech = SpeechService(state.tts, state.tts_scheduler, PhraseCache.from_settings(settings),
+                                 max_input_chars=settings.max_text_chars)
+    state.sessions = SessionGate(
+        max_sessions=settings.max_live_sessions, max_per_key=settings.max_sessions_per_key,
+        on_change=metrics.session_opened_or_closed,
+    )
+    return state
+
+
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
     settings = settings or get_settings()
     # Uploads stay in memory: Starlette would otherwise spool parts over 1 MB
     # to a temp file, and player audio must not touch disk unless configured.
     MultiPartParser.spool_max_size = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
-    tts = TtsRegistry(settings)
-    tts_scheduler = TtsScheduler(
-        EngineExecutor("tts", workers=max(1, settings.tts_concurrency), max_queue=max(0, settings.tts_max_queue))
-    )
-    state = AppState(
-        settings=settings,
-        stt=SttRegistry(settings),
-        stt_scheduler=SttScheduler(
-            EngineExecutor("stt", workers=max(1, settings.stt_num_workers), max_queue=64)
-        ),
-        tts=tts,
-        tts_scheduler=tts_scheduler,
-        speech=SpeechService(tts, tts_scheduler, PhraseCache.from_settings(settings),
-                             max_input_chars=settings.tts_max_input_chars),
-    )
+    state = build_state(settings)
+    if state.keys.open:
+        log.warning("no API keys configured: every route is open (fine for local use; "
+                    "set VOXHOST_API_KEYS or VOXHOST_API_KEYS_FILE before exposing this server)")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -67,7 +107,20 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             # Load in the background so /health answers at once and /ready
             # reports progress (ECS health checks start before models are warm).
             threading.Thread(target=_load_models, args=(state,), name="model-loader", daemon=True).start()
+        emf_task = None
+        if settings.emf_enabled:
+            emitter = EmfEmitter(
+                namespace=settings.emf_namespace, service_name=settings.emf_service_name,
+                task=await asyncio.to_thread(task_id),
+                gauges=lambda: {"QueueDepth": state.metrics.total_queue_depth(),
+                                "InFlight": state.metrics.total_in_flight(),
+                                "LiveSessions": state.sessions.active if state.sessions else 0},
+            )
+            state.metrics.attach_emf(emitter)
+            emf_task = asyncio.create_task(emitter.run(settings.emf_interval_s))
         yield
+        if emf_task is not None:
+            emf_task.cancel()
         state.stt_scheduler.shutdown()
         state.tts_scheduler.shutdown()
 
@@ -79,8 +132,12 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     )
     app.state.voxhost = state
     install_error_handlers(app)
+    # Added innermost first: accounting wraps everything, then keys/drain, then body size.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(Gatekeeper, state=state)
+    app.add_middleware(RequestAccounting, state=state)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(models.router)
     app.include_router(transcriptions.router)
     app.include_router(speech.router)

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
+
+from starlette.datastructures import Headers, QueryParams
 
 from voxhost.api.errors import error_body
-from voxhost.errors import PayloadTooLarge
+from voxhost.errors import (
+    AuthenticationError,
+    NotReady,
+    PayloadTooLarge,
+    RateLimited,
+    SessionRejected,
+    VoxhostError,
+)
+from voxhost.ops import context
+from voxhost.ops.auth import extract_api_key
+
+request_log = logging.getLogger("voxhost.request")
 
 
 class BodySizeLimit:
@@ -78,3 +93,144 @@ class _TooLarge(PayloadTooLarge):
 
     def __init__(self, max_bytes: int):
         super().__init__(f"Request body is larger than the limit of {max_bytes} bytes.", param="file")
+
+
+# Routes that stay open and uncounted: probes must work without keys, during
+# drain, and must not skew request metrics.
+PROBE_PATHS = frozenset({"/health", "/ready"})
+METRICS_PATH = "/metrics"
+
+
+class RequestAccounting:
+    """Outermost: one RequestContext per request (HTTP or WebSocket).
+
+    Assigns the request id, tracks in-flight work for drain, writes
+    `X-Request-Id`, `X-Queue-Ms`, `X-Compute-Ms`, `X-Cost-USD` on the
+    response, and reports the finished request to metrics and the log.
+    For streamed responses the headers leave before the work is done, so
+    they carry what was known then; metrics get the full figures.
+    """
+
+    def __init__(self, app, *, state):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if path in PROBE_PATHS or path == METRICS_PATH:
+            return await self.app(scope, receive, send)
+        ctx = context.RequestContext()
+        scope.setdefault("state", {})["request_context"] = ctx
+        token = context.activate(ctx)
+        started = time.perf_counter()
+        status = 500 if scope["type"] == "http" else 101
+        state = self.state
+        state.http_in_flight += 1
+        state.metrics.http_in_flight.set(state.http_in_flight)
+
+        async def accounting_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-request-id", ctx.request_id.encode()),
+                    (b"x-queue-ms", f"{ctx.queue_seconds * 1000:.1f}".encode()),
+                    (b"x-compute-ms", f"{ctx.compute_seconds * 1000:.1f}".encode()),
+                    (b"x-cost-usd", f"{ctx.cost_usd:.8f}".encode()),
+                ]
+                message = {**message, "headers": headers}
+            elif message["type"] == "websocket.http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, accounting_send)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            # Refused before routing (bad key, drain): one label, not the raw
+            # path, which a client could vary without bound.
+            ctx.route = getattr(route, "path", None) or scope.get("voxhost.denied") or "unmatched"
+            state.http_in_flight -= 1
+            state.metrics.http_in_flight.set(state.http_in_flight)
+            method = scope.get("method", "WS")
+            state.metrics.observe_request(ctx, method, status, elapsed)
+            if ctx.key_name and ctx.audio_seconds and state.key_for(ctx.key_name):
+                state.rate_limiter.charge_audio(state.key_for(ctx.key_name), ctx.audio_seconds)
+            request_log.info(
+                "%s %s %s", method, ctx.route, status,
+                extra={"request_id": ctx.request_id, "route": ctx.route, "status": status,
+                       "duration_ms": round(elapsed * 1000, 1), "queue_ms": round(ctx.queue_seconds * 1000, 1),
+                       "compute_ms": round(ctx.compute_seconds * 1000, 1), "cost_usd": ctx.cost_usd,
+                       "api_key": ctx.key_name},
+            )
+            context.deactivate(token)
+
+
+class Gatekeeper:
+    """API keys, per-key rate limits, and refusal of new work while draining.
+
+    Runs for every HTTP and WebSocket request except the probes. Errors are
+    OpenAI-shaped JSON (401, 429, 503). WebSockets: a bad key gets a 401
+    handshake denial (same JSON); rate limit or drain gets accept + close 1013.
+    """
+
+    def __init__(self, app, *, state):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if path in PROBE_PATHS:
+            return await self.app(scope, receive, send)
+        state = self.state
+        headers = Headers(scope=scope)
+        query = QueryParams(scope.get("query_string", b""))
+        presented = extract_api_key(headers, query)
+        try:
+            if path == METRICS_PATH:
+                state.keys.authenticate_metrics(presented)
+                return await self.app(scope, receive, send)
+            if state.draining.is_set():
+                raise NotReady("The server is draining for shutdown; retry on another instance.")
+            if not state.keys.open:
+                key = state.keys.authenticate(presented)
+                ctx = context.current()
+                if ctx is not None:
+                    ctx.key_name = key.name
+                scope.setdefault("state", {})["api_key"] = key
+                state.rate_limiter.check(key)
+        except VoxhostError as exc:
+            scope["voxhost.denied"] = "(denied)"
+            return await _deny(scope, receive, send, exc)
+        return await self.app(scope, receive, send)
+
+
+async def _deny(scope, receive, send, exc: VoxhostError) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if isinstance(exc, RateLimited):
+        headers.append((b"retry-after", str(max(1, int(round(exc.retry_after)))).encode()))
+    body = json.dumps(exc.to_dict()).encode()
+    headers.append((b"content-length", str(len(body)).encode()))
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
+    if isinstance(exc, AuthenticationError):
+        if "websocket.http.response" in scope.get("extensions", {}):
+            # A 401 at the handshake, with the same JSON body as HTTP.
+            await send({"type": "websocket.http.response.start", "status": exc.status_code, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+        return
+    # Overload, rate limit, drain: accept, then close with 1013 (Try Again
+    # Later) and the reason, which is what a live client is built to handle.
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": SessionRejected.close_code, "reason": exc.message[:120]})

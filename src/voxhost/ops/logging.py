@@ -1,4 +1,9 @@
-"""Structured JSON logs on stdout (CloudWatch-friendly). No audio or text content."""
+"""Structured JSON logs on stdout (CloudWatch-friendly). No audio or text content.
+
+Only the whitelisted fields below leave the process: a log call that passes
+content (a transcript, TTS text) in `extra` is not printed unless the
+retention setting asks for it (`VOXHOST_RETAIN_CONTENT=logs` -> `content`).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +21,23 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("request_id", "route", "status", "duration_ms"):
+        for key in ("request_id", "route", "status", "duration_ms", "queue_ms", "compute_ms", "cost_usd",
+                    "api_key"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
+        if _retain_content and hasattr(record, "content"):
+            entry["content"] = record.content
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
 
 
-def configure_logging(level: str = "info") -> None:
+_retain_content = False
+
+
+def configure_logging(level: str = "info", *, retain_content: str = "none") -> None:
+    global _retain_content
+    _retain_content = retain_content == "logs"
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

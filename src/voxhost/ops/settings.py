@@ -60,7 +60,6 @@ class Settings(BaseSettings):
     tts_concurrency: int = 2  # syntheses running at once (one worker thread each)
     tts_max_queue: int = 32  # waiting syntheses beyond that; more -> 429
     tts_threads: int = 1  # onnxruntime intra-op threads per engine
-    tts_max_input_chars: int = 4096  # OpenAI's limit
     # Phrase cache: synthesised NPC lines are game content, not player data,
     # so it is on by default. Disk tier: tts_cache_path, else cache_dir/tts.
     tts_cache_enabled: bool = True
@@ -68,14 +67,48 @@ class Settings(BaseSettings):
     tts_cache_memory_bytes: int = 64 * 1024 * 1024
     tts_cache_disk_bytes: int = 1024 * 1024 * 1024
 
-    # --- limits ---
+    # --- limits (all request/session limits live here) ---
     max_upload_bytes: int = 25 * 1024 * 1024
     max_audio_seconds: float = 3600.0
+    max_text_chars: int = 4096  # TTS input length (OpenAI's limit)
+    max_session_seconds: float = 3600.0  # one live session's length
+    max_live_sessions: int = 64  # live sessions per process; more are refused with 1013
+    max_sessions_per_key: int = 0  # concurrent live sessions per API key; 0: no cap
+
+    # --- serving: scheduler, admission control, drain ---
+    # Batch compatible short requests across clients. None (auto): on for GPU
+    # engines, off on CPU, where a batch costs as much as its parts (measured,
+    # docs/benchmarks.md) and only delays the first request in it.
+    stt_batching: bool | None = None
+    stt_max_batch_size: int = 8  # most requests in one CTranslate2 batch
+    stt_max_batch_wait_ms: float = 10.0  # how long the oldest job waits for company
+    queue_max_per_lane: int = 64  # queued jobs per engine and lane; more get 429
+    request_deadline_s: float = 120.0  # REST job still queued after this: 429, not a late answer
+    live_deadline_s: float = 15.0  # same for live-session turns
+    bulk_threshold_s: float = 60.0  # REST audio longer than this goes to the bulk lane
+    drain_timeout_s: float = 30.0  # SIGTERM: time for in-flight work (ECS stopTimeout)
+
+    # --- cost and metrics ---
+    instance_type: str = "g4dn.xlarge"  # prices in ops/cost.py
+    instance_price_per_hour: float | None = None  # overrides the table (spot, savings plans)
+    emf_enabled: bool = False  # CloudWatch EMF lines on stdout
+    emf_namespace: str = "voxhost"
+    emf_service_name: str = "voxhost"  # the ServiceName dimension (autoscaling alarms)
+    emf_interval_s: float = 60.0
+
+    # --- security ---
+    # API keys as "name:sha256hex" (comma-separated) and/or a JSON/YAML file of
+    # {name, sha256, rpm, audio_minutes_per_day}. None configured: open server.
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_keys_file: Path | None = None
+    metrics_api_key_sha256: str | None = None  # /metrics' own key (sha256 hex)
+    # Keep audio/text content in logs: "none" (default) never logs content.
+    retain_content: Literal["none", "logs"] = "none"
 
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)
 
-    @field_validator("stt_models", "tts_engines", mode="before")
+    @field_validator("stt_models", "tts_engines", "api_keys", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

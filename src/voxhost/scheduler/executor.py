@@ -1,62 +1,155 @@
-"""Runs blocking engine work off the event loop, with a bounded queue.
+"""One scheduler per engine: it owns the model and decides what runs next.
 
-The minimal scheduler: a dedicated thread pool per engine and admission
-control (reject with 429 when the queue is full, never queue without bound).
+- Bounded queues per priority lane (live > interactive > bulk). A full lane
+  rejects at admission with Overloaded (429 + Retry-After); a job that was
+  admitted is never dropped for load.
+- A per-job deadline: a job still queued when its deadline passes is failed
+  with DeadlineExceeded instead of running late (its result would be useless).
+- Cancellation: if the awaiting caller is cancelled (client went away), a
+  queued job leaves the queue; a running one finishes and its result is dropped.
+- Dynamic batching (like Triton's dynamic batcher): jobs that carry the same
+  `batch_key` are run together by their `batch_fn`, up to `max_batch` at once,
+  waiting at most `max_wait_s` after the oldest arrived for company.
+- `workers` jobs (or batches) run at once, on a thread pool, off the event loop.
+
+Knows nothing of HTTP or models: callers hand it plain callables.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator, Callable, Iterator, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Hashable, Iterator, Protocol, Sequence, TypeVar
 
-from voxhost.errors import Overloaded
+from voxhost.errors import DeadlineExceeded, Overloaded
+from voxhost.ops import context
+from voxhost.ops.cost import ComputeCost
+from voxhost.scheduler.lanes import LANES, Lane
 
 T = TypeVar("T")
 
 
+class SchedulerObserver(Protocol):
+    """What the scheduler reports (ops/metrics.py implements it)."""
+
+    def queue_depth(self, engine: str, lane: str, depth: int) -> None: ...
+    def in_flight(self, engine: str, count: int) -> None: ...
+    def batch(self, engine: str, size: int) -> None: ...
+    def job_done(self, engine: str, lane: str, queue_s: float, compute_s: float) -> None: ...
+    def rejected(self, engine: str, lane: str, reason: str) -> None: ...
+
+
+class _NullObserver:
+    def queue_depth(self, engine, lane, depth): pass
+    def in_flight(self, engine, count): pass
+    def batch(self, engine, size): pass
+    def job_done(self, engine, lane, queue_s, compute_s): pass
+    def rejected(self, engine, lane, reason): pass
+
+
+@dataclass(eq=False)
+class _Job:
+    lane: Lane
+    call: Callable[[], Any] | None  # unbatched work
+    item: Any = None  # batched work: this job's input to batch_fn
+    batch_key: Hashable | None = None
+    batch_fn: Callable[[list], Sequence[Any]] | None = None
+    deadline: float | None = None  # time.monotonic()
+    enqueued: float = field(default_factory=time.monotonic)
+    future: asyncio.Future | None = None
+    # Filled when it runs, read by the waiter for accounting.
+    started: float = 0.0
+    compute_s: float = 0.0
+    batch_size: int = 1
+
+
 class EngineExecutor:
-    def __init__(self, name: str, *, workers: int = 1, max_queue: int = 64):
+    def __init__(
+        self,
+        name: str,
+        *,
+        workers: int = 1,
+        max_queue: int = 64,
+        max_batch: int = 1,
+        max_wait_s: float = 0.0,
+        deadline_s: float | None = None,
+        cost: ComputeCost | None = None,
+        observer: SchedulerObserver | None = None,
+    ):
         self.name = name
-        self.workers = workers
-        self.max_queue = max_queue
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"engine-{name}")
-        self._lock = threading.Lock()
-        self._pending = 0  # queued + running
+        self.workers = max(1, workers)
+        self.max_queue = max_queue  # per lane
+        self.max_batch = max(1, max_batch)
+        self.max_wait_s = max_wait_s
+        self.deadline_s = deadline_s
+        self.cost = cost
+        self.observer: SchedulerObserver = observer or _NullObserver()
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"engine-{name}")
+        self._queues: dict[Lane, deque[_Job]] = {lane: deque() for lane in LANES}
+        self._running = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._dispatcher: asyncio.Task | None = None
+        self._closed = False
+        for lane in LANES:  # every series exists from the start: dashboards see 0, not "no data"
+            self.observer.queue_depth(name, lane.value, 0)
+        self.observer.in_flight(name, 0)
+
+    # ---- introspection -------------------------------------------------
+    @property
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    @property
+    def running(self) -> int:
+        return self._running
 
     @property
     def pending(self) -> int:
-        return self._pending
+        return self.queued + self._running
 
-    def _admit(self) -> None:
-        with self._lock:
-            if self._pending >= self.max_queue + self.workers:
-                raise Overloaded(
-                    f"The {self.name} queue is full ({self.max_queue} waiting); retry shortly.",
-                    retry_after=1.0,
-                )
-            self._pending += 1
+    def depth(self, lane: Lane) -> int:
+        return len(self._queues[lane])
 
-    def _release(self) -> None:
-        with self._lock:
-            self._pending -= 1
+    def has_room(self, lane: Lane) -> bool:
+        """Whether one more job fits this lane. `max_queue` bounds jobs that
+        will actually wait: a queued job that a
+        free worker takes on the dispatcher's next turn is not waiting, so
+        max_queue=0 means "no waiting", not "closed"."""
+        free = max(0, self.workers - self._running)
+        ahead = sum(len(self._queues[other]) for other in LANES[: LANES.index(lane)])
+        waiting_if_added = max(0, len(self._queues[lane]) + 1 - max(0, free - ahead))
+        return waiting_if_added <= self.max_queue
 
-    async def run(self, fn: Callable[..., T], *args) -> T:
-        self._admit()
-        try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, fn, *args)
-        finally:
-            self._release()
+    # ---- public API ----------------------------------------------------
+    async def run(self, fn: Callable[..., T], *args, lane: Lane = Lane.INTERACTIVE,
+                  deadline_s: float | None = None) -> T:
+        """Run `fn(*args)` on the engine's pool in priority order."""
+        job = _Job(lane=lane, call=lambda: fn(*args))
+        return await self._submit(job, deadline_s)
 
-    async def stream(self, produce: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
-        """Drain a blocking iterator on the pool, yielding its items as they come.
+    async def run_batched(self, batch_fn: Callable[[list], Sequence[Any]], item: Any, key: Hashable, *,
+                          lane: Lane = Lane.INTERACTIVE, deadline_s: float | None = None) -> Any:
+        """Run `item` through `batch_fn([items...])` together with queued jobs of the same `key`.
 
-        If the consumer stops early (client gone), the producer thread stops
-        at its next item.
+        `batch_fn` returns one result per item, in order; an Exception instance
+        as a result fails only that item.
         """
-        self._admit()
+        if self.max_batch <= 1:
+            return await self.run(lambda: _unwrap(batch_fn([item])[0]), lane=lane, deadline_s=deadline_s)
+        job = _Job(lane=lane, call=None, item=item, batch_key=key, batch_fn=batch_fn)
+        return await self._submit(job, deadline_s)
+
+    async def stream(self, produce: Callable[[], Iterator[T]], *, lane: Lane = Lane.INTERACTIVE,
+                     deadline_s: float | None = None) -> AsyncIterator[T]:
+        """Drain a blocking iterator on the pool (one worker slot), yielding items as they come.
+
+        If the consumer stops early (client gone), the producer stops at its next item.
+        """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
@@ -73,10 +166,18 @@ class EngineExecutor:
                 return
             loop.call_soon_threadsafe(queue.put_nowait, (done, None))
 
-        future = loop.run_in_executor(self._pool, pump)
+        # The job finishes when the producer is exhausted; items flow meanwhile.
+        finished = asyncio.ensure_future(self._submit(_Job(lane=lane, call=pump), deadline_s))
         try:
             while True:
-                item, exc = await queue.get()
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, finished}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    finished.result()  # rejected/expired before producing: raise it
+                    item, exc = await queue.get()  # pump finished: its items are queued
+                else:
+                    item, exc = getter.result()
                 if exc is not None:
                     raise exc
                 if item is done:
@@ -84,7 +185,177 @@ class EngineExecutor:
                 yield item
         finally:
             stop.set()
-            future.add_done_callback(lambda _: self._release())
+            if not finished.done():
+                finished.cancel()  # still queued: leave the queue; running: pump stops
+            else:
+                finished.exception() if not finished.cancelled() else None
 
     def shutdown(self) -> None:
+        self._closed = True
+        if self._dispatcher is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._dispatcher.cancel)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- internals -----------------------------------------------------
+    def _ensure_dispatcher(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._dispatcher is None or self._loop is not loop or self._dispatcher.done():
+            self._loop = loop
+            self._wake = asyncio.Event()
+            self._dispatcher = loop.create_task(self._dispatch(), name=f"scheduler-{self.name}")
+
+    async def _submit(self, job: _Job, deadline_s: float | None) -> Any:
+        self._ensure_dispatcher()
+        if self._closed:
+            raise Overloaded(f"The {self.name} engine is shutting down.", retry_after=5.0)
+        if not self.has_room(job.lane):
+            self.observer.rejected(self.name, job.lane.value, "queue_full")
+            raise Overloaded(
+                f"The {self.name} {job.lane.value} queue is full ({self.max_queue} waiting); retry shortly.",
+                retry_after=self._retry_after(),
+            )
+        limit = deadline_s if deadline_s is not None else self.deadline_s
+        if limit is not None:
+            job.deadline = job.enqueued + limit
+        job.future = asyncio.get_running_loop().create_future()
+        self._queues[job.lane].append(job)
+        self._report_depth(job.lane)
+        self._wake.set()
+        try:
+            result = await asyncio.shield(job.future)
+        except asyncio.CancelledError:
+            # Client gone. Queued: leave the queue now. Running: the runner
+            # finds the future cancelled and drops the result.
+            if job in self._queues[job.lane]:
+                self._queues[job.lane].remove(job)
+                self._report_depth(job.lane)
+            job.future.cancel()
+            raise
+        self._account(job)
+        return result
+
+    def _account(self, job: _Job) -> None:
+        queue_s = max(0.0, job.started - job.enqueued)
+        usd = 0.0
+        if self.cost is not None:
+            usd = self.cost.request_usd(job.compute_s, parallelism=self.workers * job.batch_size)
+        ctx = context.current()
+        if ctx is not None:
+            ctx.add_job(queue_s, job.compute_s, usd)
+
+    def _retry_after(self) -> float:
+        return 1.0 + min(30.0, self.queued / max(1, self.workers * self.max_batch))
+
+    def _report_depth(self, lane: Lane) -> None:
+        self.observer.queue_depth(self.name, lane.value, len(self._queues[lane]))
+
+    def _next_job(self) -> _Job | None:
+        """Highest-priority live job; expired ones are failed on the way."""
+        now = time.monotonic()
+        for lane in LANES:
+            queue = self._queues[lane]
+            while queue:
+                job = queue.popleft()
+                self._report_depth(lane)
+                if job.future.done():  # cancelled while queued
+                    continue
+                if job.deadline is not None and now > job.deadline:
+                    self.observer.rejected(self.name, lane.value, "deadline")
+                    job.future.set_exception(DeadlineExceeded(
+                        f"The request waited longer than its {job.deadline - job.enqueued:.0f} s deadline "
+                        f"in the {self.name} queue; retry shortly.",
+                        retry_after=self._retry_after(),
+                    ))
+                    continue
+                return job
+        return None
+
+    def _take_compatible(self, key: Hashable, limit: int) -> list[_Job]:
+        """Pull up to `limit` queued jobs sharing `key`, most urgent lanes first."""
+        taken: list[_Job] = []
+        now = time.monotonic()
+        for lane in LANES:
+            queue = self._queues[lane]
+            for job in list(queue):
+                if len(taken) >= limit:
+                    break
+                if job.batch_key == key and not job.future.done() and (job.deadline is None or now <= job.deadline):
+                    queue.remove(job)
+                    taken.append(job)
+            self._report_depth(lane)
+        return taken
+
+    async def _dispatch(self) -> None:
+        free = asyncio.Semaphore(self.workers)
+        while not self._closed:
+            await free.acquire()
+            job = self._next_job()
+            while job is None:
+                self._wake.clear()
+                await self._wake.wait()
+                job = self._next_job()
+            batch = [job]
+            if job.batch_key is not None:
+                batch += self._take_compatible(job.batch_key, self.max_batch - 1)
+                close_at = job.enqueued + self.max_wait_s
+                while len(batch) < self.max_batch and (left := close_at - time.monotonic()) > 0:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), left)
+                    except asyncio.TimeoutError:
+                        break
+                    batch += self._take_compatible(job.batch_key, self.max_batch - len(batch))
+                batch = [j for j in batch if not j.future.done()]  # cancelled during the window
+                if not batch:
+                    free.release()
+                    continue
+            self._running += 1
+            self.observer.in_flight(self.name, self._running)
+            asyncio.get_running_loop().create_task(self._execute(batch, free))
+
+    async def _execute(self, batch: list[_Job], free: asyncio.Semaphore) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        for job in batch:
+            job.started = started
+            job.batch_size = len(batch)
+        try:
+            if batch[0].batch_key is None:
+                outcome = await _capture(loop.run_in_executor(self._pool, batch[0].call))
+                outcomes = [outcome]
+            else:
+                self.observer.batch(self.name, len(batch))
+                fn = batch[0].batch_fn
+                items = [j.item for j in batch]
+                outcome = await _capture(loop.run_in_executor(self._pool, fn, items))
+                if isinstance(outcome, BaseException):
+                    outcomes = [outcome] * len(batch)
+                else:
+                    outcomes = list(outcome)
+            compute_s = time.monotonic() - started
+            for job, result in zip(batch, outcomes):
+                job.compute_s = compute_s
+                self.observer.job_done(self.name, job.lane.value, started - job.enqueued, compute_s)
+                if job.future.done():  # the waiter is gone: drop the result
+                    continue
+                if isinstance(result, BaseException):
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+        finally:
+            self._running -= 1
+            self.observer.in_flight(self.name, self._running)
+            free.release()
+
+
+async def _capture(awaitable) -> Any:
+    try:
+        return await awaitable
+    except Exception as exc:
+        return exc
+
+
+def _unwrap(result):
+    if isinstance(result, BaseException):
+        raise result
+    return result

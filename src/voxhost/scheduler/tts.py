@@ -15,7 +15,7 @@ import numpy as np
 from voxhost.engines.tts.base import TtsEngine, VoiceSelection
 from voxhost.engines.tts.text import TextChunk
 from voxhost.scheduler.executor import EngineExecutor
-from voxhost.scheduler.stt import Lane
+from voxhost.scheduler.lanes import Lane
 
 
 class Renderer(Protocol):
@@ -52,12 +52,12 @@ class TtsScheduler:
         self, engine: TtsEngine, chunks: Iterable[TextChunk], voice: VoiceSelection, speed: float,
         renderer: Renderer, *, lane: Lane = Lane.INTERACTIVE,
     ) -> AsyncIterator[bytes]:
-        async for data in self.executor.stream(lambda: self._produce(engine, chunks, voice, speed, renderer)):
+        async for data in self.executor.stream(lambda: self._produce(engine, chunks, voice, speed, renderer), lane=lane):
             yield data
 
     async def run(self, fn, *args, lane: Lane = Lane.INTERACTIVE):
         """Any other blocking TTS work (a whole-line synthesis for cache warming)."""
-        return await self.executor.run(fn, *args)
+        return await self.executor.run(fn, *args, lane=lane)
 
     @property
     def pending(self) -> int:

@@ -18,12 +18,13 @@ import numpy as np
 from voxhost.audio.encode import StreamEncoder, check_format
 from voxhost.audio.stitch import shape, silence
 from voxhost.cache.phrases import PhraseCache, phrase_key
+from voxhost.ops import context
 from voxhost.engines.tts import text as frontend
 from voxhost.engines.tts.base import TtsEngine, VoiceSelection
 from voxhost.engines.tts.registry import TtsRegistry
 from voxhost.engines.tts.text import TextChunk, Unpronounceable
 from voxhost.errors import InvalidRequest
-from voxhost.scheduler.stt import Lane
+from voxhost.scheduler.lanes import Lane
 from voxhost.scheduler.tts import TtsScheduler
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
@@ -159,8 +160,10 @@ class SpeechService:
         """Start the audio. Returns once the first bytes exist, so a request that
         fails (queue full, nothing pronounceable) fails before any byte is sent."""
         data = self.cached(job)
+        context.note_cache(data is not None)
         if data is not None:
             return SpeechStream("hit", _once(data), data)
+        context.note_characters(len(job.text))
         timing = FirstChunkTiming(opened=time.perf_counter())
         on_complete = (lambda blob: self.cache.put(job.key, blob)) if self.cache is not None else None
         renderer = _Renderer(job.chunks, job.format, job.engine.sample_rate, on_complete, timing)

@@ -7,6 +7,7 @@ speech is the engine's, running it off the event loop is the scheduler's.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Request
@@ -23,9 +24,11 @@ from voxhost.api.protocol.transcriptions import (
 from voxhost.api.state import AppState, require_ready
 from voxhost.audio.decode import decode_audio
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
-from voxhost.errors import InvalidRequest, PayloadTooLarge
+from voxhost.errors import InvalidRequest, Overloaded, PayloadTooLarge
+from voxhost.scheduler.lanes import Lane
 
 router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
+log = logging.getLogger("voxhost.stt")
 
 _FORM_DOC = {
     "requestBody": {
@@ -127,6 +130,10 @@ async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
 
 
 async def _handle(request: Request, state: AppState, task: str) -> Response:
+    # Shed before the costly parts (reading the upload, decoding): under
+    # overload a rejection must cost next to nothing.
+    if not state.stt_scheduler.can_admit_any(Lane.INTERACTIVE):
+        raise Overloaded("Every speech-to-text queue is full; retry shortly.", retry_after=2.0)
     req = await _parse(request, state, task)
     engine = state.stt.get(req.model)
     if task == "translate" and not engine.multilingual:
@@ -139,26 +146,33 @@ async def _handle(request: Request, state: AppState, task: str) -> Response:
             f"Model '{engine.name}' is English-only; language '{req.options.language}' is not supported.",
             param="language",
         )
+    if not state.stt_scheduler.can_admit(engine, Lane.INTERACTIVE):
+        raise Overloaded(f"The {engine.name} queue is full; retry shortly.", retry_after=2.0)
     audio = await asyncio.to_thread(
         decode_audio, req.audio_bytes, max_seconds=state.settings.max_audio_seconds
     )
     del req.audio_bytes  # the raw upload is no longer needed; free it early
 
+    # Long files would hold up players' short clips: they wait in the bulk lane.
+    long_file = len(audio) > state.settings.bulk_threshold_s * 16_000
+    lane = Lane.BULK if long_file else Lane.INTERACTIVE
     if req.stream:
         return StreamingResponse(
-            _sse_events(state, engine, audio, req.options),
+            _sse_events(state, engine, audio, req.options, lane),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    transcript: Transcript = await state.stt_scheduler.transcribe(engine, audio, req.options)
+    transcript: Transcript = await state.stt_scheduler.transcribe(engine, audio, req.options, lane=lane)
+    if state.settings.retain_content == "logs":  # opt-in only: transcripts are players' words
+        log.info("transcript", extra={"content": transcript.text})
     body = render(transcript, req.response_format, task=task, granularities=req.granularities)
     return Response(body, media_type=MEDIA_TYPES[req.response_format])
 
 
-async def _sse_events(state: AppState, engine, audio, options: TranscriptionOptions):
+async def _sse_events(state: AppState, engine, audio, options: TranscriptionOptions, lane: Lane):
     """One `transcript.text.delta` per decoded segment, then `transcript.text.done`."""
     parts: list[str] = []
-    async for segment in state.stt_scheduler.stream(engine, audio, options):
+    async for segment in state.stt_scheduler.stream(engine, audio, options, lane=lane):
         delta = segment.text if parts else segment.text.lstrip()
         parts.append(delta)
         yield sse({"type": "transcript.text.delta", "delta": delta, "logprobs": None})

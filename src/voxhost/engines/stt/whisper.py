@@ -10,6 +10,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
+from voxhost.engines.stt.whisper_batch import BatchItem, decode_batch
 from voxhost.engines.stt.base import (
     Segment,
     Transcript,
@@ -20,6 +21,7 @@ from voxhost.engines.stt.base import (
 
 log = logging.getLogger("voxhost.stt")
 SAMPLE_RATE = 16_000
+BATCH_MAX_SECONDS = 30.0  # one Whisper window: longer audio takes the sequential path
 
 
 def resolve_device(device: str) -> str:
@@ -81,25 +83,32 @@ class WhisperEngine:
     def speech_chunks(self, audio: np.ndarray) -> list[dict]:
         return get_speech_timestamps(audio, self.vad_options)
 
+    def _speech(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple[np.ndarray, list[dict] | None] | None:
+        """The audio to decode and, if trimmed, the speech chunks to map
+        timestamps back through; None when VAD finds no speech at all."""
+        if not options.vad_filter:
+            return audio, None
+        chunks = self.speech_chunks(audio)
+        if not chunks:
+            # Silence or noise only: Whisper would hallucinate ("Thank you."),
+            # so skip the model entirely.
+            return None
+        if len(audio) <= self.vad_trim_over_seconds * SAMPLE_RATE:
+            # One 30 s window costs the same trimmed or not, and Silero misses
+            # whispered and creaky speech: on the eval set, gating only (no
+            # trimming) cut voice-quality WER from 54% to 32%.
+            return audio, None
+        return np.concatenate(collect_chunks(audio, chunks)[0]), chunks
+
     def transcribe_stream(
         self, audio: np.ndarray, options: TranscriptionOptions
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         duration = len(audio) / SAMPLE_RATE
-        chunks = None
-        if options.vad_filter:
-            chunks = self.speech_chunks(audio)
-            if not chunks:
-                # Silence or noise only: Whisper would hallucinate ("Thank you."),
-                # so skip the model entirely.
-                info = TranscriptionInfo(options.language or "en", 0.0, duration, 0.0)
-                return info, iter(())
-            if duration <= self.vad_trim_over_seconds:
-                # One 30 s window costs the same trimmed or not, and Silero misses
-                # whispered and creaky speech: on the eval set, gating only (no
-                # trimming) cut voice-quality WER from 54% to 32%.
-                chunks = None
-            else:
-                audio = np.concatenate(collect_chunks(audio, chunks)[0])
+        prepared = self._speech(audio, options)
+        if prepared is None:
+            info = TranscriptionInfo(options.language or "en", 0.0, duration, 0.0)
+            return info, iter(())
+        audio, chunks = prepared
         segments, fw_info = self.model.transcribe(
             audio,
             task=options.task,
@@ -125,6 +134,68 @@ class WhisperEngine:
     def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
         info, segments = self.transcribe_stream(audio, options)
         return Transcript(info=info, segments=list(segments))
+
+    # ---- cross-request batching ------------------------------------------
+    def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple | None:
+        """Requests with equal keys can share one batch; None: decode alone.
+
+        Batchable: one window of audio, greedy-or-beam at temperature 0, and
+        nothing that changes the prompt or needs the alignment pass. The
+        language may differ per item (it is a token in each item's prompt).
+        """
+        if len(audio) > BATCH_MAX_SECONDS * SAMPLE_RATE:
+            return None
+        if options.temperature > 0 or options.prompt or options.hotwords or options.word_timestamps:
+            return None
+        return (self.name, options.task, options.beam_size, options.vad_filter)
+
+    def transcribe_batch(
+        self, audios: list[np.ndarray], options: list[TranscriptionOptions] | TranscriptionOptions
+    ) -> list[Transcript | Exception]:
+        """Decode clips of equal `batch_key` together; same text as `transcribe`.
+
+        One result per clip; an exception instance fails only its clip.
+        """
+        if isinstance(options, TranscriptionOptions):
+            options = [options] * len(audios)
+        results: list[Transcript | Exception | None] = [None] * len(audios)
+        items, index, chunks = [], [], {}
+        for i, (audio, opts) in enumerate(zip(audios, options)):
+            try:
+                prepared = self._speech(audio, opts)
+                if prepared is None:  # no speech: as transcribe_stream, skip the model
+                    info = TranscriptionInfo(opts.language or "en", 0.0, len(audio) / SAMPLE_RATE, 0.0)
+                    results[i] = Transcript(info, [])
+                    continue
+                speech, found = prepared
+                if found:
+                    chunks[i] = found
+                items.append(BatchItem(speech, opts.task, opts.language, opts.beam_size))
+                index.append(i)
+            except Exception as exc:
+                results[i] = exc
+        decoded = decode_batch(self.model, items, self.no_speech_threshold) if items else []
+        for i, item, result in zip(index, items, decoded):
+            if result is None:  # the sequential path would do more: let it
+                results[i] = self._safe_transcribe(audios[i], options[i])
+                continue
+            segments = result.segments
+            if i in chunks:
+                segments = restore_speech_timestamps(segments, chunks[i], SAMPLE_RATE)
+            info = TranscriptionInfo(
+                language=result.language,
+                language_probability=result.language_probability,
+                duration=len(audios[i]) / SAMPLE_RATE,
+                speech_duration=len(item.audio) / SAMPLE_RATE,
+            )
+            results[i] = Transcript(info, [_convert(n, s) for n, s in enumerate(segments)])
+        return results
+
+    def _safe_transcribe(self, audio, options) -> Transcript | Exception:
+        try:
+            return self.transcribe(audio, options)
+        except Exception as exc:
+            return exc
 
 
 def _convert(index: int, s) -> Segment:

@@ -1,0 +1,67 @@
+"""Graceful drain on SIGTERM (ECS stops tasks with SIGTERM, then SIGKILL
+after stopTimeout).
+
+On the first SIGTERM/SIGINT: `/ready` turns 503 at once (the load balancer
+stops routing here), new requests get 503 NotReady and new live sessions
+1013, while requests and sessions already accepted finish, for at most
+`drain_timeout_s`. Then uvicorn shuts down normally and the process exits 0.
+A second SIGINT forces an immediate exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+import uvicorn
+
+log = logging.getLogger("voxhost.lifecycle")
+
+
+async def drain(state, timeout_s: float, poll_s: float = 0.05) -> bool:
+    """Refuse new work and wait for accepted work; True if everything finished."""
+    state.draining.set()
+    if state.sessions is not None:
+        state.sessions.draining = True
+    deadline = time.monotonic() + timeout_s
+    log.info("draining: %d requests/sessions in flight", state.http_in_flight)
+    while time.monotonic() < deadline:
+        if state.http_in_flight <= 0:
+            log.info("drained")
+            return True
+        await asyncio.sleep(poll_s)
+    log.warning("drain timeout after %.0fs with %d still in flight", timeout_s, state.http_in_flight)
+    return False
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn.Server whose exit signal starts a drain instead of stopping at once."""
+
+    def __init__(self, config: uvicorn.Config, state, drain_timeout_s: float):
+        super().__init__(config)
+        self.state = state
+        self.drain_timeout_s = drain_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining: asyncio.Task | None = None
+
+    async def serve(self, sockets=None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame) -> None:
+        if self._draining is not None or self._loop is None:
+            if sig == signal.SIGINT:
+                return super().handle_exit(sig, frame)  # second Ctrl-C: stop now
+            return
+        # Not recorded in uvicorn's captured signals: it would re-raise it after
+        # shutdown and the process would die by SIGTERM instead of exiting 0.
+        log.info("signal %s: draining for up to %.0fs", signal.Signals(sig).name, self.drain_timeout_s)
+        self._draining = self._loop.create_task(self._drain_then_exit())
+
+    async def _drain_then_exit(self) -> None:
+        try:
+            await drain(self.state, self.drain_timeout_s)
+        finally:
+            self.should_exit = True
