@@ -12,10 +12,11 @@ from starlette.formparsers import MultiPartParser
 from voxhost import __version__
 from voxhost.api.errors import install_error_handlers
 from voxhost.api.middleware import BodySizeLimit
-from voxhost.api.routers import health, models, transcriptions
+from voxhost.api.routers import console, health, models, realtime, transcriptions
 from voxhost.api.state import AppState
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.ops.settings import Settings, get_settings
+from voxhost.realtime.capacity import SessionSlots
 from voxhost.scheduler.executor import EngineExecutor
 from voxhost.scheduler.stt import SttScheduler
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         stt_scheduler=SttScheduler(
             EngineExecutor("stt", workers=max(1, settings.stt_num_workers), max_queue=64)
         ),
+        realtime=SessionSlots(settings.realtime_max_sessions),
     )
 
     @asynccontextmanager
@@ -69,4 +71,6 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(transcriptions.router)
+    app.include_router(realtime.router)
+    console.install(app)
     return app

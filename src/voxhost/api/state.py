@@ -10,6 +10,7 @@ from fastapi import Request
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.errors import NotReady
 from voxhost.ops.settings import Settings
+from voxhost.realtime.capacity import SessionSlots
 from voxhost.scheduler.stt import SttScheduler
 
 
@@ -21,6 +22,7 @@ class AppState:
     ready: threading.Event = field(default_factory=threading.Event)
     draining: threading.Event = field(default_factory=threading.Event)
     load_error: str | None = None
+    realtime: SessionSlots = field(default_factory=lambda: SessionSlots(8))  # live sessions admitted
 
     @property
     def is_ready(self) -> bool:

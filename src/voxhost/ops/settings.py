@@ -47,10 +47,25 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 25 * 1024 * 1024
     max_audio_seconds: float = 3600.0
 
+    # --- live speech-to-text: WS /v1/realtime (realtime/) ---
+    realtime_max_sessions: int = 8  # concurrent sessions; the next is refused with close code 1013
+    realtime_max_session_seconds: float = 3600.0  # then `session_expired` and a clean close
+    realtime_idle_timeout_seconds: float = 600.0  # no client event for this long: clean close
+    realtime_max_turn_seconds: float = 30.0  # longer turns are committed at this length
+    realtime_max_event_bytes: int = 4 * 1024 * 1024  # one WebSocket message (JSON or binary)
+    realtime_max_pending_turns: int = 4  # per session, waiting for their final; more fail fast
+    realtime_partial_interval_ms: int = 500  # new audio between partial decodes; 0: no partials
+    realtime_final_beam_size: int = 5  # beam for a turn's final decode (partials are greedy)
+    realtime_short_window: bool = True  # encode short turns in a short window, not Whisper's 30 s
+
+    # --- auth ---
+    # Accepted API keys (comma separated). Empty: the server is open.
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)
 
-    @field_validator("stt_models", mode="before")
+    @field_validator("stt_models", "api_keys", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

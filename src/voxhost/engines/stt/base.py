@@ -22,6 +22,10 @@ class TranscriptionOptions:
     word_timestamps: bool = False
     vad_filter: bool = True
     hotwords: str | None = None
+    # Short-turn speed-ups (live finals and partials): skip timestamp tokens,
+    # and encode a window of `chunk_length` seconds instead of Whisper's 30 s.
+    without_timestamps: bool = False
+    chunk_length: int | None = None
 
 
 @dataclass

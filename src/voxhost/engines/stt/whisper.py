@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 from typing import Iterator
 
 import numpy as np
 from faster_whisper import WhisperModel
+from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
@@ -70,11 +73,35 @@ class WhisperEngine:
         self.multilingual = bool(self.model.model.is_multilingual)
         self.vad_options = VadOptions(threshold=vad_threshold)
         self.no_speech_threshold = no_speech_threshold
+        self._windowed: dict[int, WhisperModel] = {}
+        self._windowed_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Run one decode so the first real request doesn't pay for lazy init."""
         tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
         self.transcribe(tone, TranscriptionOptions(vad_filter=False, beam_size=1, language="en"))
+
+    def _model_for(self, chunk_length: int | None) -> WhisperModel:
+        """The model with a `chunk_length`-second encoder window.
+
+        faster-whisper's own `chunk_length=` argument mutates the shared
+        feature extractor for good (every later call, REST included, would
+        keep the short window, and concurrent calls race). Instead each window
+        gets a shallow copy with its own extractor; the CTranslate2 model and
+        tokenizer are shared, so a copy costs a few KB.
+        """
+        default = self.model.feature_extractor.chunk_length
+        if not chunk_length or chunk_length >= default:
+            return self.model
+        with self._windowed_lock:
+            model = self._windowed.get(chunk_length)
+            if model is None:
+                model = copy.copy(self.model)
+                model.feature_extractor = FeatureExtractor(
+                    **{**self.model.feat_kwargs, "chunk_length": chunk_length}
+                )
+                self._windowed[chunk_length] = model
+            return model
 
     def speech_chunks(self, audio: np.ndarray) -> list[dict]:
         return get_speech_timestamps(audio, self.vad_options)
@@ -92,7 +119,7 @@ class WhisperEngine:
                 info = TranscriptionInfo(options.language or "en", 0.0, duration, 0.0)
                 return info, iter(())
             audio = np.concatenate(collect_chunks(audio, chunks)[0])
-        segments, fw_info = self.model.transcribe(
+        segments, fw_info = self._model_for(options.chunk_length).transcribe(
             audio,
             task=options.task,
             language=options.language,
@@ -103,6 +130,7 @@ class WhisperEngine:
             vad_filter=False,
             hotwords=options.hotwords or None,
             no_speech_threshold=self.no_speech_threshold,
+            without_timestamps=options.without_timestamps,
         )
         if chunks:
             segments = restore_speech_timestamps(segments, chunks, SAMPLE_RATE)

@@ -1,0 +1,312 @@
+"""A live transcription session: PCM16 in, turns and their transcripts out.
+
+server_vad mode:
+    idle --(speech probability >= threshold)--> speaking: speech_started (new item)
+    speaking --(silence >= silence_duration_ms)--> idle: speech_stopped, committed, final decode
+    speaking --(turn reaches max_turn_seconds)--> speaking: speech_stopped, committed, speech_started
+manual mode (turn_detection null, push-to-talk): audio accumulates until the
+client commits; a turn that reaches max_turn_seconds is committed for it.
+
+While a turn is open, a partial decode (greedy) runs every
+`partial_interval_ms` of new audio, but only when a decode worker is free:
+partials are skipped, never queued, so they cannot delay anyone's final.
+Finals go to the scheduler's LIVE lane and are emitted in commit order.
+
+Transport-agnostic: the caller feeds bytes and client commands in and gets
+events (realtime/events.py) through the async `emit` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from typing import Awaitable, Callable, Protocol
+
+import numpy as np
+
+from voxhost.engines.stt.base import Transcript, TranscriptionOptions
+from voxhost.errors import InvalidRequest, Overloaded, VoxhostError
+from voxhost.realtime import events as ev
+from voxhost.realtime.audio import WHISPER_RATE, PcmInput
+from voxhost.realtime.buffer import AudioBuffer
+from voxhost.realtime.config import SessionConfig, SessionLimits
+from voxhost.realtime.partials import LocalAgreement
+from voxhost.realtime.vad import WINDOW, StreamingSilero, TurnDetector
+from voxhost.scheduler.stt import Lane, SttScheduler
+
+log = logging.getLogger("voxhost.realtime")
+
+INGEST_SLICE = 4096  # samples (256 ms): VAD and turn limits are checked at this grain
+Emit = Callable[[ev.Event], Awaitable[None]]
+
+
+class Decoder(Protocol):
+    def engine(self, model: str | None): ...
+
+    async def transcribe(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> Transcript: ...
+
+    def busy(self) -> bool: ...
+
+
+class SchedulerDecoder:
+    """Live sessions decode through the one STT scheduler, in the LIVE lane."""
+
+    def __init__(self, registry, scheduler: SttScheduler):
+        self.registry = registry
+        self.scheduler = scheduler
+
+    def engine(self, model: str | None):
+        return self.registry.get(model)
+
+    async def transcribe(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
+        return await self.scheduler.transcribe(engine, audio, options, lane=Lane.LIVE)
+
+    def busy(self) -> bool:
+        return self.scheduler.pending >= self.scheduler.executor.workers
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:22]}"
+
+
+def _ms(samples: int) -> int:
+    return samples * 1000 // WHISPER_RATE
+
+
+def window_seconds(seconds: float) -> int:
+    """Encoder window for a turn: the turn plus a second, in 5 s steps, at most Whisper's 30 s."""
+    return int(min(30, max(5, math.ceil((seconds + 1.0) / 5.0) * 5)))
+
+
+class TranscriptionSession:
+    def __init__(self, config: SessionConfig, limits: SessionLimits, decoder: Decoder, emit: Emit):
+        self.limits = limits
+        self.decoder = decoder
+        self._emit = emit
+        self._engine = self.validate(config)
+        self.config = config
+        self._input = PcmInput(config.input_rate)
+        self._buffer = AudioBuffer()
+        self._vad = StreamingSilero()
+        self._vad_pos = 0  # absolute sample up to which VAD has scored
+        self._detector: TurnDetector | None = None
+        self._set_turn_detection()
+        self._item_id: str | None = None  # the turn in progress
+        self._turn_start = 0
+        self._last_item_id: str | None = None
+        self._agreement = LocalAgreement()
+        self._partial_task: asyncio.Task | None = None
+        self._partial_mark = 0
+        self._finals: list[asyncio.Task] = []
+        self._closed = False
+        self.turns = 0
+
+    # --- configuration -------------------------------------------------
+    def validate(self, config: SessionConfig):
+        """The engine for `config`; raises InvalidRequest/ModelNotFound if unusable."""
+        PcmInput(config.input_rate)
+        try:
+            engine = self.decoder.engine(config.model)
+        except VoxhostError as exc:
+            exc.param = "session.audio.input.transcription.model"
+            raise
+        language = config.language
+        if language is not None:
+            if len(language) > 8 or not language.replace("-", "").isalpha():
+                raise InvalidRequest(
+                    f"'language' must be an ISO-639-1 code such as 'en', got {language[:20]!r}.",
+                    param="session.audio.input.transcription.language",
+                )
+            if not engine.multilingual and language != "en":
+                raise InvalidRequest(
+                    f"Model '{engine.name}' is English-only; language '{language}' is not supported.",
+                    param="session.audio.input.transcription.language",
+                )
+        return engine
+
+    async def update(self, config: SessionConfig) -> None:
+        self._engine = self.validate(config)
+        rate_changed = config.input_rate != self.config.input_rate
+        vad_changed = config.turn_detection != self.config.turn_detection
+        self.config = config
+        if rate_changed:
+            self._input = PcmInput(config.input_rate)
+        if vad_changed:
+            self._set_turn_detection()
+
+    def _set_turn_detection(self) -> None:
+        td = self.config.turn_detection
+        self._detector = TurnDetector(td) if td is not None else None
+        # VAD scores audio from here on; a turn already open carries on.
+        self._vad.reset()
+        self._vad_pos = self._buffer.end
+        if self._detector is not None and getattr(self, "_item_id", None) is not None:
+            self._detector.active = True
+
+    # --- client commands -----------------------------------------------
+    async def append(self, data: bytes) -> None:
+        audio = self._input.convert(data)
+        for offset in range(0, audio.size, INGEST_SLICE):
+            await self._ingest(audio[offset : offset + INGEST_SLICE])
+        self._maybe_partial()
+
+    async def commit(self) -> None:
+        start = self._turn_start if self._item_id is not None else self._buffer.start
+        start = max(start, self._buffer.start)
+        end = self._buffer.end
+        if end - start < self.limits.min_commit_ms * WHISPER_RATE // 1000:
+            raise InvalidRequest(
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{self.limits.min_commit_ms}ms of audio, but buffer only has {_ms(end - start)}ms of audio.",
+                code="input_audio_buffer_commit_empty",
+            )
+        item_id = self._item_id or new_id("item")
+        if self._detector is not None:
+            self._detector.reset()
+        await self._commit(item_id, start, end)
+
+    async def clear(self) -> None:
+        self._buffer.clear()
+        self._end_turn()
+        if self._detector is not None:
+            self._detector.reset()
+        await self._emit(ev.Cleared())
+
+    async def close(self) -> None:
+        """Cancel everything still pending (the client is gone)."""
+        self._closed = True
+        tasks = [t for t in [self._partial_task, *self._finals] if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._buffer.clear()
+
+    @property
+    def pending_tasks(self) -> int:
+        return sum(1 for t in [self._partial_task, *self._finals] if t is not None and not t.done())
+
+    # --- audio path ----------------------------------------------------
+    async def _ingest(self, audio: np.ndarray) -> None:
+        self._buffer.append(audio)
+        max_turn = int(self.limits.max_turn_seconds * WHISPER_RATE)
+        if self._detector is None:
+            if self._item_id is None:
+                self._open_turn(self._buffer.start)
+            if self._buffer.end - self._turn_start >= max_turn:
+                await self._commit(self._item_id, self._turn_start, self._buffer.end)
+            return
+
+        prefix = self._detector.config.prefix_padding_ms * WHISPER_RATE // 1000
+        for prob in self._vad.feed(audio):
+            self._vad_pos += WINDOW
+            change = self._detector.push(float(prob), self._vad_pos)
+            if change is not None and change[0] == "start":
+                self._open_turn(max(self._buffer.start, change[1] - prefix))
+                await self._emit(ev.SpeechStarted(self._item_id, _ms(self._turn_start)))
+            elif change is not None and self._item_id is not None:  # stop
+                await self._emit(ev.SpeechStopped(self._item_id, _ms(change[1])))
+                await self._commit(self._item_id, self._turn_start, change[1])
+            elif self._item_id is not None and self._vad_pos - self._turn_start >= max_turn:
+                # Too long for one turn: cut here and carry on in a new one.
+                end = self._vad_pos
+                await self._emit(ev.SpeechStopped(self._item_id, _ms(end)))
+                await self._commit(self._item_id, self._turn_start, end)
+                self._open_turn(end)
+                await self._emit(ev.SpeechStarted(self._item_id, _ms(end)))
+        if self._item_id is None:
+            # Idle: keep only what the next turn's prefix padding can reach.
+            self._buffer.drop_before(self._vad_pos - prefix)
+
+    def _open_turn(self, start: int) -> None:
+        self._item_id = new_id("item")
+        self._turn_start = start
+        self._partial_mark = start
+        self._agreement = LocalAgreement()
+        self._buffer.drop_before(start)
+
+    def _end_turn(self) -> None:
+        self._item_id = None
+        if self._partial_task is not None and not self._partial_task.done():
+            self._partial_task.cancel()
+        self._partial_task = None
+
+    async def _commit(self, item_id: str, start: int, end: int) -> None:
+        audio = self._buffer.slice(start, end)
+        self._buffer.drop_before(end)
+        self._end_turn()
+        previous, self._last_item_id = self._last_item_id, item_id
+        self.turns += 1
+        await self._emit(ev.Committed(item_id, previous))
+        self._start_final(item_id, audio)
+
+    # --- decoding ------------------------------------------------------
+    def _options(self, seconds: float, *, final: bool) -> TranscriptionOptions:
+        c = self.config
+        return TranscriptionOptions(
+            language=c.language,
+            prompt=c.prompt,
+            hotwords=c.hotwords,
+            beam_size=self.limits.final_beam_size if final else 1,
+            without_timestamps=True,
+            chunk_length=window_seconds(seconds) if self.limits.short_window else None,
+            vad_filter=True,  # a noise-only turn returns "" instead of a hallucinated "Thank you."
+        )
+
+    def _maybe_partial(self) -> None:
+        interval = self.limits.partial_interval_ms * WHISPER_RATE // 1000
+        if interval <= 0 or self._item_id is None or self._closed:
+            return
+        if self._partial_task is not None and not self._partial_task.done():
+            return
+        end = self._buffer.end
+        if end - self._turn_start < interval or end - self._partial_mark < interval:
+            return
+        if self.decoder.busy():
+            return  # skip, don't queue: a partial must never delay a final
+        self._partial_mark = end
+        audio = self._buffer.slice(self._turn_start, end)
+        self._partial_task = asyncio.create_task(self._partial(self._item_id, audio))
+
+    async def _partial(self, item_id: str, audio: np.ndarray) -> None:
+        options = self._options(audio.size / WHISPER_RATE, final=False)
+        try:
+            transcript = await self.decoder.transcribe(self._engine, audio, options)
+        except VoxhostError as exc:  # overloaded: partials are best effort
+            log.debug("partial skipped: %s", exc.message)
+            return
+        if self._item_id != item_id or self._closed:
+            return  # the turn was committed or cleared meanwhile; its final says it all
+        delta = self._agreement.update(transcript.text)
+        if delta:
+            await self._emit(ev.TranscriptDelta(item_id, delta))
+
+    def _start_final(self, item_id: str, audio: np.ndarray) -> None:
+        self._finals = [t for t in self._finals if not t.done()]
+        overloaded = len(self._finals) >= self.limits.max_pending_turns
+        previous = self._finals[-1] if self._finals else None
+        self._finals.append(asyncio.create_task(self._final(item_id, audio, previous, overloaded)))
+
+    async def _final(self, item_id: str, audio: np.ndarray, previous: asyncio.Task | None, overloaded: bool) -> None:
+        seconds = audio.size / WHISPER_RATE
+        event: ev.Event
+        try:
+            if overloaded:
+                raise Overloaded(
+                    f"This session already has {self.limits.max_pending_turns} turns waiting for "
+                    "transcription; the server is not keeping up. Turn dropped.",
+                    retry_after=1.0,
+                )
+            transcript = await self.decoder.transcribe(self._engine, audio, self._options(seconds, final=True))
+            event = ev.TranscriptCompleted(item_id, transcript.text, seconds)
+        except VoxhostError as exc:
+            event = ev.TranscriptFailed(item_id, exc)
+        except Exception as exc:  # never let one turn take the session down
+            log.exception("live transcription failed")
+            event = ev.TranscriptFailed(item_id, VoxhostError(f"Transcription failed: {type(exc).__name__}"))
+        if previous is not None:
+            await asyncio.wait({previous})  # completed events follow commit order
+        if not self._closed:
+            await self._emit(event)
