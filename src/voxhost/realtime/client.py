@@ -115,7 +115,9 @@ async def stream(url: str, pcm: bytes, *, rate: int = 24_000, update: dict | Non
     update = update or session_update(rate=rate)
     bytes_per_chunk = rate * 2 * chunk_ms // 1000
     commits = sorted(commit_every or [])
-    async with websockets.connect(url, additional_headers=headers or {}, max_size=None) as ws:
+    beta = update.get("type", "").startswith("transcription_session")
+    headers = {**({"OpenAI-Beta": "realtime=v1"} if beta else {}), **(headers or {})}
+    async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
         def record(event: dict) -> None:
             now = time.monotonic()
             result.events.append((now, event))
@@ -124,13 +126,12 @@ async def stream(url: str, pcm: bytes, *, rate: int = 24_000, update: dict | Non
 
         async def expect(kind: str) -> dict:
             while True:
-                event = json.loads(await ws.recv())
+                event = json.loads(await asyncio.wait_for(ws.recv(), 30))
                 record(event)
-                if event["type"] == kind or event["type"] == "error":
+                if event["type"] in (kind, "error"):
                     return event
 
-        await expect("session.created") if not update.get("type", "").startswith("transcription_session") \
-            else await expect("transcription_session.created")
+        await expect("transcription_session.created" if beta else "session.created")
         await ws.send(json.dumps(update))
         await expect(update["type"].replace(".update", ".updated"))
 
