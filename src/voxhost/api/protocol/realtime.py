@@ -49,13 +49,21 @@ def event_id() -> str:
     return f"event_{uuid.uuid4().hex[:22]}"
 
 
-def parse_client_event(text: str) -> dict:
+def decode_client_event(text: str) -> dict:
+    """JSON text -> an event object (its `type` not yet checked)."""
     try:
         event = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"The event is not valid JSON: {exc.msg}.", code="invalid_json") from exc
     if not isinstance(event, dict):
         raise InvalidRequest("An event must be a JSON object.", code="invalid_json")
+    if not isinstance(event.get("event_id"), str):
+        event["event_id"] = None
+    return event
+
+
+def check_client_event(event: dict) -> str:
+    """The event's type, if it is one this server handles."""
     kind = event.get("type")
     if not isinstance(kind, str):
         raise InvalidRequest("The event has no 'type'.", param="type", code="missing_required_parameter")
@@ -65,9 +73,7 @@ def parse_client_event(text: str) -> dict:
             param="type",
             code="invalid_value",
         )
-    if "event_id" in event and not isinstance(event["event_id"], str):
-        event["event_id"] = None
-    return event
+    return kind
 
 
 # --- session.update / transcription_session.update -----------------------------

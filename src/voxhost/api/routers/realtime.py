@@ -20,7 +20,8 @@ from voxhost.api.protocol.realtime import (
     Generation,
     error_event,
     expires_at,
-    parse_client_event,
+    check_client_event,
+    decode_client_event,
     parse_session_update,
     render,
     session_event,
@@ -179,9 +180,9 @@ async def _handle(conn: Connection, session: TranscriptionSession, message: dict
         if data is not None:  # extension: a binary frame is raw PCM16, no base64
             await session.append(data)
             return generation
-        event = parse_client_event(text or "")
-        client_event_id = event.get("event_id")
-        kind = event["type"]
+        event = decode_client_event(text or "")
+        client_event_id = event["event_id"]
+        kind = check_client_event(event)
         if kind == "input_audio_buffer.append":
             audio = event.get("audio")
             if not isinstance(audio, str):
