@@ -64,7 +64,9 @@ class SchedulerDecoder:
         return await self.scheduler.transcribe(engine, audio, options, lane=Lane.LIVE)
 
     def busy(self) -> bool:
-        return self.scheduler.pending >= self.scheduler.executor.workers
+        """Every decode worker taken (a partial started now would wait, and make finals wait)."""
+        workers = getattr(getattr(self.scheduler, "executor", None), "workers", 1)
+        return self.scheduler.pending >= workers
 
 
 def new_id(prefix: str) -> str:

@@ -204,4 +204,8 @@ async def _handle(conn: Connection, session: TranscriptionSession, message: dict
             await conn.send(session_event("updated", session.config, generation, session_id, expiry))
     except VoxhostError as exc:
         await conn.send(error_event(exc, client_event_id))
+    except Exception:  # a bug must cost one event, not the player's session
+        log.exception("realtime event failed")
+        await conn.send(error_event(VoxhostError("Internal error handling the event.", code="internal_error"),
+                                    client_event_id))
     return generation

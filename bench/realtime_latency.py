@@ -1,0 +1,220 @@
+"""Live speech-to-text latency: N players talking at once, paced at real time.
+
+Starts `voxhost serve` in a subprocess (so client work doesn't share the
+server's GIL), then for each N streams English files from shared/eval into
+N concurrent sessions (server VAD, OpenAI defaults: 500 ms silence) and
+measures, per turn:
+  - end of speech -> `completed` (whole latency, includes the 500 ms silence
+    wait and the client's 100 ms chunking), and the server's own part
+    (whole latency minus silence_duration_ms);
+  - partial cadence (interval between deltas of one turn, turns with partials);
+  - server CPU (utime+stime of the server process / wall time);
+  - WER of the streamed finals against the references.
+
+  python bench/realtime_latency.py --model whisper-base --sessions 1,2,4,8 --seconds 60
+  python bench/realtime_latency.py --model whisper-base --sessions 4 --full   # streamed WER, full English set
+  python bench/realtime_latency.py --study --model whisper-base               # final-decode options
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from voxhost.evaluation.dataset import load_manifest
+from voxhost.evaluation.wer import wer
+from voxhost.realtime.client import load_pcm, session_update, stream
+
+RATE = 24_000
+SILENCE_MS = 500
+LEAD, TAIL = 0.5, 1.5  # seconds of silence around each file
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: str, env_extra: dict) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "VOXHOST_STT_MODELS": model, "VOXHOST_REALTIME_MAX_SESSIONS": "64",
+           "VOXHOST_LOG_LEVEL": "warning", **env_extra}
+    proc = subprocess.Popen([sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port)], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/ready", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("server did not become ready")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def playlist(rows, seconds: float | None, offset: int):
+    """Files for one session, rotated so sessions don't speak in lockstep."""
+    rows = rows[offset % len(rows):] + rows[: offset % len(rows)]
+    chosen, total = [], 0.0
+    for row in rows:
+        if seconds is not None and total >= seconds:
+            break
+        chosen.append(row)
+        total += row.duration + LEAD + TAIL
+    return chosen
+
+
+async def run_session(base: str, rows) -> dict:
+    pieces, spans, position = [], [], 0.0
+    for row in rows:
+        pcm = load_pcm(row.audio, RATE, lead_silence=LEAD, tail_silence=TAIL)
+        pieces.append(pcm)
+        length = len(pcm) / (RATE * 2) * 1000
+        spans.append((position, position + length))
+        position += length
+    url = base.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    result = await stream(url, b"".join(pieces), rate=RATE, update=session_update(rate=RATE))
+    latencies, cadences, turns_with_partials, hyps = [], [], 0, [[] for _ in rows]
+    for turn in result.ordered_turns:
+        stopped, done = turn.first("input_audio_buffer.speech_stopped"), turn.first(
+            "conversation.item.input_audio_transcription.completed")
+        started = turn.first("input_audio_buffer.speech_started")
+        if not (stopped and done and started):
+            continue
+        end_of_speech = result.t0 + (stopped[1]["audio_end_ms"] - SILENCE_MS) / 1000
+        latencies.append(done[0] - end_of_speech)
+        deltas = [t for t, _ in turn.deltas]
+        turns_with_partials += bool(deltas)
+        cadences += list(np.diff(deltas))
+        middle = (started[1]["audio_start_ms"] + stopped[1]["audio_end_ms"]) / 2
+        index = next((i for i, (a, b) in enumerate(spans) if a <= middle < b), len(rows) - 1)
+        hyps[index].append(done[1]["transcript"])
+    return {"latencies": latencies, "cadences": cadences, "turns": len(result.ordered_turns),
+            "turns_with_partials": turns_with_partials, "errors": len(result.errors),
+            "refs": [r.text for r in rows], "hyps": [" ".join(h) for h in hyps], "ids": [r.id for r in rows]}
+
+
+async def run_level(base: str, rows, n: int, seconds: float | None) -> list[dict]:
+    if seconds is None:  # the full set, split across the sessions
+        lists = [rows[i::n] for i in range(n)]
+    else:
+        lists = [playlist(rows, seconds, i * 7) for i in range(n)]
+    return await asyncio.gather(*(run_session(base, files) for files in lists))
+
+
+def summarise(model: str, n: int, sessions: list[dict], wall: float, cpu: float) -> dict:
+    lat = np.array([x for s in sessions for x in s["latencies"]])
+    cad = np.array([x for s in sessions for x in s["cadences"]])
+    turns = sum(s["turns"] for s in sessions)
+    refs = [r for s in sessions for r in s["refs"]]
+    hyps = [h for s in sessions for h in s["hyps"]]
+    return {
+        "model": model, "sessions": n, "turns": turns,
+        "p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
+        "own_p50": float(np.percentile(lat, 50)) - SILENCE_MS / 1000,
+        "own_p95": float(np.percentile(lat, 95)) - SILENCE_MS / 1000,
+        "cadence_p50": float(np.median(cad)) if cad.size else None,
+        "partial_turns": sum(s["turns_with_partials"] for s in sessions) / max(turns, 1),
+        "cpu_percent": 100 * cpu / wall, "errors": sum(s["errors"] for s in sessions),
+        "wer": wer(refs, hyps), "files": len(refs), "load": os.getloadavg()[0],
+    }
+
+
+def row_md(r: dict) -> str:
+    cadence = f"{r['cadence_p50']:.2f} s" if r["cadence_p50"] else "n/a"
+    return (f"| {r['model']} | {r['sessions']} | {r['turns']} | {r['p50']:.2f} | {r['p95']:.2f} | "
+            f"{r['own_p50']:.2f} | {r['own_p95']:.2f} | {cadence} | {r['partial_turns']:.0%} | "
+            f"{r['cpu_percent']:.0f}% | {r['wer']:.3f} | {r['load']:.1f} |")
+
+
+HEADER = ("| model | sessions | turns | p50 s | p95 s | own p50 s | own p95 s | delta interval p50 | "
+          "turns with partials | server CPU | WER | load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def study(model: str, limit: int) -> None:
+    """Final-decode options on short turns, interleaved per clip so machine load hits all alike."""
+    from voxhost.audio.decode import decode_audio
+    from voxhost.engines.stt.base import TranscriptionOptions
+    from voxhost.engines.stt.registry import SttRegistry
+    from voxhost.ops.settings import Settings
+    from voxhost.realtime.session import window_seconds
+
+    engine = SttRegistry(Settings(stt_models=[model])).load(model)
+    rows = [r for r in load_manifest(lang="en") if r.duration <= 12][:limit]
+    configs = {
+        "30 s window, timestamps, beam 5 (REST default)": lambda d: TranscriptionOptions(language="en"),
+        "30 s window, no timestamps, beam 5": lambda d: TranscriptionOptions(language="en", without_timestamps=True),
+        "short window, no timestamps, beam 5": lambda d: TranscriptionOptions(
+            language="en", without_timestamps=True, chunk_length=window_seconds(d)),
+        "short window, no timestamps, beam 1": lambda d: TranscriptionOptions(
+            language="en", beam_size=1, without_timestamps=True, chunk_length=window_seconds(d)),
+    }
+    times = {k: [] for k in configs}
+    hyps = {k: [] for k in configs}
+    for row in rows:
+        audio = decode_audio(row.audio.read_bytes())
+        for label, make in configs.items():
+            started = time.perf_counter()
+            hyps[label].append(engine.transcribe(audio, make(row.duration)).text)
+            times[label].append(time.perf_counter() - started)
+    base = np.median(times[next(iter(configs))])
+    print(f"\n{model}, {len(rows)} clips <= 12 s, load avg {os.getloadavg()[0]:.1f}\n")
+    print("| final decode | WER | median decode s | vs REST default |\n|---|---|---|---|")
+    for label in configs:
+        med = float(np.median(times[label]))
+        print(f"| {label} | {wer([r.text for r in rows], hyps[label]):.3f} | {med:.2f} | {med / base:.2f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="whisper-base")
+    parser.add_argument("--sessions", default="1,2,4,8")
+    parser.add_argument("--seconds", type=float, default=60.0, help="audio per session per level")
+    parser.add_argument("--full", action="store_true", help="stream the full English set (split across sessions)")
+    parser.add_argument("--study", action="store_true", help="compare final-decode options instead")
+    parser.add_argument("--study-clips", type=int, default=40)
+    parser.add_argument("--env", action="append", default=[], help="extra server setting, NAME=VALUE")
+    parser.add_argument("--json", type=Path, help="append results here")
+    args = parser.parse_args()
+    if args.study:
+        return study(args.model, args.study_clips)
+
+    rows = load_manifest(lang="en")
+    proc, base = start_server(args.model, dict(e.split("=", 1) for e in args.env))
+    results = []
+    try:
+        print(HEADER, flush=True)
+        for n in [int(x) for x in args.sessions.split(",")]:
+            cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
+            sessions = asyncio.run(run_level(base, rows, n, None if args.full else args.seconds))
+            summary = summarise(args.model, n, sessions, time.monotonic() - wall0, cpu_seconds(proc.pid) - cpu0)
+            summary["env"] = args.env
+            results.append(summary)
+            print(row_md(summary), flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    if args.json:
+        previous = json.loads(args.json.read_text()) if args.json.exists() else []
+        args.json.write_text(json.dumps(previous + results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
