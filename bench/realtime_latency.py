@@ -120,7 +120,7 @@ async def run_level(base: str, rows, n: int, seconds: float | None) -> list[dict
 
 
 def summarise(model: str, n: int, sessions: list[dict], wall: float, cpu: float) -> dict:
-    lat = np.array([x for s in sessions for x in s["latencies"]])
+    lat = np.array([x for s in sessions for x in s["latencies"]] or [float("nan")])  # nan: no turn finished
     cad = np.array([x for s in sessions for x in s["cadences"]])
     turns = sum(s["turns"] for s in sessions)
     refs = [r for s in sessions for r in s["refs"]]

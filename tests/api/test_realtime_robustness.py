@@ -244,3 +244,21 @@ def test_disconnect_mid_turn_frees_everything(make_server, eval_audio, openai_cl
     # And the server goes on serving.
     with open(eval_audio / "lj_LJ001-0002.wav", "rb") as f:
         assert "modern" in openai_client.audio.transcriptions.create(model="whisper-1", file=f).text.lower()
+
+
+def test_a_server_behind_real_time_says_so(make_server, speech_pcm):
+    """A final that cannot start in time fails with server_overloaded (here: no wait allowed at all)."""
+    live = make_server(realtime_max_final_wait_seconds=0.0)
+
+    async def run():
+        async with websockets.connect(ws_url(live.base_url), max_size=None) as ws:
+            await _recv(ws)
+            await ws.send(json.dumps(session_update(turn_detection=None)))
+            await _recv(ws)
+            await ws.send(speech_pcm)
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            return await _until(ws, "conversation.item.input_audio_transcription.failed")
+
+    events = asyncio.run(run())
+    assert events[-1]["error"]["code"] == "server_overloaded"
+    assert events[-1]["item_id"] == next(e["item_id"] for e in events if e["type"] == "input_audio_buffer.committed")

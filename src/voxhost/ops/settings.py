@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     realtime_max_turn_seconds: float = 30.0  # longer turns are committed at this length
     realtime_max_event_bytes: int = 4 * 1024 * 1024  # one WebSocket message (JSON or binary)
     realtime_max_pending_turns: int = 4  # per session, waiting for their final; more fail fast
+    realtime_max_final_wait_seconds: float = 10.0  # a final not started by then fails (server behind)
     realtime_partial_interval_ms: int = 500  # new audio between partial decodes; 0: no partials
     realtime_final_beam_size: int = 5  # beam for a turn's final decode (partials are greedy)
     realtime_short_window: bool = True  # encode short turns in a short window, not Whisper's 30 s

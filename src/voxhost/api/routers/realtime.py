@@ -130,7 +130,7 @@ async def _serve(conn: Connection, state: AppState, generation: Generation) -> N
     session_id = new_id("sess")
     expiry = expires_at(settings.realtime_max_session_seconds)
     deadline = loop.time() + settings.realtime_max_session_seconds
-    decoder = SchedulerDecoder(state.stt, state.stt_scheduler)
+    decoder = SchedulerDecoder(state.stt, state.stt_scheduler, settings.realtime_max_final_wait_seconds)
     session = TranscriptionSession(SessionConfig(), _limits(state), decoder, conn.send_event)
     opened = time.monotonic()
     log.info("realtime session %s opened (%d live)", session_id, state.realtime.active)

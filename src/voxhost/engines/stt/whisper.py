@@ -8,6 +8,7 @@ import threading
 from typing import Iterator
 
 import numpy as np
+import faster_whisper.transcribe as _fw_transcribe
 from faster_whisper import WhisperModel
 from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.transcribe import restore_speech_timestamps
@@ -23,6 +24,24 @@ from voxhost.engines.stt.base import (
 
 log = logging.getLogger("voxhost.stt")
 SAMPLE_RATE = 16_000
+FRAMES_PER_SECOND = 100  # mel frames
+
+# Whisper's encoder is trained on 30 s windows, and faster-whisper pads every
+# window to 3000 frames, so a 2 s turn costs as much as 30 s. CTranslate2
+# accepts shorter inputs (4x faster for a 5 s window, same text on our eval
+# set: docs/benchmarks.md). faster-whisper has no parameter for it, so its
+# padding function is wrapped: a thread-local window, set only for the
+# duration of one `transcribe` call that asked for it, replaces the 3000.
+_window = threading.local()
+_pad_or_trim = _fw_transcribe.pad_or_trim
+
+
+def _windowed_pad_or_trim(array, length: int = 3000, *, axis: int = -1):
+    frames = getattr(_window, "frames", None)
+    return _pad_or_trim(array, frames if frames and length == 3000 else length, axis=axis)
+
+
+_fw_transcribe.pad_or_trim = _windowed_pad_or_trim
 
 
 def resolve_device(device: str) -> str:
@@ -82,7 +101,8 @@ class WhisperEngine:
         self.transcribe(tone, TranscriptionOptions(vad_filter=False, beam_size=1, language="en"))
 
     def _model_for(self, chunk_length: int | None) -> WhisperModel:
-        """The model with a `chunk_length`-second encoder window.
+        """The model with a `chunk_length`-second window (segmentation; the
+        encoder input is shortened by `transcribe`, see `_windowed_pad_or_trim`).
 
         faster-whisper's own `chunk_length=` argument mutates the shared
         feature extractor for good (every later call, REST included, would
@@ -143,8 +163,16 @@ class WhisperEngine:
         return info, (_convert(i, s) for i, s in enumerate(segments))
 
     def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
-        info, segments = self.transcribe_stream(audio, options)
-        return Transcript(info=info, segments=list(segments))
+        window = self._model_for(options.chunk_length).feature_extractor.chunk_length
+        short = window < self.model.feature_extractor.chunk_length
+        if short:  # segments are decoded lazily: the window must hold until the list is built
+            _window.frames = window * FRAMES_PER_SECOND
+        try:
+            info, segments = self.transcribe_stream(audio, options)
+            return Transcript(info=info, segments=list(segments))
+        finally:
+            if short:
+                _window.frames = None
 
 
 def _convert(index: int, s) -> Segment:
