@@ -14,6 +14,7 @@ measures, per turn:
   python bench/realtime_latency.py --model whisper-base --sessions 1,2,4,8 --seconds 60
   python bench/realtime_latency.py --model whisper-base --sessions 4 --full   # streamed WER, full English set
   python bench/realtime_latency.py --study --model whisper-base               # final-decode options
+  python bench/realtime_latency.py --plot bench/results/realtime_latency.json docs/realtime_latency.png
 """
 
 from __future__ import annotations
@@ -182,6 +183,34 @@ def study(model: str, limit: int) -> None:
         print(f"| {label} | {wer([r.text for r in rows], hyps[label]):.3f} | {med:.2f} | {med / base:.2f}x |")
 
 
+def plot(results_path: Path, out: Path) -> None:
+    """Latency against concurrent sessions, one line per model (p50 solid, p95 dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = json.loads(results_path.read_text())
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for model in dict.fromkeys(r["model"] for r in results):
+        rows = sorted((r for r in results if r["model"] == model), key=lambda r: r["sessions"])
+        n = [r["sessions"] for r in rows]
+        line, = ax.plot(n, [r["p50"] for r in rows], marker="o", label=f"{model} p50")
+        ax.plot(n, [r["p95"] for r in rows], marker="o", linestyle="--", color=line.get_color(),
+                label=f"{model} p95")
+    ax.axhline(1.5, color="grey", linewidth=0.8, linestyle=":", label="goal: p95 < 1.5 s")
+    ax.axhline(SILENCE_MS / 1000, color="grey", linewidth=0.8, linestyle="-.", label="silence wait (500 ms)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent sessions, paced at real time")
+    ax.set_ylabel("end of speech -> final transcript (s)")
+    ax.set_title("Live speech-to-text latency (2 shared vCPUs)")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="whisper-base")
@@ -192,7 +221,11 @@ def main() -> None:
     parser.add_argument("--study-clips", type=int, default=40)
     parser.add_argument("--env", action="append", default=[], help="extra server setting, NAME=VALUE")
     parser.add_argument("--json", type=Path, help="append results here")
+    parser.add_argument("--plot", nargs=2, type=Path, metavar=("RESULTS_JSON", "PNG"),
+                        help="draw latency vs sessions from saved results, then exit")
     args = parser.parse_args()
+    if args.plot:
+        return plot(*args.plot)
     if args.study:
         return study(args.model, args.study_clips)
 

@@ -280,6 +280,9 @@ class TranscriptionSession:
             hotwords=c.hotwords,
             beam_size=self.limits.final_beam_size if final else 1,
             without_timestamps=True,
+            # Speech runs ~3 tokens/s; anything far beyond is a repetition loop.
+            max_new_tokens=int(16 + 8 * seconds),
+            temperature_fallback=final,
             chunk_length=window_seconds(seconds) if self.limits.short_window else None,
             vad_filter=True,  # a noise-only turn returns "" instead of a hallucinated "Thank you."
         )
@@ -291,7 +294,8 @@ class TranscriptionSession:
         if self._partial_task is not None and not self._partial_task.done():
             return
         end = self._buffer.end
-        if end - self._turn_start < interval or end - self._partial_mark < interval:
+        # At least a second of turn first: Whisper guesses wildly on less.
+        if end - self._turn_start < max(interval, WHISPER_RATE) or end - self._partial_mark < interval:
             return
         if self.decoder.busy():
             return  # skip, don't queue: a partial must never delay a final

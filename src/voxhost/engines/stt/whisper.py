@@ -144,7 +144,9 @@ class WhisperEngine:
             task=options.task,
             language=options.language,
             initial_prompt=options.prompt or None,
-            temperature=options.temperature if options.temperature > 0 else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            temperature=(options.temperature if options.temperature > 0 or not options.temperature_fallback
+                         else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]),
+            max_new_tokens=options.max_new_tokens,
             beam_size=options.beam_size,
             word_timestamps=options.word_timestamps,
             vad_filter=False,
