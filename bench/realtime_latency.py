@@ -1,7 +1,6 @@
 """Live speech-to-text latency: N players talking at once, paced at real time.
 
-Starts `voxhost serve` in a subprocess (so client work doesn't share the
-server's GIL), then for each N streams English files from shared/eval into
+Serves the app in-process (uvicorn in a thread), then for each N streams English files from shared/eval into
 N concurrent sessions (server VAD, OpenAI defaults: 500 ms silence) and
 measures, per turn:
   - end of speech -> `completed` (whole latency, includes the 500 ms silence
@@ -24,7 +23,6 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,27 +45,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, env_extra: dict) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, env_extra: dict):
+    """The app under uvicorn in a thread of this process (clients share the GIL,
+    which makes the figures conservative). A `voxhost serve` subprocess measured
+    3-40x slower per decode on this VM, REST included (see docs/benchmarks.md)."""
+    import threading
+
+    import uvicorn
+
+    from voxhost.api.app import create_app
+    from voxhost.ops.settings import Settings
+
+    overrides = {k.removeprefix("VOXHOST_").lower(): v for k, v in env_extra.items()}
+    settings = Settings(stt_models=[model], realtime_max_sessions=64, **overrides)
     port = free_port()
-    env = {**os.environ, "VOXHOST_STT_MODELS": model, "VOXHOST_REALTIME_MAX_SESSIONS": "64",
-           "VOXHOST_LOG_LEVEL": "warning", **env_extra}
-    proc = subprocess.Popen([sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port)], env=env)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning", ws_ping_interval=20))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
             if httpx.get(base + "/ready", timeout=2).status_code == 200:
-                return proc, base
+                return server, base
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    proc.kill()
     raise RuntimeError("server did not become ready")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds() -> float:
+    return time.process_time()  # this process: server and clients
 
 
 def playlist(rows, seconds: float | None, offset: int):
@@ -146,7 +155,7 @@ def row_md(r: dict) -> str:
 
 
 HEADER = ("| model | sessions | turns | p50 s | p95 s | own p50 s | own p95 s | delta interval p50 | "
-          "turns with partials | server CPU | WER | load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "turns with partials | process CPU | WER | load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def study(model: str, limit: int) -> None:
@@ -230,20 +239,22 @@ def main() -> None:
         return study(args.model, args.study_clips)
 
     rows = load_manifest(lang="en")
-    proc, base = start_server(args.model, dict(e.split("=", 1) for e in args.env))
+    server, base = start_server(args.model, dict(e.split("=", 1) for e in args.env))
     results = []
     try:
+        # Warm-up pass, not recorded: the first decodes of a fresh process (each
+        # new window shape) run far slower than steady state on this VM.
+        asyncio.run(run_level(base, rows, 2, 15.0))
         print(HEADER, flush=True)
         for n in [int(x) for x in args.sessions.split(",")]:
-            cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
+            cpu0, wall0 = cpu_seconds(), time.monotonic()
             sessions = asyncio.run(run_level(base, rows, n, None if args.full else args.seconds))
-            summary = summarise(args.model, n, sessions, time.monotonic() - wall0, cpu_seconds(proc.pid) - cpu0)
+            summary = summarise(args.model, n, sessions, time.monotonic() - wall0, cpu_seconds() - cpu0)
             summary["env"] = args.env
             results.append(summary)
             print(row_md(summary), flush=True)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.should_exit = True
     if args.json:
         previous = json.loads(args.json.read_text()) if args.json.exists() else []
         args.json.write_text(json.dumps(previous + results, indent=1))
