@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     realtime_max_final_wait_seconds: float = 10.0  # a final not started by then fails (server behind)
     realtime_partial_interval_ms: int = 500  # new audio between partial decodes; 0: no partials
     realtime_final_beam_size: int = 5  # beam for a turn's final decode (partials are greedy)
-    realtime_short_window: bool = True  # encode short turns in a short window, not Whisper's 30 s
+    realtime_short_window: bool = True  # partials: encode a window sized to the turn, not 30 s
 
     # --- auth ---
     # Accepted API keys (comma separated). Empty: the server is open.

@@ -283,7 +283,9 @@ class TranscriptionSession:
             # Speech runs ~3 tokens/s; anything far beyond is a repetition loop.
             max_new_tokens=int(16 + 8 * seconds),
             temperature_fallback=final,
-            chunk_length=window_seconds(seconds) if self.limits.short_window else None,
+            # Short windows make partials ~3x cheaper, but in streaming they sometimes cut a
+            # final short ("Produced the ...."): finals keep Whisper's 30 s window.
+            chunk_length=window_seconds(seconds) if self.limits.short_window and not final else None,
             vad_filter=True,  # a noise-only turn returns "" instead of a hallucinated "Thank you."
         )
 
