@@ -13,7 +13,7 @@ from starlette.formparsers import MultiPartParser
 from voxhost import __version__
 from voxhost.api.errors import install_error_handlers
 from voxhost.api.middleware import BodySizeLimit, Gatekeeper, RequestAccounting
-from voxhost.api.routers import health, metrics, models, speech, transcriptions
+from voxhost.api.routers import console, health, metrics, models, realtime, speech, transcriptions
 from voxhost.api.state import AppState
 from voxhost.cache.phrases import PhraseCache
 from voxhost.engines.stt.registry import SttRegistry
@@ -141,4 +141,6 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.include_router(models.router)
     app.include_router(transcriptions.router)
     app.include_router(speech.router)
+    app.include_router(realtime.router)
+    console.install(app)
     return app

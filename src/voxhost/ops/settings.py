@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     max_audio_seconds: float = 3600.0
     max_text_chars: int = 4096  # TTS input length (OpenAI's limit)
     max_session_seconds: float = 3600.0  # one live session's length
-    max_live_sessions: int = 64  # live sessions per process; more are refused with 1013
+    max_live_sessions: int = 16  # live sessions per process; more are refused with 1013
     max_sessions_per_key: int = 0  # concurrent live sessions per API key; 0: no cap
 
     # --- serving: scheduler, admission control, drain ---
@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     metrics_api_key_sha256: str | None = None  # /metrics' own key (sha256 hex)
     # Keep audio/text content in logs: "none" (default) never logs content.
     retain_content: Literal["none", "logs"] = "none"
+
+    # --- live speech-to-text: WS /v1/realtime (realtime/) ---
+    # (session count and length are limits: max_live_sessions, max_session_seconds)
+    realtime_idle_timeout_seconds: float = 600.0  # no client event for this long: clean close
+    realtime_max_turn_seconds: float = 30.0  # longer turns are committed at this length
+    realtime_max_event_bytes: int = 4 * 1024 * 1024  # one WebSocket message (JSON or binary)
+    realtime_max_pending_turns: int = 4  # per session, waiting for their final; more fail fast
+    realtime_max_final_wait_seconds: float = 10.0  # a final not started by then fails (server behind)
+    realtime_partial_interval_ms: int = 500  # new audio between partial decodes; 0: no partials
+    realtime_final_beam_size: int = 5  # beam for a turn's final decode (partials are greedy)
+    realtime_short_window: bool = True  # partials: encode a window sized to the turn, not 30 s
 
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)

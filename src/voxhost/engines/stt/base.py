@@ -22,6 +22,15 @@ class TranscriptionOptions:
     word_timestamps: bool = False
     vad_filter: bool = True
     hotwords: str | None = None
+    # Short-turn speed-ups (live finals and partials): skip timestamp tokens,
+    # and encode a window of `chunk_length` seconds instead of Whisper's 30 s.
+    without_timestamps: bool = False
+    chunk_length: int | None = None
+    # Bounds for live decodes: a short window can send Whisper into a
+    # repetition loop ("printing printing ..."); cap its tokens, and let
+    # partials skip the temperature-fallback retries.
+    max_new_tokens: int | None = None
+    temperature_fallback: bool = True
 
 
 @dataclass

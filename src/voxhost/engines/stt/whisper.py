@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 from typing import Iterator
 
 import numpy as np
+import faster_whisper.transcribe as _fw_transcribe
 from faster_whisper import WhisperModel
+from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
@@ -22,6 +26,24 @@ from voxhost.engines.stt.base import (
 log = logging.getLogger("voxhost.stt")
 SAMPLE_RATE = 16_000
 BATCH_MAX_SECONDS = 30.0  # one Whisper window: longer audio takes the sequential path
+FRAMES_PER_SECOND = 100  # mel frames
+
+# Whisper's encoder is trained on 30 s windows, and faster-whisper pads every
+# window to 3000 frames, so a 2 s turn costs as much as 30 s. CTranslate2
+# accepts shorter inputs (4x faster for a 5 s window, same text on our eval
+# set: docs/benchmarks.md). faster-whisper has no parameter for it, so its
+# padding function is wrapped: a thread-local window, set only for the
+# duration of one `transcribe` call that asked for it, replaces the 3000.
+_window = threading.local()
+_pad_or_trim = _fw_transcribe.pad_or_trim
+
+
+def _windowed_pad_or_trim(array, length: int = 3000, *, axis: int = -1):
+    frames = getattr(_window, "frames", None)
+    return _pad_or_trim(array, frames if frames and length == 3000 else length, axis=axis)
+
+
+_fw_transcribe.pad_or_trim = _windowed_pad_or_trim
 
 
 def resolve_device(device: str) -> str:
@@ -74,11 +96,36 @@ class WhisperEngine:
         self.vad_options = VadOptions(threshold=vad_threshold)
         self.no_speech_threshold = no_speech_threshold
         self.vad_trim_over_seconds = vad_trim_over_seconds
+        self._windowed: dict[int, WhisperModel] = {}
+        self._windowed_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Run one decode so the first real request doesn't pay for lazy init."""
         tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
         self.transcribe(tone, TranscriptionOptions(vad_filter=False, beam_size=1, language="en"))
+
+    def _model_for(self, chunk_length: int | None) -> WhisperModel:
+        """The model with a `chunk_length`-second window (segmentation; the
+        encoder input is shortened by `transcribe`, see `_windowed_pad_or_trim`).
+
+        faster-whisper's own `chunk_length=` argument mutates the shared
+        feature extractor for good (every later call, REST included, would
+        keep the short window, and concurrent calls race). Instead each window
+        gets a shallow copy with its own extractor; the CTranslate2 model and
+        tokenizer are shared, so a copy costs a few KB.
+        """
+        default = self.model.feature_extractor.chunk_length
+        if not chunk_length or chunk_length >= default:
+            return self.model
+        with self._windowed_lock:
+            model = self._windowed.get(chunk_length)
+            if model is None:
+                model = copy.copy(self.model)
+                model.feature_extractor = FeatureExtractor(
+                    **{**self.model.feat_kwargs, "chunk_length": chunk_length}
+                )
+                self._windowed[chunk_length] = model
+            return model
 
     def speech_chunks(self, audio: np.ndarray) -> list[dict]:
         return get_speech_timestamps(audio, self.vad_options)
@@ -109,17 +156,20 @@ class WhisperEngine:
             info = TranscriptionInfo(options.language or "en", 0.0, duration, 0.0)
             return info, iter(())
         audio, chunks = prepared
-        segments, fw_info = self.model.transcribe(
+        segments, fw_info = self._model_for(options.chunk_length).transcribe(
             audio,
             task=options.task,
             language=options.language,
             initial_prompt=options.prompt or None,
-            temperature=options.temperature if options.temperature > 0 else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            temperature=(options.temperature if options.temperature > 0 or not options.temperature_fallback
+                         else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]),
+            max_new_tokens=options.max_new_tokens,
             beam_size=options.beam_size,
             word_timestamps=options.word_timestamps,
             vad_filter=False,
             hotwords=options.hotwords or None,
             no_speech_threshold=self.no_speech_threshold,
+            without_timestamps=options.without_timestamps,
         )
         if chunks:
             segments = restore_speech_timestamps(segments, chunks, SAMPLE_RATE)
@@ -132,8 +182,16 @@ class WhisperEngine:
         return info, (_convert(i, s) for i, s in enumerate(segments))
 
     def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
-        info, segments = self.transcribe_stream(audio, options)
-        return Transcript(info=info, segments=list(segments))
+        window = self._model_for(options.chunk_length).feature_extractor.chunk_length
+        short = window < self.model.feature_extractor.chunk_length
+        if short:  # segments are decoded lazily: the window must hold until the list is built
+            _window.frames = window * FRAMES_PER_SECOND
+        try:
+            info, segments = self.transcribe_stream(audio, options)
+            return Transcript(info=info, segments=list(segments))
+        finally:
+            if short:
+                _window.frames = None
 
     # ---- cross-request batching ------------------------------------------
     def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple | None:

@@ -85,7 +85,9 @@ class TtsRegistry:
             except EngineUnavailable as exc:  # an optional engine: serve without it
                 self.unavailable[name] = str(exc)
                 log.warning("TTS engine %s not loaded: %s", name, exc)
-        if not self.engines:
+        if self.settings.tts_engines and not self.engines:
+            # Configured but none loaded is a broken deployment; none configured
+            # (VOXHOST_TTS_ENGINES=) is an STT-only server.
             raise RuntimeError("no TTS engine could be loaded: " + "; ".join(self.unavailable.values()))
 
     def load(self, name: str, warm_up: bool = True) -> TtsEngine:

@@ -1,0 +1,213 @@
+"""WS /v1/realtime?intent=transcription: OpenAI's Realtime transcription sessions.
+
+The router owns the socket (auth, admission, size limits, timeouts, JSON)
+and nothing else: the session (realtime/session.py) owns audio, turns and
+decoding; api/protocol/realtime.py owns the wire shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import time
+
+from fastapi import APIRouter, WebSocket
+
+from voxhost.api.protocol.realtime import (
+    Generation,
+    error_event,
+    expires_at,
+    check_client_event,
+    decode_client_event,
+    parse_session_update,
+    render,
+    session_event,
+)
+from voxhost.api.state import AppState
+from voxhost.errors import InvalidRequest, NotReady, Overloaded, SessionRejected, VoxhostError
+from voxhost.realtime import events as ev
+from voxhost.realtime.config import SessionConfig, SessionLimits
+from voxhost.realtime.session import SchedulerDecoder, TranscriptionSession, new_id
+
+log = logging.getLogger("voxhost.realtime")
+router = APIRouter(tags=["live speech-to-text"])
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008  # refused: bad key, wrong intent
+CLOSE_TRY_AGAIN = 1013  # refused: at capacity or not ready; retry later
+SEND_TIMEOUT_S = 15.0  # a client that stops reading is dropped, not buffered for
+
+
+class Connection:
+    """Serialised, failure-tolerant sends: session tasks and the receive loop
+    share one socket, and a vanished client must not crash either."""
+
+    def __init__(self, websocket: WebSocket):
+        self.websocket = websocket
+        self.open = True
+        self._lock = asyncio.Lock()
+
+    async def send(self, payload: dict) -> None:
+        if not self.open:
+            return
+        async with self._lock:
+            if not self.open:
+                return
+            try:
+                text = json.dumps(payload, ensure_ascii=False)
+                await asyncio.wait_for(self.websocket.send_text(text), SEND_TIMEOUT_S)
+            except Exception:  # disconnected, or not reading: stop talking to it
+                self.open = False
+
+    async def send_event(self, event: ev.Event) -> None:
+        await self.send(render(event))
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        if not self.open:
+            return
+        async with self._lock:
+            self.open = False
+            try:
+                await self.websocket.close(code, reason[:120])
+            except Exception:
+                pass
+
+    async def refuse(self, error: VoxhostError, code: int) -> None:
+        await self.send(error_event(error))
+        await self.close(code, error.message)
+
+
+def _limits(state: AppState) -> SessionLimits:
+    s = state.settings
+    return SessionLimits(
+        max_turn_seconds=s.realtime_max_turn_seconds,
+        max_pending_turns=s.realtime_max_pending_turns,
+        partial_interval_ms=s.realtime_partial_interval_ms,
+        final_beam_size=s.realtime_final_beam_size,
+        short_window=s.realtime_short_window,
+    )
+
+
+@router.websocket("/v1/realtime")
+async def realtime(websocket: WebSocket) -> None:
+    state: AppState = websocket.app.state.voxhost
+    settings = state.settings
+    # Browsers offer ["realtime", "openai-insecure-api-key.<key>"] and fail
+    # the handshake unless one is echoed.
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol="realtime" if "realtime" in offered else None)
+    conn = Connection(websocket)
+
+    # API keys, rate limits and drain were checked by the Gatekeeper middleware
+    # before the handshake; the key it accepted (None when open) is in scope.
+    api_key = (websocket.scope.get("state") or {}).get("api_key")
+    key_name = api_key.name if api_key is not None else None
+    intent = websocket.query_params.get("intent")
+    if intent not in (None, "", "transcription"):
+        return await conn.refuse(InvalidRequest(
+            f"intent '{intent[:40]}' is not supported: voxhost serves ?intent=transcription sessions.",
+            param="intent", code="invalid_value"), CLOSE_POLICY)
+    if not state.is_ready:
+        return await conn.refuse(NotReady("Models are still loading; retry shortly."), CLOSE_TRY_AGAIN)
+    if not state.can_admit_session(key_name, state.stt.get(None)):
+        return await conn.refuse(Overloaded(
+            f"The server is at capacity ({state.sessions.active} live sessions, limit "
+            f"{settings.max_live_sessions}); retry shortly.", retry_after=1.0), CLOSE_TRY_AGAIN)
+    beta = "realtime=v1" in websocket.headers.get("openai-beta", "")
+    try:
+        # The gate counts the session (live-sessions metric, per-key cap) and
+        # lets drain wait for it.
+        async with state.sessions.session(key_name):
+            await _serve(conn, state, Generation.BETA if beta else Generation.GA)
+    except SessionRejected as exc:  # lost a race for the last slot
+        await conn.refuse(Overloaded(exc.message, retry_after=1.0), CLOSE_TRY_AGAIN)
+
+
+async def _serve(conn: Connection, state: AppState, generation: Generation) -> None:
+    settings = state.settings
+    loop = asyncio.get_running_loop()
+    session_id = new_id("sess")
+    expiry = expires_at(settings.max_session_seconds)
+    deadline = loop.time() + settings.max_session_seconds
+    decoder = SchedulerDecoder(state.stt, state.stt_scheduler, settings.realtime_max_final_wait_seconds)
+    session = TranscriptionSession(SessionConfig(), _limits(state), decoder, conn.send_event)
+    opened = time.monotonic()
+    log.info("realtime session %s opened (%d live)", session_id, state.sessions.active)
+    await conn.send(session_event("created", session.config, generation, session_id, expiry))
+    try:
+        while conn.open:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                await conn.refuse(InvalidRequest(
+                    f"Your session hit the maximum duration of {settings.max_session_seconds:g} seconds.",
+                    code="session_expired"), CLOSE_NORMAL)
+                break
+            try:
+                message = await asyncio.wait_for(
+                    conn.websocket.receive(), min(settings.realtime_idle_timeout_seconds, remaining)
+                )
+            except TimeoutError:
+                if deadline - loop.time() > 0:
+                    await conn.refuse(InvalidRequest(
+                        f"No events for {settings.realtime_idle_timeout_seconds:g} seconds; closing the idle session.",
+                        code="idle_timeout"), CLOSE_NORMAL)
+                    break
+                continue
+            if message["type"] == "websocket.disconnect":
+                conn.open = False
+                break
+            generation = await _handle(conn, session, message, generation, settings.realtime_max_event_bytes,
+                                       session_id, expiry)
+    finally:
+        await session.close()  # cancels its partial and queued finals
+        await conn.close()
+        log.info("realtime session %s closed after %.1fs, %d turns",
+                 session_id, time.monotonic() - opened, session.turns)
+
+
+async def _handle(conn: Connection, session: TranscriptionSession, message: dict, generation: Generation,
+                  max_bytes: int, session_id: str, expiry: int) -> Generation:
+    """One client message. Every problem becomes an `error` event; the session goes on."""
+    data, text = message.get("bytes"), message.get("text")
+    client_event_id = None
+    try:
+        size = len(data) if data is not None else len(text or "")
+        if size > max_bytes:
+            raise InvalidRequest(
+                f"The message is {size} bytes; the limit is {max_bytes}. Send audio in smaller appends.",
+                code="message_too_large")
+        if data is not None:  # extension: a binary frame is raw PCM16, no base64
+            await session.append(data)
+            return generation
+        event = decode_client_event(text or "")
+        client_event_id = event["event_id"]
+        kind = check_client_event(event)
+        if kind == "input_audio_buffer.append":
+            audio = event.get("audio")
+            if not isinstance(audio, str):
+                raise InvalidRequest("'audio' must be a base64 string of PCM16 audio.", param="audio",
+                                     code="invalid_value")
+            try:
+                raw = base64.b64decode(audio, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise InvalidRequest("'audio' is not valid base64.", param="audio", code="invalid_value") from exc
+            await session.append(raw)
+        elif kind == "input_audio_buffer.commit":
+            await session.commit()
+        elif kind == "input_audio_buffer.clear":
+            await session.clear()
+        else:  # session.update / transcription_session.update
+            generation = Generation.GA if kind == "session.update" else Generation.BETA
+            config = parse_session_update(event, session.config, generation)
+            await session.update(config)
+            await conn.send(session_event("updated", session.config, generation, session_id, expiry))
+    except VoxhostError as exc:
+        await conn.send(error_event(exc, client_event_id))
+    except Exception:  # a bug must cost one event, not the player's session
+        log.exception("realtime event failed")
+        await conn.send(error_event(VoxhostError("Internal error handling the event.", code="internal_error"),
+                                    client_event_id))
+    return generation

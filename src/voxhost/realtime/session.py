@@ -1,0 +1,389 @@
+"""A live transcription session: PCM16 in, turns and their transcripts out.
+
+server_vad mode:
+    idle --(speech probability >= threshold)--> speaking: speech_started (new item)
+    speaking --(silence >= silence_duration_ms)--> idle: speech_stopped, committed, final decode
+    speaking --(turn reaches max_turn_seconds)--> speaking: speech_stopped, committed, speech_started
+manual mode (turn_detection null, push-to-talk): audio accumulates until the
+client commits; a turn that reaches max_turn_seconds is committed for it.
+
+While a turn is open, a partial decode (greedy) runs every
+`partial_interval_ms` of new audio, but only when a decode worker is free:
+partials are skipped, never queued, so they cannot delay anyone's final.
+Finals go to the scheduler's LIVE lane and are emitted in commit order.
+
+Transport-agnostic: the caller feeds bytes and client commands in and gets
+events (realtime/events.py) through the async `emit` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from dataclasses import replace
+from typing import Awaitable, Callable, Protocol
+
+import numpy as np
+
+from voxhost.engines.stt.base import Transcript, TranscriptionOptions
+from voxhost.errors import InvalidRequest, Overloaded, VoxhostError
+from voxhost.realtime import events as ev
+from voxhost.realtime.audio import WHISPER_RATE, PcmInput
+from voxhost.realtime.buffer import AudioBuffer
+from voxhost.realtime.config import SessionConfig, SessionLimits
+from voxhost.realtime.partials import LocalAgreement
+from voxhost.realtime.vad import WINDOW, StreamingSilero, TurnDetector
+from voxhost.scheduler.stt import Lane, SttScheduler
+
+log = logging.getLogger("voxhost.realtime")
+
+INGEST_SLICE = 4096  # samples (256 ms): VAD and turn limits are checked at this grain
+Emit = Callable[[ev.Event], Awaitable[None]]
+
+
+class Decoder(Protocol):
+    def engine(self, model: str | None): ...
+
+    async def transcribe(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> Transcript: ...
+
+    def busy(self) -> bool: ...
+
+
+class _StartBy:
+    """Engine proxy that refuses to start a decode after its deadline.
+
+    A final that waited too long for a worker is worth less than saying so:
+    the turn fails with `server_overloaded` instead of arriving late and
+    pushing every later turn further behind (latency stays bounded when the
+    server falls behind real time).
+    """
+
+    def __init__(self, engine, deadline: float):
+        self._engine = engine
+        self._deadline = deadline
+
+    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
+        if time.monotonic() > self._deadline:
+            raise Overloaded("The server is behind real time: this turn waited too long for a decoder "
+                             "and was dropped.", retry_after=1.0)
+        return self._engine.transcribe(audio, options)
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+
+class SchedulerDecoder:
+    """Live sessions decode through the one STT scheduler, in the LIVE lane."""
+
+    def __init__(self, registry, scheduler: SttScheduler, max_wait_seconds: float | None = None):
+        self.registry = registry
+        self.scheduler = scheduler
+        self.max_wait_seconds = max_wait_seconds
+
+    def engine(self, model: str | None):
+        return self.registry.get(model)
+
+    async def transcribe(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
+        if self.max_wait_seconds is not None:
+            engine = _StartBy(engine, time.monotonic() + self.max_wait_seconds)
+        return await self.scheduler.transcribe(engine, audio, options, lane=Lane.LIVE)
+
+    def busy(self) -> bool:
+        """Every decode worker taken (a partial started now would wait, and make finals wait)."""
+        workers = getattr(getattr(self.scheduler, "executor", None), "workers", 1)
+        return self.scheduler.pending >= workers
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:22]}"
+
+
+def _ms(samples: int) -> int:
+    return samples * 1000 // WHISPER_RATE
+
+
+MIN_DECODE_LEAD_MS = 600  # audio decoded before a detected speech start
+CONTEXT_S = 4.0  # audio of the previous turn decoded before a continuing turn
+CONTEXT_MAX_GAP_S = 2.0  # turns closer than this are treated as one utterance
+MAX_FINAL_WITH_CONTEXT_S = 28.0  # context + turn must fit one Whisper window
+CONTEXT_WORD_SLACK_S = 0.25  # within the last turn's trailing silence (>= 0.5 s by default)
+
+
+def window_seconds(seconds: float) -> int:
+    """Encoder window for a turn: the turn plus a second, in 5 s steps, at most Whisper's 30 s."""
+    return int(min(30, max(5, math.ceil((seconds + 1.0) / 5.0) * 5)))
+
+
+class TranscriptionSession:
+    def __init__(self, config: SessionConfig, limits: SessionLimits, decoder: Decoder, emit: Emit):
+        self.limits = limits
+        self.decoder = decoder
+        self._emit = emit
+        self._engine = self.validate(config)
+        self.config = config
+        self._input = PcmInput(config.input_rate)
+        self._buffer = AudioBuffer()
+        self._vad = StreamingSilero()
+        self._vad_pos = 0  # absolute sample up to which VAD has scored
+        self._detector: TurnDetector | None = None
+        self._set_turn_detection()
+        self._item_id: str | None = None  # the turn in progress
+        self._turn_start = 0
+        self._last_item_id: str | None = None
+        self._agreement = LocalAgreement()
+        self._partial_task: asyncio.Task | None = None
+        self._partial_mark = 0
+        self._finals: list[asyncio.Task] = []
+        self._tail: np.ndarray | None = None  # the last turn's final seconds (context for the next)
+        self._tail_end = 0
+        self._closed = False
+        self.turns = 0
+
+    # --- configuration -------------------------------------------------
+    def validate(self, config: SessionConfig):
+        """The engine for `config`; raises InvalidRequest/ModelNotFound if unusable."""
+        PcmInput(config.input_rate)
+        try:
+            engine = self.decoder.engine(config.model)
+        except VoxhostError as exc:
+            exc.param = "session.audio.input.transcription.model"
+            raise
+        language = config.language
+        if language is not None:
+            if len(language) > 8 or not language.replace("-", "").isalpha():
+                raise InvalidRequest(
+                    f"'language' must be an ISO-639-1 code such as 'en', got {language[:20]!r}.",
+                    param="session.audio.input.transcription.language",
+                )
+            if not engine.multilingual and language != "en":
+                raise InvalidRequest(
+                    f"Model '{engine.name}' is English-only; language '{language}' is not supported.",
+                    param="session.audio.input.transcription.language",
+                )
+        return engine
+
+    async def update(self, config: SessionConfig) -> None:
+        self._engine = self.validate(config)
+        rate_changed = config.input_rate != self.config.input_rate
+        vad_changed = config.turn_detection != self.config.turn_detection
+        self.config = config
+        if rate_changed:
+            self._input = PcmInput(config.input_rate)
+        if vad_changed:
+            self._set_turn_detection()
+
+    def _set_turn_detection(self) -> None:
+        td = self.config.turn_detection
+        self._detector = TurnDetector(td) if td is not None else None
+        # VAD scores audio from here on; a turn already open carries on.
+        self._vad.reset()
+        self._vad_pos = self._buffer.end
+        if self._detector is not None and getattr(self, "_item_id", None) is not None:
+            self._detector.active = True
+
+    # --- client commands -----------------------------------------------
+    async def append(self, data: bytes) -> None:
+        audio = self._input.convert(data)
+        for offset in range(0, audio.size, INGEST_SLICE):
+            await self._ingest(audio[offset : offset + INGEST_SLICE])
+        self._maybe_partial()
+
+    async def commit(self) -> None:
+        start = self._turn_start if self._item_id is not None else self._buffer.start
+        start = max(start, self._buffer.start)
+        end = self._buffer.end
+        if end - start < self.limits.min_commit_ms * WHISPER_RATE // 1000:
+            raise InvalidRequest(
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{self.limits.min_commit_ms}ms of audio, but buffer only has {_ms(end - start)}ms of audio.",
+                code="input_audio_buffer_commit_empty",
+            )
+        item_id = self._item_id or new_id("item")
+        if self._detector is not None:
+            self._detector.reset()
+        await self._commit(item_id, start, end)
+
+    async def clear(self) -> None:
+        self._buffer.clear()
+        self._tail = None  # cleared audio is no context for what follows
+        self._end_turn()
+        if self._detector is not None:
+            self._detector.reset()
+        await self._emit(ev.Cleared())
+
+    async def close(self) -> None:
+        """Cancel everything still pending (the client is gone)."""
+        self._closed = True
+        tasks = [t for t in [self._partial_task, *self._finals] if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._buffer.clear()
+
+    @property
+    def pending_tasks(self) -> int:
+        return sum(1 for t in [self._partial_task, *self._finals] if t is not None and not t.done())
+
+    # --- audio path ----------------------------------------------------
+    async def _ingest(self, audio: np.ndarray) -> None:
+        self._buffer.append(audio)
+        max_turn = int(self.limits.max_turn_seconds * WHISPER_RATE)
+        if self._detector is None:
+            if self._item_id is None:
+                self._open_turn(self._buffer.start)
+            if self._buffer.end - self._turn_start >= max_turn:
+                await self._commit(self._item_id, self._turn_start, self._buffer.end)
+            return
+
+        prefix = self._detector.config.prefix_padding_ms * WHISPER_RATE // 1000
+        # Decode from a little before the reported start: Silero fires after a
+        # word's onset, and Whisper misreads a clipped first word ("Montreal
+        # Forced" -> "Forest") with OpenAI's 300 ms default.
+        lead = max(prefix, MIN_DECODE_LEAD_MS * WHISPER_RATE // 1000)
+        for prob in self._vad.feed(audio):
+            self._vad_pos += WINDOW
+            change = self._detector.push(float(prob), self._vad_pos)
+            if change is not None and change[0] == "start":
+                self._open_turn(max(self._buffer.start, change[1] - lead))
+                reported = max(self._buffer.start, change[1] - prefix)
+                await self._emit(ev.SpeechStarted(self._item_id, _ms(reported)))
+            elif change is not None and self._item_id is not None:  # stop
+                await self._emit(ev.SpeechStopped(self._item_id, _ms(change[1])))
+                await self._commit(self._item_id, self._turn_start, change[1])
+            elif self._item_id is not None and self._vad_pos - self._turn_start >= max_turn:
+                # Too long for one turn: cut here and carry on in a new one.
+                end = self._vad_pos
+                await self._emit(ev.SpeechStopped(self._item_id, _ms(end)))
+                await self._commit(self._item_id, self._turn_start, end)
+                self._open_turn(end)
+                await self._emit(ev.SpeechStarted(self._item_id, _ms(end)))
+        if self._item_id is None:
+            # Idle: keep only what the next turn's lead can reach.
+            self._buffer.drop_before(self._vad_pos - lead)
+
+    def _open_turn(self, start: int) -> None:
+        self._item_id = new_id("item")
+        self._turn_start = start
+        self._partial_mark = start
+        self._agreement = LocalAgreement()
+        self._buffer.drop_before(start)
+
+    def _end_turn(self) -> None:
+        self._item_id = None
+        if self._partial_task is not None and not self._partial_task.done():
+            self._partial_task.cancel()
+        self._partial_task = None
+
+    async def _commit(self, item_id: str, start: int, end: int) -> None:
+        audio = self._buffer.slice(start, end)
+        self._buffer.drop_before(end)
+        self._end_turn()
+        previous, self._last_item_id = self._last_item_id, item_id
+        self.turns += 1
+        await self._emit(ev.Committed(item_id, previous))
+        # A turn that starts right after the last one is usually the same
+        # sentence cut at a pause: decode it after the last turn's tail so
+        # Whisper hears the context (then keep only this turn's words).
+        context = None
+        if self._tail is not None and start - self._tail_end <= CONTEXT_MAX_GAP_S * WHISPER_RATE:
+            context = self._tail
+        self._tail, self._tail_end = audio[-int(CONTEXT_S * WHISPER_RATE):], end
+        self._start_final(item_id, audio, context)
+
+    # --- decoding ------------------------------------------------------
+    def _options(self, seconds: float, *, final: bool) -> TranscriptionOptions:
+        c = self.config
+        # The previous turn's text is not used as a prompt: tried, it made
+        # Whisper repeat it ("word, word" -> "word, word, word, word or word").
+        return TranscriptionOptions(
+            language=c.language,
+            prompt=c.prompt,
+            hotwords=c.hotwords,
+            beam_size=self.limits.final_beam_size if final else 1,
+            # Whisper decodes more accurately in its timestamp mode (trained so):
+            # on the eval set, text-only finals lost ~3 WER points. Partials trade it for speed.
+            without_timestamps=not final,
+            # Speech runs ~3 tokens/s; anything far beyond is a repetition loop.
+            max_new_tokens=int(16 + 8 * seconds),
+            temperature_fallback=final,
+            # Short windows make partials ~3x cheaper, but in streaming they sometimes cut a
+            # final short ("Produced the ...."): finals keep Whisper's 30 s window.
+            chunk_length=window_seconds(seconds) if self.limits.short_window and not final else None,
+            vad_filter=True,  # a noise-only turn returns "" instead of a hallucinated "Thank you."
+        )
+
+    def _maybe_partial(self) -> None:
+        interval = self.limits.partial_interval_ms * WHISPER_RATE // 1000
+        if interval <= 0 or self._item_id is None or self._closed:
+            return
+        if self._partial_task is not None and not self._partial_task.done():
+            return
+        end = self._buffer.end
+        # At least a second of turn first: Whisper guesses wildly on less.
+        if end - self._turn_start < max(interval, WHISPER_RATE) or end - self._partial_mark < interval:
+            return
+        if self.decoder.busy():
+            return  # skip, don't queue: a partial must never delay a final
+        self._partial_mark = end
+        audio = self._buffer.slice(self._turn_start, end)
+        self._partial_task = asyncio.create_task(self._partial(self._item_id, audio))
+
+    async def _partial(self, item_id: str, audio: np.ndarray) -> None:
+        options = self._options(audio.size / WHISPER_RATE, final=False)
+        try:
+            transcript = await self.decoder.transcribe(self._engine, audio, options)
+        except VoxhostError as exc:  # overloaded: partials are best effort
+            log.debug("partial skipped: %s", exc.message)
+            return
+        if self._item_id != item_id or self._closed:
+            return  # the turn was committed or cleared meanwhile; its final says it all
+        delta = self._agreement.update(transcript.text)
+        if delta:
+            await self._emit(ev.TranscriptDelta(item_id, delta))
+
+    def _start_final(self, item_id: str, audio: np.ndarray, context: np.ndarray | None = None) -> None:
+        self._finals = [t for t in self._finals if not t.done()]
+        overloaded = len(self._finals) >= self.limits.max_pending_turns
+        previous = self._finals[-1] if self._finals else None
+        self._finals.append(asyncio.create_task(self._final(item_id, audio, previous, overloaded, context)))
+
+    async def _decode_final(self, audio: np.ndarray, context: np.ndarray | None) -> str:
+        seconds = audio.size / WHISPER_RATE
+        if context is None or context.size + audio.size > MAX_FINAL_WITH_CONTEXT_S * WHISPER_RATE:
+            transcript = await self.decoder.transcribe(self._engine, audio, self._options(seconds, final=True))
+            return transcript.text
+        offset = context.size / WHISPER_RATE
+        options = replace(self._options(offset + seconds, final=True), word_timestamps=True)
+        transcript = await self.decoder.transcribe(self._engine, np.concatenate([context, audio]), options)
+        # The context ends with the last turn's trailing silence (silence_duration_ms),
+        # so its words end well before `offset`; Whisper's word times run early,
+        # so a word ending past the middle of that silence is this turn's.
+        cut = offset - CONTEXT_WORD_SLACK_S
+        words = [w.word for s in transcript.segments for w in s.words if w.end > cut]
+        return "".join(words).strip()
+
+    async def _final(self, item_id: str, audio: np.ndarray, previous: asyncio.Task | None, overloaded: bool,
+                     context: np.ndarray | None = None) -> None:
+        seconds = audio.size / WHISPER_RATE
+        event: ev.Event
+        try:
+            if overloaded:
+                raise Overloaded(
+                    f"This session already has {self.limits.max_pending_turns} turns waiting for "
+                    "transcription; the server is not keeping up. Turn dropped.",
+                    retry_after=1.0,
+                )
+            event = ev.TranscriptCompleted(item_id, await self._decode_final(audio, context), seconds)
+        except VoxhostError as exc:
+            event = ev.TranscriptFailed(item_id, exc)
+        except Exception as exc:  # never let one turn take the session down
+            log.exception("live transcription failed")
+            event = ev.TranscriptFailed(item_id, VoxhostError(f"Transcription failed: {type(exc).__name__}"))
+        if previous is not None:
+            await asyncio.wait({previous})  # completed events follow commit order
+        if not self._closed:
+            await self._emit(event)

@@ -1,0 +1,39 @@
+"""Short encoder windows for short turns (live finals/partials), on real speech."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+import faster_whisper.transcribe as fw_transcribe
+from voxhost.audio.decode import decode_audio
+from voxhost.engines.stt.base import TranscriptionOptions
+from voxhost.evaluation.wer import wer
+
+
+def test_short_window_keeps_the_text_and_leaves_other_calls_alone(server, eval_audio):
+    engine = server.app.state.voxhost.stt.get("whisper-base")
+    audio = decode_audio((eval_audio / "cathy_arctic_a0001.wav").read_bytes())
+    reference = "Author of the danger trail, Philip Steels, etc."
+    full = engine.transcribe(audio, TranscriptionOptions(language="en", without_timestamps=True)).text
+    short = engine.transcribe(
+        audio, TranscriptionOptions(language="en", without_timestamps=True, chunk_length=5)).text
+    assert wer([reference], [short]) <= wer([reference], [full]) + 0.15, (short, full)
+    # The window applied to that call only: the shared model still pads to 30 s.
+    assert engine.model.feature_extractor.chunk_length == 30
+    assert fw_transcribe.pad_or_trim(np.zeros((80, 10), dtype=np.float32)).shape[-1] == 3000
+    # ...also from another thread while this one has a window set.
+    from voxhost.engines.stt import whisper
+
+    whisper._window.frames = 500
+    try:
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(
+            fw_transcribe.pad_or_trim(np.zeros((80, 10), dtype=np.float32)).shape[-1]))
+        worker.start()
+        worker.join()
+        assert seen == [3000]
+        assert fw_transcribe.pad_or_trim(np.zeros((80, 10), dtype=np.float32)).shape[-1] == 500
+    finally:
+        whisper._window.frames = None

@@ -1,0 +1,50 @@
+"""Test helpers importable from any test module (tests/ is on pytest's pythonpath)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """uvicorn serving an app in a background thread on a free port."""
+
+    def __init__(self, app, ready_path: str = "/ready", timeout: float = 300.0):
+        self.app = app
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws_ping_interval=20)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.ready_path = ready_path
+        self.timeout = timeout
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(self.base_url + self.ready_path, timeout=2)
+                if response.status_code == 200:
+                    return self
+                if response.headers.get("content-type", "").startswith("application/json") and \
+                        response.json().get("status") == "failed":
+                    raise RuntimeError(f"server failed to start: {response.json().get('error')}")
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready after {self.timeout}s")
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
