@@ -48,3 +48,20 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+def assert_openai_error(response: httpx.Response, status: int, param: str | None = None,
+                        code: str | None = None, *, check_param: bool = True) -> dict:
+    """`response` is `status` with OpenAI's error body; returns the error object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["message"], str) and error["message"]
+    assert error["type"] == "invalid_request_error"
+    if check_param:
+        assert error["param"] == param, error
+    if code is not None:
+        assert error["code"] == code, error
+    return error

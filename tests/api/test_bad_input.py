@@ -8,21 +8,13 @@ import wave
 import httpx
 import numpy as np
 import pytest
+from voxhost_testing import assert_openai_error
 
 URL = "/v1/audio/transcriptions"
 
 
 def _assert_error(response: httpx.Response, status: int, param: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert error["type"] == "invalid_request_error"
-    if param is not None:
-        assert error["param"] == param, error
-    return error
+    return assert_openai_error(response, status, param, check_param=param is not None)
 
 
 @pytest.fixture

@@ -6,23 +6,14 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+from voxhost_testing import assert_openai_error
 
 URL = "/v1/audio/speech"
 GOOD = {"model": "tts-1", "voice": "alloy", "input": "Halt!"}
 
 
 def _assert_error(response: httpx.Response, status: int, param: str | None, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert error["type"] == "invalid_request_error"
-    assert error["param"] == param, error
-    if code is not None:
-        assert error["code"] == code, error
-    return error
+    return assert_openai_error(response, status, param, code)
 
 
 @pytest.fixture
