@@ -23,11 +23,10 @@ import asyncio
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 
-import httpx
+from _ready import wait_ready  # bench/ is on sys.path when run as a script
 import numpy as np
 
 from voxhost.evaluation.dataset import load_manifest
@@ -57,21 +56,15 @@ def start_server(model: str, env_extra: dict):
     from voxhost.ops.settings import Settings
 
     overrides = {k.removeprefix("VOXHOST_").lower(): v for k, v in env_extra.items()}
-    settings = Settings(stt_models=[model], realtime_max_sessions=64, **overrides)
+    settings = Settings(stt_models=[model], max_live_sessions=64, **overrides)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning", ws_ping_interval=20))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/ready", timeout=2).status_code == 200:
-                return server, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+    if wait_ready(base):
+        return server, base
     raise RuntimeError("server did not become ready")
 
 

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _ready import wait_ready  # bench/ is on sys.path when run as a script
 import numpy as np
 
 from voxhost.evaluation.dataset import load_manifest
@@ -51,13 +52,8 @@ class Server:
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(1200):
-            try:
-                if httpx.get(self.url + "/ready").status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        if wait_ready(self.url, timeout=120, interval=0.1):
+            return self
         raise RuntimeError("server did not start")
 
     def __exit__(self, *exc):

@@ -24,6 +24,7 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from _ready import wait_ready  # bench/ is on sys.path when run as a script
 
 from voxhost.engines.stt.bundled import resolve_stt_model
 from voxhost.evaluation.dataset import load_manifest
@@ -38,14 +39,8 @@ def start_server(port: int) -> subprocess.Popen:
     env = {**os.environ, "VOXHOST_PORT": str(port), "VOXHOST_LOG_LEVEL": "warning"}
     proc = subprocess.Popen([sys.executable, "-m", "voxhost.cli.main", "serve"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+    if wait_ready(f"http://127.0.0.1:{port}"):
+        return proc
     proc.kill()
     raise SystemExit("server did not become ready")
 

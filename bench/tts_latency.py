@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _ready import wait_ready  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -67,14 +68,8 @@ def start_server(cache_dir: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
+    if wait_ready(url):
+        return proc, url
     proc.kill()
     raise RuntimeError("server did not become ready")
 
