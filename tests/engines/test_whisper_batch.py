@@ -55,3 +55,38 @@ def test_requests_that_batching_would_change_go_alone(base_engine):
         assert base_engine.batch_key(short, opts) is None
     assert base_engine.batch_key(short, TranscriptionOptions(task="translate")) != \
         base_engine.batch_key(short, TranscriptionOptions(task="transcribe"))
+
+
+@pytest.mark.parametrize("setup", ["text_only", "live_partial"])
+def test_text_only_and_short_window_batches_match_sequential(base_engine, setup):
+    """The setups that batch well on a GPU (no timestamp tokens): REST json/text
+    and live partials (greedy, short encoder window, capped tokens)."""
+    from voxhost.evaluation.dataset import load_manifest
+
+    rows = _pick(load_manifest(), "en", 3, max_s=4.0)
+    audios = [decode_audio(r.audio.read_bytes()) for r in rows]
+    if setup == "text_only":
+        options = TranscriptionOptions(language="en", without_timestamps=True)
+    else:
+        options = TranscriptionOptions(language="en", beam_size=1, without_timestamps=True, chunk_length=5,
+                                       max_new_tokens=48, temperature_fallback=False)
+    keys = {base_engine.batch_key(a, options) for a in audios}
+    assert len(keys) == 1 and None not in keys
+    assert keys != {base_engine.batch_key(audios[0], TranscriptionOptions(language="en"))}
+
+    batched = base_engine.transcribe_batch(audios, options)
+    sequential = [base_engine.transcribe(a, options) for a in audios]
+    for row, b, s in zip(rows, batched, sequential):
+        assert b.text == s.text and b.text, (row.audio.name, b.text, s.text)
+        assert [(x.start, x.end) for x in b.segments] == [(x.start, x.end) for x in s.segments]
+
+
+def test_mixed_setups_in_one_call_each_decode_as_asked(base_engine):
+    from voxhost.evaluation.dataset import load_manifest
+
+    row = _pick(load_manifest(), "en", 1, max_s=4.0)[0]
+    audio = decode_audio(row.audio.read_bytes())
+    setups = [TranscriptionOptions(language="en"), TranscriptionOptions(language="en", without_timestamps=True)]
+    batched = base_engine.transcribe_batch([audio, audio], setups)
+    for b, opts in zip(batched, setups):
+        assert b.text == base_engine.transcribe(audio, opts).text

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     # compute, avoids hallucinations in long gaps); shorter audio is only gated.
     stt_vad_trim_over_seconds: float = 30.0
     stt_download_root: Path | None = None  # where hub ids are downloaded (EFS in production)
+    # json/text responses of at most one 30 s window decode without timestamp tokens.
+    # None (auto): on for GPU engines (H200: 2x faster alone, batches 3x; same WER),
+    # off on CPU. docs/benchmarks.md.
+    stt_text_only: bool | None = None
 
     # --- text-to-speech ---
     # Engines to load, first is the default. `piper` needs the GPL extra

@@ -118,6 +118,7 @@ async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
         word_timestamps="word" in granularities,
         vad_filter=forms.bool_field(form, "vad_filter", s.stt_vad_filter),
         hotwords=forms.text_field(form, "hotwords"),
+        timestamps_needed=stream or response_format not in ("json", "text"),
     )
     return SttRequest(
         audio_bytes=audio_bytes,

@@ -31,6 +31,9 @@ class TranscriptionOptions:
     # partials skip the temperature-fallback retries.
     max_new_tokens: int | None = None
     temperature_fallback: bool = True
+    # False when the caller shows no timestamps (REST json/text): the engine may
+    # then decode text-only where that is faster (WhisperEngine.text_only).
+    timestamps_needed: bool = True
 
 
 @dataclass

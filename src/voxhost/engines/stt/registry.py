@@ -45,6 +45,7 @@ class SttRegistry:
             vad_threshold=s.stt_vad_threshold,
             no_speech_threshold=s.stt_no_speech_threshold,
             vad_trim_over_seconds=s.stt_vad_trim_over_seconds,
+            text_only=s.stt_text_only,
         )
         if warm_up:
             engine.warm_up()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from dataclasses import replace
 from typing import Iterator
 
 import numpy as np
@@ -80,6 +81,7 @@ class WhisperEngine:
         vad_threshold: float = 0.5,
         no_speech_threshold: float = 0.6,
         vad_trim_over_seconds: float = 30.0,
+        text_only: bool | None = None,
     ):
         self.name = name
         self.device = resolve_device(device)
@@ -96,6 +98,9 @@ class WhisperEngine:
         self.vad_options = VadOptions(threshold=vad_threshold)
         self.no_speech_threshold = no_speech_threshold
         self.vad_trim_over_seconds = vad_trim_over_seconds
+        # Timestamp tokens cost half the GPU decode time and stop batching from
+        # paying (docs/benchmarks.md); on CPU the encoder dominates, so keep them.
+        self.text_only = self.device == "cuda" if text_only is None else text_only
         self._windowed: dict[int, WhisperModel] = {}
         self._windowed_lock = threading.Lock()
 
@@ -127,6 +132,14 @@ class WhisperEngine:
                 self._windowed[chunk_length] = model
             return model
 
+    def _resolve(self, audio: np.ndarray, options: TranscriptionOptions) -> TranscriptionOptions:
+        """Text-only decoding when nobody needs the timestamps, within one window
+        (longer audio seeks by segment timestamps)."""
+        if (self.text_only and not options.timestamps_needed and not options.without_timestamps
+                and not options.word_timestamps and len(audio) <= BATCH_MAX_SECONDS * SAMPLE_RATE):
+            return replace(options, without_timestamps=True)
+        return options
+
     def speech_chunks(self, audio: np.ndarray) -> list[dict]:
         return get_speech_timestamps(audio, self.vad_options)
 
@@ -151,6 +164,7 @@ class WhisperEngine:
         self, audio: np.ndarray, options: TranscriptionOptions
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         duration = len(audio) / SAMPLE_RATE
+        options = self._resolve(audio, options)
         prepared = self._speech(audio, options)
         if prepared is None:
             info = TranscriptionInfo(options.language or "en", 0.0, duration, 0.0)
@@ -198,14 +212,24 @@ class WhisperEngine:
         """Requests with equal keys can share one batch; None: decode alone.
 
         Batchable: one window of audio, greedy-or-beam at temperature 0, and
-        nothing that changes the prompt or needs the alignment pass. The
+        nothing that changes the prompt or needs the alignment pass; on a GPU,
+        not beam search with timestamp tokens (slower batched, measured). The
         language may differ per item (it is a token in each item's prompt).
         """
         if len(audio) > BATCH_MAX_SECONDS * SAMPLE_RATE:
             return None
+        options = self._resolve(audio, options)
         if options.temperature > 0 or options.prompt or options.hotwords or options.word_timestamps:
             return None
-        return (self.name, options.task, options.beam_size, options.vad_filter)
+        if self.device == "cuda" and not options.without_timestamps and options.beam_size > 1:
+            # CTranslate2 beam search with timestamp tokens runs a batch slower than its
+            # clips one by one on a GPU (H200: 0.45x at 32, docs/benchmarks.md).
+            return None
+        window = self._model_for(options.chunk_length).feature_extractor.chunk_length
+        if len(audio) > window * SAMPLE_RATE:
+            return None
+        return (self.name, options.task, options.beam_size, options.vad_filter, options.without_timestamps,
+                window, options.max_new_tokens, options.temperature_fallback)
 
     def transcribe_batch(
         self, audios: list[np.ndarray], options: list[TranscriptionOptions] | TranscriptionOptions
@@ -220,6 +244,7 @@ class WhisperEngine:
         items, index, chunks = [], [], {}
         for i, (audio, opts) in enumerate(zip(audios, options)):
             try:
+                opts = self._resolve(audio, opts)
                 prepared = self._speech(audio, opts)
                 if prepared is None:  # no speech: as transcribe_stream, skip the model
                     info = TranscriptionInfo(opts.language or "en", 0.0, len(audio) / SAMPLE_RATE, 0.0)
@@ -228,11 +253,28 @@ class WhisperEngine:
                 speech, found = prepared
                 if found:
                     chunks[i] = found
-                items.append(BatchItem(speech, opts.task, opts.language, opts.beam_size))
+                window = self._model_for(opts.chunk_length).feature_extractor.chunk_length
+                items.append(BatchItem(
+                    speech, opts.task, opts.language, opts.beam_size,
+                    without_timestamps=opts.without_timestamps,
+                    window_frames=window * FRAMES_PER_SECOND,
+                    max_new_tokens=opts.max_new_tokens,
+                    temperature_fallback=opts.temperature_fallback,
+                ))
                 index.append(i)
             except Exception as exc:
                 results[i] = exc
-        decoded = decode_batch(self.model, items, self.no_speech_threshold) if items else []
+        # One CTranslate2 call per decoding setup (the scheduler only sends one).
+        groups: dict[tuple, list[int]] = {}
+        for n, item in enumerate(items):
+            setup = (item.beam_size, item.without_timestamps, item.window_frames, item.max_new_tokens,
+                     item.temperature_fallback)
+            groups.setdefault(setup, []).append(n)
+        decoded: list = [None] * len(items)
+        for members in groups.values():
+            for n, result in zip(members, decode_batch(self.model, [items[n] for n in members],
+                                                       self.no_speech_threshold)):
+                decoded[n] = result
         for i, item, result in zip(index, items, decoded):
             if result is None:  # the sequential path would do more: let it
                 results[i] = self._safe_transcribe(audios[i], options[i])

@@ -9,6 +9,11 @@ BatchedInferencePipeline), with the sequential path's decoding options, so
 the text is the same. Items whose result would have made the sequential path
 do more (temperature fallback, a second window) are reported as `None` and
 the caller decodes them sequentially: correctness first, batching second.
+
+Text-only items (`without_timestamps`) are the ones that pay on a GPU: with
+timestamp tokens and beam search, CTranslate2 decodes a batch no faster than
+one clip at a time (H200, docs/benchmarks.md), without them a batch of 32
+decodes ~10x faster.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ class BatchItem:
     task: str
     language: str | None
     beam_size: int
+    # Equal across one batch (they are part of the engine's batch key):
+    without_timestamps: bool = False
+    window_frames: int | None = None  # encoder input (short live windows); None: Whisper's 3000
+    max_new_tokens: int | None = None
+    temperature_fallback: bool = True
 
 
 @dataclass
@@ -46,31 +56,36 @@ class BatchResult:
 def decode_batch(model: WhisperModel, items: list[BatchItem], no_speech_threshold: float) -> list[BatchResult | None]:
     """One result per item; None where the sequential path must decode it instead."""
     fe = model.feature_extractor
+    first = items[0]
+    window = first.window_frames or fe.nb_max_frames
     features = [fe(item.audio) for item in items]
     content = [f.shape[-1] - 1 for f in features]
     out: list[BatchResult | None] = [None] * len(items)
-    usable = [i for i, frames in enumerate(content) if 0 < frames <= fe.nb_max_frames]
+    usable = [i for i, frames in enumerate(content) if 0 < frames <= window]
     if not usable:
         return out
 
     languages = _languages(model, items, features, usable)
-    segments = np.stack([pad_or_trim(features[i][:, : content[i]]) for i in usable])
+    segments = np.stack([pad_or_trim(features[i][:, : content[i]], window) for i in usable])
     encoder_output = model.encode(segments)
 
     tokenizers = [
         Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=items[i].task, language=languages[i][0])
         for i in usable
     ]
-    prompts = [model.get_prompt(tok, [], without_timestamps=False) for tok in tokenizers]
+    prompts = [model.get_prompt(tok, [], without_timestamps=first.without_timestamps) for tok in tokenizers]
+    max_length = model.max_length
+    if first.max_new_tokens is not None:
+        max_length = min(max_length, len(prompts[0]) + first.max_new_tokens)
     results = model.model.generate(
         encoder_output,
         prompts,
-        beam_size=items[usable[0]].beam_size,
+        beam_size=first.beam_size,
         patience=1.0,
         length_penalty=1.0,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
-        max_length=model.max_length,
+        max_length=max_length,
         return_scores=True,
         return_no_speech_prob=True,
         suppress_blank=True,
@@ -78,7 +93,8 @@ def decode_batch(model: WhisperModel, items: list[BatchItem], no_speech_threshol
         max_initial_timestamp_index=int(round(MAX_INITIAL_TIMESTAMP / model.time_precision)),
     )
     for i, tok, result in zip(usable, tokenizers, results):
-        out[i] = _finish(model, tok, result, content[i], languages[i], no_speech_threshold)
+        out[i] = _finish(model, tok, result, content[i], languages[i], no_speech_threshold,
+                         fallback=first.temperature_fallback)
     return out
 
 
@@ -103,13 +119,15 @@ def _languages(model: WhisperModel, items, features, usable) -> dict[int, tuple[
     return langs
 
 
-def _finish(model, tokenizer, result, content_frames, language, no_speech_threshold) -> BatchResult | None:
+def _finish(model, tokenizer, result, content_frames, language, no_speech_threshold, *,
+            fallback: bool = True) -> BatchResult | None:
     tokens = result.sequences_ids[0]
     seq_len = len(tokens)
     avg_logprob = result.scores[0] * seq_len / (seq_len + 1)
     compression_ratio = get_compression_ratio(tokenizer.decode(tokens).strip())
     silence = result.no_speech_prob > no_speech_threshold and avg_logprob < LOG_PROB_THRESHOLD
-    if not silence and (compression_ratio > COMPRESSION_RATIO_THRESHOLD or avg_logprob < LOG_PROB_THRESHOLD):
+    if fallback and not silence and (compression_ratio > COMPRESSION_RATIO_THRESHOLD
+                                     or avg_logprob < LOG_PROB_THRESHOLD):
         return None  # the sequential path would retry at a higher temperature
     if result.no_speech_prob > no_speech_threshold and not avg_logprob > LOG_PROB_THRESHOLD:
         return BatchResult(language[0], language[1], [])  # no speech: the window is skipped

@@ -1,0 +1,274 @@
+"""The Whisper engine's GPU path (CTranslate2 on CUDA), side by side in one run.
+
+1. Sequential REST-style decodes (beam 5) of the English eval set: RTF and the
+   transcripts, for float16 (production default on GPU) and int8_float16
+   (what a 16 GB T4 would run for large models).
+2. Cross-request batching: one `transcribe_batch` of N short clips vs N
+   `transcribe` calls, N = 1..32, alternated so drift hits both, for each
+   decoding setup the server batches (timestamps, text-only, live partials);
+   `--breakdown` times a batch's encode and generate apart.
+3. A live final: a 2 s turn through Whisper's 30 s window vs the short window.
+
+Engine-level only (no HTTP): the server adds ~nothing on top (bench/stt_overhead.py).
+Transcripts go into the JSON; WER is scored where the eval set lives:
+
+    python bench/gpu_engine.py --model-dir ~/.cache/voxhost/models/whisper-base --out gpu.json
+    python bench/gpu_engine.py --score gpu.json       # adds WER (needs shared/eval)
+
+`--audio-npz` takes the eval set pre-decoded (16 kHz int16, one array per file
+id), for GPU machines without PyAV or the eval folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+if importlib.util.find_spec("av") is None:
+    # faster_whisper imports PyAV at module level for decode_audio, which voxhost
+    # never calls (it decodes with its own PyAV code); a bare GPU image may lack it.
+    sys.modules["av"] = types.ModuleType("av")
+
+from voxhost.engines.stt.base import TranscriptionOptions  # noqa: E402
+from voxhost.engines.stt.whisper import WhisperEngine  # noqa: E402
+
+RATE = 16_000
+
+
+def load_clips(npz: Path | None) -> dict[str, np.ndarray]:
+    if npz is not None:
+        with np.load(npz) as data:
+            return {k: data[k].astype(np.float32) / 32768.0 for k in data.files}
+    from voxhost.audio.decode import decode_audio
+    from voxhost.evaluation.dataset import load_manifest
+
+    return {u.id: decode_audio(u.audio.read_bytes()) for u in load_manifest(lang="en")}
+
+
+def gpu_memory_mb() -> float | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        return pynvml.nvmlDeviceGetMemoryInfo(handle).used / 1e6
+    except Exception:
+        return None
+
+
+def gpu_name() -> str:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0))
+        return name.decode() if isinstance(name, bytes) else name
+    except Exception:
+        return "unknown"
+
+
+def sequential(engine: WhisperEngine, clips: dict[str, np.ndarray], options: TranscriptionOptions) -> dict:
+    engine.transcribe(next(iter(clips.values())), options)  # warm-up
+    texts, start = {}, time.perf_counter()
+    for key, audio in clips.items():
+        texts[key] = engine.transcribe(audio, options).text
+    elapsed = time.perf_counter() - start
+    audio_s = sum(a.size for a in clips.values()) / RATE
+    return {"audio_s": audio_s, "elapsed_s": elapsed, "rtf": elapsed / audio_s, "texts": texts}
+
+
+# Decoding setups the server batches (each is its own batch key).
+SETUPS = {
+    # REST verbose_json/srt/vtt and live finals: timestamp tokens, beam 5
+    "timestamps_beam5": TranscriptionOptions(language="en"),
+    # REST json/text on GPU: text-only, beam 5
+    "text_only_beam5": TranscriptionOptions(language="en", without_timestamps=True),
+    # live partials: greedy, text-only, 10 s encoder window, capped tokens
+    "partial": TranscriptionOptions(language="en", beam_size=1, without_timestamps=True, chunk_length=10,
+                                    max_new_tokens=56, temperature_fallback=False),
+}
+
+
+def batching(engine: WhisperEngine, short: list[np.ndarray], sizes: list[int], rounds: int,
+             options: TranscriptionOptions) -> list[dict]:
+    engine.transcribe_batch(short[:4], options)  # warm-up: cuBLAS picks its kernels
+    rows = []
+    for n in sizes:
+        work = [short[i % len(short)] for i in range(n)]
+        seq, bat = [], []
+        for r in range(rounds):
+            for kind in (("s", "b") if r % 2 == 0 else ("b", "s")):
+                t = time.perf_counter()
+                if kind == "s":
+                    texts_s = [engine.transcribe(a, options).text for a in work]
+                    seq.append(time.perf_counter() - t)
+                else:
+                    texts_b = [x.text for x in engine.transcribe_batch(work, options)]
+                    bat.append(time.perf_counter() - t)
+        row = {
+            "batch": n,
+            "sequential_s": statistics.median(seq),
+            "batched_s": statistics.median(bat),
+            "same_text": sum(a == b for a, b in zip(texts_s, texts_b)),
+        }
+        row["speedup"] = row["sequential_s"] / row["batched_s"]
+        row["clips_per_s_batched"] = n / row["batched_s"]
+        rows.append(row)
+        print(f"  N={n:2d}  sequential {row['sequential_s']:.3f}s  batched {row['batched_s']:.3f}s  "
+              f"speedup {row['speedup']:.2f}x  same text {row['same_text']}/{n}", flush=True)
+    return rows
+
+
+def batch_breakdown(engine: WhisperEngine, short: list[np.ndarray], n: int) -> dict:
+    """Where a batch's time goes: encode and generate, batched vs one by one,
+    with and without Whisper's timestamp tokens (the batch path keeps them)."""
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    model = engine.model
+    work = [short[i % len(short)] for i in range(n)]
+    feats = [model.feature_extractor(a) for a in work]
+    stack = np.stack([pad_or_trim(f[:, : f.shape[-1] - 1]) for f in feats])
+    tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
+
+    def generate(encoded, count, *, timestamps: bool, beam: int):
+        prompt = model.get_prompt(tok, [], without_timestamps=not timestamps)
+        return model.model.generate(
+            encoded, [prompt] * count, beam_size=beam, max_length=model.max_length, return_scores=True,
+            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok, [-1]),
+            max_initial_timestamp_index=50,
+        )
+
+    def timed(fn):
+        fn()  # warm-up for this shape
+        t = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t, out
+
+    row = {"batch": n}
+    row["encode_batched_s"], encoded = timed(lambda: model.encode(stack))
+    row["encode_sequential_s"], singles = timed(lambda: [model.encode(stack[i : i + 1]) for i in range(n)])
+    for beam in (5, 1):
+        for timestamps in (True, False):
+            key = f"beam{beam}_{'ts' if timestamps else 'nots'}"
+            row[f"generate_batched_{key}_s"], results = timed(
+                lambda: generate(encoded, n, timestamps=timestamps, beam=beam))
+            row[f"generate_sequential_{key}_s"], _ = timed(
+                lambda: [generate(e, 1, timestamps=timestamps, beam=beam) for e in singles])
+            lengths = [len(r.sequences_ids[0]) for r in results]
+            row[f"tokens_{key}"] = {"max": max(lengths), "mean": float(np.mean(lengths))}
+    print("  breakdown", json.dumps(row), flush=True)
+    return row
+
+
+def live_final(engine: WhisperEngine, turn: np.ndarray, rounds: int) -> dict:
+    result = {}
+    for label, window in (("window_30s", None), ("window_5s", 5)):
+        options = TranscriptionOptions(language="en", chunk_length=window, max_new_tokens=48)
+        engine.transcribe(turn, options)
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            text = engine.transcribe(turn, options).text
+            times.append(time.perf_counter() - t)
+        result[label] = {"median_ms": 1000 * statistics.median(times), "text": text}
+        print(f"  2 s turn, {label}: {result[label]['median_ms']:.1f} ms  {text!r}", flush=True)
+    return result
+
+
+def run(args) -> dict:
+    import ctranslate2
+
+    clips = load_clips(args.audio_npz)
+    report = {
+        "gpu": gpu_name(),
+        "cuda_devices": ctranslate2.get_cuda_device_count(),
+        "ctranslate2": ctranslate2.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "gpu_memory_idle_mb": gpu_memory_mb(),
+        "compute_types": sorted(ctranslate2.get_supported_compute_types(args.device)),
+        "runs": {},
+    }
+    print(json.dumps({k: v for k, v in report.items() if k != "runs"}), flush=True)
+    short = [a for a in clips.values() if 1.0 <= a.size / RATE <= 5.0]
+    turn = min(short, key=lambda a: abs(a.size / RATE - 2.0))
+    for compute_type in args.compute_types.split(","):
+        t = time.perf_counter()
+        engine = WhisperEngine("whisper", str(args.model_dir), device=args.device, compute_type=compute_type)
+        run = {"load_s": time.perf_counter() - t, "gpu_memory_mb": gpu_memory_mb()}
+        print(f"{compute_type}: loaded in {run['load_s']:.1f}s", flush=True)
+        run["sequential"] = sequential(engine, clips, TranscriptionOptions(language="en"))
+        print(f"  sequential beam 5: {run['sequential']['audio_s']:.0f}s audio in "
+              f"{run['sequential']['elapsed_s']:.1f}s, RTF {run['sequential']['rtf']:.4f}", flush=True)
+        if compute_type == args.batch_compute_type:
+            run["sequential_text_only"] = sequential(engine, clips, SETUPS["text_only_beam5"])
+            print(f"  sequential text-only beam 5: RTF {run['sequential_text_only']['rtf']:.4f}", flush=True)
+            run["batching"] = {}
+            for name in args.setups.split(","):
+                print(f"  batching, {name}:", flush=True)
+                run["batching"][name] = batching(engine, short, [int(n) for n in args.sizes.split(",")],
+                                                 args.rounds, SETUPS[name])
+            if args.breakdown:
+                run["breakdown"] = [batch_breakdown(engine, short, n) for n in (8, 32)]
+            run["live_final"] = live_final(engine, turn, args.rounds * 3)
+        report["runs"][compute_type] = run
+        del engine
+    return report
+
+
+def score(path: Path) -> None:
+    from voxhost.evaluation.dataset import load_manifest
+    from voxhost.evaluation.wer import wer
+
+    report = json.loads(path.read_text())
+    refs = {u.id: u.text for u in load_manifest(lang="en")}
+    for compute_type, run in report["runs"].items():
+        for name in ("sequential", "sequential_text_only"):
+            if name not in run:
+                continue
+            texts = run[name]["texts"]
+            keys = [k for k in texts if k in refs]
+            run[name]["wer"] = wer([refs[k] for k in keys], [texts[k] for k in keys])
+            print(f"{compute_type} {name}: pooled WER {run[name]['wer']:.3%} on {len(keys)} files, "
+                  f"RTF {run[name]['rtf']:.4f}")
+    path.write_text(json.dumps(report, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--audio-npz", type=Path)
+    parser.add_argument("--device", default="cuda", help="cpu: a smoke run of this script")
+    parser.add_argument("--compute-types", default="float16,int8_float16")
+    parser.add_argument("--batch-compute-type", default="float16")
+    parser.add_argument("--sizes", default="1,4,8,16,32")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--setups", default=",".join(SETUPS))
+    parser.add_argument("--breakdown", action="store_true", help="time encode/generate of a batch separately")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/gpu_engine.json"))
+    parser.add_argument("--score", type=Path, help="add WER to an earlier run's JSON and exit")
+    args = parser.parse_args()
+    if args.score:
+        score(args.score)
+        return
+    if args.model_dir is None:
+        parser.error("--model-dir is required")
+    report = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
