@@ -201,3 +201,79 @@ def test_manual_turn_is_force_committed_at_the_limit():
     sent = asyncio.run(run())
     assert len([e for e in sent if isinstance(e, ev.Committed)]) == 2
     # Memory stays bounded: what remains is under one turn.
+
+
+class RecordingDecoder(FakeDecoder):
+    """FakeDecoder that also records each decode's audio length (seconds)."""
+
+    def __init__(self, delays=(0.2,)):
+        super().__init__(delays)
+        self.lengths: list[float] = []
+
+    async def transcribe(self, engine, audio, options):
+        self.lengths.append(audio.size / 16_000)
+        return await super().transcribe(engine, audio, options)
+
+
+async def _stream_vad(session, audio: np.ndarray, chunk_s: float = 0.1):
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    step = int(chunk_s * 16_000) * 2
+    for offset in range(0, len(pcm), step):
+        await session.append(pcm[offset:offset + step])
+        await asyncio.sleep(0)  # let a speculative decode start, as the event loop would
+
+
+def _vad_session(decoder, **limits):
+    sent: list = []
+
+    async def emit(event):
+        if isinstance(event, ev.Committed):
+            sent.append(("decodes_at_commit", decoder.started))
+        sent.append(event)
+
+    config = SessionConfig(input_rate=16_000, turn_detection=TurnDetection(silence_duration_ms=500))
+    limits = SessionLimits(partial_interval_ms=0, speculative_final_ms=200, **limits)
+    return TranscriptionSession(config, limits, decoder, emit), sent
+
+
+def test_speculative_final_started_in_the_pause_becomes_the_final(speech):
+    silence = np.zeros(16_000, dtype=np.float32)
+
+    async def run():
+        decoder = RecordingDecoder()
+        session, sent = _vad_session(decoder)
+        await _stream_vad(session, np.concatenate([silence[:8000], speech, silence]))
+        await asyncio.sleep(0.5)
+        await session.close()
+        return decoder, session, sent
+
+    decoder, session, sent = asyncio.run(run())
+    completed = [e for e in sent if isinstance(e, ev.TranscriptCompleted)]
+    assert len(completed) == 1 and session.speculative_used == 1
+    at_commit = next(n for kind, n in (x for x in sent if isinstance(x, tuple)))
+    # The final is the decode that started before the commit: no decode after it.
+    assert decoder.started == at_commit
+    assert completed[0].transcript == f"turn {at_commit - 1}"
+    # It heard the whole turn: speech plus the 200 ms of pause it waited for.
+    assert decoder.lengths[-1] >= speech.size / 16_000
+
+
+def test_speculation_is_dropped_when_speech_resumes(speech):
+    half = speech.size // 2
+    pause = np.zeros(int(0.4 * 16_000), dtype=np.float32)  # > 200 ms, < the 500 ms that ends a turn
+    silence = np.zeros(16_000, dtype=np.float32)
+
+    async def run():
+        decoder = RecordingDecoder(delays=(0.05,))
+        session, sent = _vad_session(decoder)
+        await _stream_vad(session, np.concatenate([silence[:8000], speech[:half], pause, speech[half:], silence]))
+        await asyncio.sleep(0.5)
+        await session.close()
+        return decoder, session, sent
+
+    decoder, session, sent = asyncio.run(run())
+    completed = [e for e in sent if isinstance(e, ev.TranscriptCompleted)]
+    assert len(completed) == 1 and session.speculative_dropped >= 1
+    # The final covers both halves: either a fresh decode after the commit, or a
+    # speculation made in the turn's final pause, never the mid-turn one.
+    assert decoder.lengths[int(completed[0].transcript.split()[1])] >= speech.size / 16_000

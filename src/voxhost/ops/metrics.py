@@ -47,6 +47,9 @@ class Metrics:
         self.live_sessions = Gauge("voxhost_live_sessions", "Live (WebSocket) sessions open now.", registry=r)
         self.sessions_rejected = Counter("voxhost_live_sessions_rejected", "Live sessions refused (1013).",
                                          ["reason"], registry=r)
+        self.speculative_finals = Counter(
+            "voxhost_live_speculative_finals", "Final decodes started during a pause: used as the turn's "
+            "final, or dropped because speech resumed (wasted compute).", ["outcome"], registry=r)
         # scheduler
         self.queue_depth = Gauge("voxhost_queue_depth", "Jobs waiting, per engine and lane.",
                                  ["engine", "lane"], registry=r)

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     realtime_partial_interval_ms: int = 500  # new audio between partial decodes; 0: no partials
     realtime_final_beam_size: int = 5  # beam for a turn's final decode (partials are greedy)
     realtime_short_window: bool = True  # partials: encode a window sized to the turn, not 30 s
+    # Start a turn's final decode this far into a pause (if a decoder is free), before
+    # silence_duration_ms has passed; kept if the pause ends the turn. 0: off.
+    realtime_speculative_final_ms: int = 200
 
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)

@@ -30,3 +30,6 @@ class SessionLimits:
     final_beam_size: int = 5
     short_window: bool = True  # encode turns in a window sized to them, not 30 s
     min_commit_ms: int = 100  # OpenAI rejects commits of less audio
+    # server_vad: start the final decode this long into a pause, while the silence
+    # timer still runs; used if the pause ends the turn. 0: decode only at the stop.
+    speculative_final_ms: int = 200

@@ -7,6 +7,13 @@ server_vad mode:
 manual mode (turn_detection null, push-to-talk): audio accumulates until the
 client commits; a turn that reaches max_turn_seconds is committed for it.
 
+Speculative finals (server_vad): a turn ends only after `silence_duration_ms`
+of pause, but the words are all there when the pause begins. So
+`speculative_final_ms` into a pause, if a decode worker is free, the final
+decode starts on the turn so far; if the pause ends the turn, that decode is
+its final (most of it already done while the silence timer ran), and if speech
+resumes it is dropped. Like partials it never waits for a worker.
+
 While a turn is open, a partial decode (greedy) runs every
 `partial_interval_ms` of new audio, but only when a decode worker is free:
 partials are skipped, never queued, so they cannot delay anyone's final.
@@ -23,7 +30,7 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Awaitable, Callable, Protocol
 
 import numpy as np
@@ -97,6 +104,20 @@ class SchedulerDecoder:
         return self.scheduler.pending >= workers
 
 
+@dataclass
+class _Speculation:
+    """A final decode started during a pause, before the turn was committed."""
+
+    item_id: str
+    pause_start: int  # the detector's silence start it was made for
+    task: asyncio.Task
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:22]}"
 
@@ -139,6 +160,9 @@ class TranscriptionSession:
         self._finals: list[asyncio.Task] = []
         self._tail: np.ndarray | None = None  # the last turn's final seconds (context for the next)
         self._tail_end = 0
+        self._speculation: _Speculation | None = None
+        self.speculative_used = 0
+        self.speculative_dropped = 0
         self._closed = False
         self.turns = 0
 
@@ -217,6 +241,9 @@ class TranscriptionSession:
     async def close(self) -> None:
         """Cancel everything still pending (the client is gone)."""
         self._closed = True
+        if self._speculation is not None:
+            self._speculation.task.cancel()
+            self._speculation = None
         tasks = [t for t in [self._partial_task, *self._finals] if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
@@ -246,14 +273,18 @@ class TranscriptionSession:
         lead = max(prefix, MIN_DECODE_LEAD_MS * WHISPER_RATE // 1000)
         for prob in self._vad.feed(audio):
             self._vad_pos += WINDOW
+            pause_start = self._detector.silence_since
             change = self._detector.push(float(prob), self._vad_pos)
+            if self._speculation is not None and change is None and \
+                    self._detector.silence_since != self._speculation.pause_start:
+                self._drop_speculation()  # speech resumed: that pause did not end the turn
             if change is not None and change[0] == "start":
                 self._open_turn(max(self._buffer.start, change[1] - lead))
                 reported = max(self._buffer.start, change[1] - prefix)
                 await self._emit(ev.SpeechStarted(self._item_id, _ms(reported)))
             elif change is not None and self._item_id is not None:  # stop
                 await self._emit(ev.SpeechStopped(self._item_id, _ms(change[1])))
-                await self._commit(self._item_id, self._turn_start, change[1])
+                await self._commit(self._item_id, self._turn_start, change[1], pause_start=pause_start)
             elif self._item_id is not None and self._vad_pos - self._turn_start >= max_turn:
                 # Too long for one turn: cut here and carry on in a new one.
                 end = self._vad_pos
@@ -261,6 +292,8 @@ class TranscriptionSession:
                 await self._commit(self._item_id, self._turn_start, end)
                 self._open_turn(end)
                 await self._emit(ev.SpeechStarted(self._item_id, _ms(end)))
+            else:
+                self._maybe_speculate()
         if self._item_id is None:
             # Idle: keep only what the next turn's lead can reach.
             self._buffer.drop_before(self._vad_pos - lead)
@@ -273,14 +306,20 @@ class TranscriptionSession:
         self._buffer.drop_before(start)
 
     def _end_turn(self) -> None:
+        self._drop_speculation()
         self._item_id = None
         if self._partial_task is not None and not self._partial_task.done():
             self._partial_task.cancel()
         self._partial_task = None
 
-    async def _commit(self, item_id: str, start: int, end: int) -> None:
+    async def _commit(self, item_id: str, start: int, end: int, *, pause_start: int | None = None) -> None:
         audio = self._buffer.slice(start, end)
         self._buffer.drop_before(end)
+        speculation = self._speculation
+        decoded = None
+        if speculation is not None and speculation.item_id == item_id and speculation.pause_start == pause_start:
+            decoded, self._speculation = speculation.task, None
+            self.speculative_used += 1
         self._end_turn()
         previous, self._last_item_id = self._last_item_id, item_id
         self.turns += 1
@@ -288,11 +327,38 @@ class TranscriptionSession:
         # A turn that starts right after the last one is usually the same
         # sentence cut at a pause: decode it after the last turn's tail so
         # Whisper hears the context (then keep only this turn's words).
-        context = None
+        context = self._context_for(start)
+        # The context rolls across adjacent turns: after a short turn ("um") it
+        # still holds the words before it.
+        heard = audio if context is None else np.concatenate([context, audio])
+        self._tail, self._tail_end = heard[-int(CONTEXT_S * WHISPER_RATE):], end
+        self._start_final(item_id, audio, context, decoded)
+
+    def _context_for(self, start: int) -> np.ndarray | None:
         if self._tail is not None and start - self._tail_end <= CONTEXT_MAX_GAP_S * WHISPER_RATE:
-            context = self._tail
-        self._tail, self._tail_end = audio[-int(CONTEXT_S * WHISPER_RATE):], end
-        self._start_final(item_id, audio, context)
+            return self._tail
+        return None
+
+    # --- speculative finals ------------------------------------------------
+    def _maybe_speculate(self) -> None:
+        delay = self.limits.speculative_final_ms * WHISPER_RATE // 1000
+        pause_start = self._detector.silence_since if self._detector is not None else None
+        if delay <= 0 or pause_start is None or self._item_id is None or self._closed:
+            return
+        if self._vad_pos - pause_start < delay or self._speculation is not None:
+            return
+        if self.decoder.busy():
+            return  # never queue: a speculation must not delay anyone's final
+        audio = self._buffer.slice(self._turn_start, self._vad_pos)
+        task = asyncio.create_task(self._decode_final(audio, self._context_for(self._turn_start)))
+        task.add_done_callback(_retrieve)  # a dropped one's error is nobody's to report
+        self._speculation = _Speculation(self._item_id, pause_start, task)
+
+    def _drop_speculation(self) -> None:
+        if self._speculation is not None:
+            self._speculation.task.cancel()
+            self._speculation = None
+            self.speculative_dropped += 1
 
     # --- decoding ------------------------------------------------------
     def _options(self, seconds: float, *, final: bool) -> TranscriptionOptions:
@@ -328,6 +394,8 @@ class TranscriptionSession:
             return
         if self.decoder.busy():
             return  # skip, don't queue: a partial must never delay a final
+        if self._detector is not None and self._detector.silence_since is not None:
+            return  # in a pause that may end the turn: keep the worker for its (speculative) final
         self._partial_mark = end
         audio = self._buffer.slice(self._turn_start, end)
         self._partial_task = asyncio.create_task(self._partial(self._item_id, audio))
@@ -345,11 +413,13 @@ class TranscriptionSession:
         if delta:
             await self._emit(ev.TranscriptDelta(item_id, delta))
 
-    def _start_final(self, item_id: str, audio: np.ndarray, context: np.ndarray | None = None) -> None:
+    def _start_final(self, item_id: str, audio: np.ndarray, context: np.ndarray | None = None,
+                     decoded: asyncio.Task | None = None) -> None:
         self._finals = [t for t in self._finals if not t.done()]
-        overloaded = len(self._finals) >= self.limits.max_pending_turns
+        overloaded = len(self._finals) >= self.limits.max_pending_turns and decoded is None
         previous = self._finals[-1] if self._finals else None
-        self._finals.append(asyncio.create_task(self._final(item_id, audio, previous, overloaded, context)))
+        self._finals.append(asyncio.create_task(
+            self._final(item_id, audio, previous, overloaded, context, decoded)))
 
     async def _decode_final(self, audio: np.ndarray, context: np.ndarray | None) -> str:
         seconds = audio.size / WHISPER_RATE
@@ -367,7 +437,7 @@ class TranscriptionSession:
         return "".join(words).strip()
 
     async def _final(self, item_id: str, audio: np.ndarray, previous: asyncio.Task | None, overloaded: bool,
-                     context: np.ndarray | None = None) -> None:
+                     context: np.ndarray | None = None, decoded: asyncio.Task | None = None) -> None:
         seconds = audio.size / WHISPER_RATE
         event: ev.Event
         try:
@@ -377,7 +447,8 @@ class TranscriptionSession:
                     "transcription; the server is not keeping up. Turn dropped.",
                     retry_after=1.0,
                 )
-            event = ev.TranscriptCompleted(item_id, await self._decode_final(audio, context), seconds)
+            text = await decoded if decoded is not None else await self._decode_final(audio, context)
+            event = ev.TranscriptCompleted(item_id, text, seconds)
         except VoxhostError as exc:
             event = ev.TranscriptFailed(item_id, exc)
         except Exception as exc:  # never let one turn take the session down

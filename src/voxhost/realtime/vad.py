@@ -70,6 +70,11 @@ class TurnDetector:
         self.active = False
         self._silence_since = None
 
+    @property
+    def silence_since(self) -> int | None:
+        """Where the pause that may end the current turn began (None: speaking or idle)."""
+        return self._silence_since if self.active else None
+
     def push(self, prob: float, end: int) -> tuple[Literal["start", "stop"], int] | None:
         """`end`: absolute sample just after this window. Returns the event and
         its sample position (speech start, or the point speech was declared over)."""

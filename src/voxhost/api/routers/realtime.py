@@ -88,6 +88,7 @@ def _limits(state: AppState) -> SessionLimits:
         partial_interval_ms=s.realtime_partial_interval_ms,
         final_beam_size=s.realtime_final_beam_size,
         short_window=s.realtime_short_window,
+        speculative_final_ms=s.realtime_speculative_final_ms,
     )
 
 
@@ -164,6 +165,8 @@ async def _serve(conn: Connection, state: AppState, generation: Generation) -> N
     finally:
         await session.close()  # cancels its partial and queued finals
         await conn.close()
+        state.metrics.speculative_finals.labels("used").inc(session.speculative_used)
+        state.metrics.speculative_finals.labels("dropped").inc(session.speculative_dropped)
         log.info("realtime session %s closed after %.1fs, %d turns",
                  session_id, time.monotonic() - opened, session.turns)
 
