@@ -1,7 +1,7 @@
 """WS /v1/realtime through real clients, real models and real speech paced at real time.
 
 Finals must be as accurate as the REST endpoint on the same files (within 3
-WER points); events must come in the protocol's order.
+WER points, the whole English eval set); events must come in the protocol's order.
 """
 
 from __future__ import annotations
@@ -14,17 +14,10 @@ import pytest
 from voxhost.evaluation.wer import wer
 from voxhost.realtime.client import load_pcm, session_update, stream
 
-# Several categories, and one long multi-turn spontaneous file.
-SUBSET = [
-    "cathy_arctic_a0003.wav", "lj_LJ001-0004.wav", "fleurs_en_003.wav", "ls_251-137823-0003.wav",  # read
-    "sc_arm_yes_no_go_stop.wav", "cv_en_22058266.wav",  # command
-    "mfa_words.wav", "ami_ES2011a_40-46s.wav",  # spontaneous
-    "mfa_creaky.wav",  # voice quality
-    "jfk_inaugural.wav",  # old broadcast speech
-    "mfa_acoustic_corpus.wav",  # 27 s, several turns
-]
-LONG = "mfa_acoustic_corpus.wav"
-CONCURRENCY = 4
+# Every English file of the eval set (103 files, 11.5 min of speech), paced at
+# real time, 8 players at once: the issue's comparison, not a sample of it.
+LONG = "mfa_acoustic_corpus.wav"  # 27 s of hesitant speech: several turns
+CONCURRENCY = 8
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +38,7 @@ def patient_url(server, settings):
 
 @pytest.fixture(scope="module")
 def subset(english):
-    rows = {u.audio.name: u for u in english}
-    return [rows[name] for name in SUBSET]
+    return list(english)
 
 
 @pytest.fixture(scope="module")
@@ -103,20 +95,19 @@ def test_streamed_finals_match_rest_wer(manual, subset, rest_wer, patient_url):
         assert not result.errors, result.errors
         _check_order(result, vad=not manual)
     streamed = wer([u.text for u in subset], [r.text for r in results])
-    # Issue 4 asks for 3 points. Measured: server VAD cuts slow speech into
-    # turns at 500 ms pauses, and a turn decoded apart loses words at its edges
-    # even with the previous turn as context; the gap is 2-7 points on this
-    # subset, run to run. The bound below is what holds today, not the goal.
-    assert streamed <= rest_wer + 0.08, (streamed, rest_wer, [r.text for r in results])
+    print(f"streamed WER {streamed:.4f} vs REST {rest_wer:.4f} ({'manual' if manual else 'server_vad'})")
+    assert streamed <= rest_wer + 0.03, (streamed, rest_wer, [r.text for r in results])
     turns = [t for r in results for t in r.ordered_turns]
     # Partials yield to finals (4 sessions share one decode worker here), so only
     # some turns get them; test_openai_sdk_beta_client checks one player's partials.
     assert any(t.deltas for t in turns), "partials should arrive while people speak"
     if not manual:
-        long = results[SUBSET.index(LONG)]
+        long = results[[u.audio.name for u in subset].index(LONG)]
         assert len(long.ordered_turns) >= 2  # pauses split the long file into turns
     else:
-        assert all(len(r.ordered_turns) == 1 for r in results)
+        # One commit per file; audio past max_turn_seconds (30 s) is committed for the client.
+        for r, u in zip(results, subset):
+            assert len(r.ordered_turns) == (1 if u.duration + 1.0 < 30 else 2), (u.audio.name, len(r.ordered_turns))
 
 
 def _short_pcm(eval_audio) -> bytes:

@@ -277,3 +277,40 @@ def test_speculation_is_dropped_when_speech_resumes(speech):
     # The final covers both halves: either a fresh decode after the commit, or a
     # speculation made in the turn's final pause, never the mid-turn one.
     assert decoder.lengths[int(completed[0].transcript.split()[1])] >= speech.size / 16_000
+
+
+def test_final_windows_and_repetition_check():
+    from voxhost.realtime.session import final_window_seconds, repeats
+
+    assert final_window_seconds(1.0) == 15 and final_window_seconds(12.0) == 20 and final_window_seconds(29) == 30
+    assert repeats("The narrative would be tedious. The narrative would be tedious to him.")
+    assert not repeats("word, another word. Here's some more word")
+    assert not repeats("And so my fellow Americans, ask not what your country can do for you")
+
+
+def test_a_final_that_repeats_itself_is_decoded_again_in_the_full_window():
+    class LoopingInShortWindows(FakeDecoder):
+        def __init__(self):
+            super().__init__()
+            self.windows = []
+
+        async def transcribe(self, engine, audio, options):
+            self.windows.append(options.chunk_length)
+            said = "the narrative would be tedious to him"
+            text = f"{said}. {said}." if options.chunk_length else f"{said}."
+            info = TranscriptionInfo("en", 1.0, audio.size / 16000, audio.size / 16000)
+            return Transcript(info, [Segment(0, 0, 0.0, 1.0, text, [], 0.0, 0.0, 1.0, 0.0)])
+
+    async def run():
+        decoder = LoopingInShortWindows()
+        session, sent = _session(decoder)
+        await session.append(_pcm(2.0))
+        await session.commit()
+        await asyncio.sleep(0.1)
+        await session.close()
+        return decoder, sent
+
+    decoder, sent = asyncio.run(run())
+    assert decoder.windows == [15, None]
+    assert [e.transcript for e in sent if isinstance(e, ev.TranscriptCompleted)] == \
+        ["the narrative would be tedious to him."]

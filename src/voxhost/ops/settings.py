@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     realtime_max_final_wait_seconds: float = 10.0  # a final not started by then fails (server behind)
     realtime_partial_interval_ms: int = 500  # new audio between partial decodes; 0: no partials
     realtime_final_beam_size: int = 5  # beam for a turn's final decode (partials are greedy)
-    realtime_short_window: bool = True  # partials: encode a window sized to the turn, not 30 s
+    realtime_short_window: bool = True  # encode a window sized to the turn, not 30 s (finals: >= 15 s)
     # Start a turn's final decode this far into a pause (if a decoder is free), before
     # silence_duration_ms has passed; kept if the pause ends the turn. 0: off.
     realtime_speculative_final_ms: int = 200

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -134,8 +135,31 @@ CONTEXT_WORD_SLACK_S = 0.25  # within the last turn's trailing silence (>= 0.5 s
 
 
 def window_seconds(seconds: float) -> int:
-    """Encoder window for a turn: the turn plus a second, in 5 s steps, at most Whisper's 30 s."""
+    """Encoder window for a partial: the turn plus a second, in 5 s steps, at most Whisper's 30 s."""
     return int(min(30, max(5, math.ceil((seconds + 1.0) / 5.0) * 5)))
+
+
+def final_window_seconds(seconds: float) -> int:
+    """Encoder window for a final: the turn plus 5 s, at least 15 s. Whisper's
+    30 s window costs ~2x more on CPU; windows under 15 s made finals repeat or
+    stop early, 15 s+ kept the WER (docs/benchmarks.md), and `repeats` catches the rest."""
+    return int(min(30, max(15, math.ceil((seconds + 5.0) / 5.0) * 5)))
+
+
+_WORDS = re.compile(r"[^\w']+")
+
+
+def repeats(text: str, n: int = 4) -> bool:
+    """Some n words said twice in one turn: in a final from a short window, the
+    sign of Whisper looping ("The narrative would be ... The narrative would be ...")."""
+    words = _WORDS.sub(" ", text.lower()).split()
+    seen: set[tuple[str, ...]] = set()
+    for i in range(len(words) - n + 1):
+        gram = tuple(words[i:i + n])
+        if gram in seen:
+            return True
+        seen.add(gram)
+    return False
 
 
 class TranscriptionSession:
@@ -361,8 +385,11 @@ class TranscriptionSession:
             self.speculative_dropped += 1
 
     # --- decoding ------------------------------------------------------
-    def _options(self, seconds: float, *, final: bool) -> TranscriptionOptions:
+    def _options(self, seconds: float, *, final: bool, full_window: bool = False) -> TranscriptionOptions:
         c = self.config
+        window = None
+        if self.limits.short_window and not full_window:
+            window = final_window_seconds(seconds) if final else window_seconds(seconds)
         # The previous turn's text is not used as a prompt: tried, it made
         # Whisper repeat it ("word, word" -> "word, word, word, word or word").
         return TranscriptionOptions(
@@ -376,9 +403,9 @@ class TranscriptionSession:
             # Speech runs ~3 tokens/s; anything far beyond is a repetition loop.
             max_new_tokens=int(16 + 8 * seconds),
             temperature_fallback=final,
-            # Short windows make partials ~3x cheaper, but in streaming they sometimes cut a
-            # final short ("Produced the ...."): finals keep Whisper's 30 s window.
-            chunk_length=window_seconds(seconds) if self.limits.short_window and not final else None,
+            # Whisper encodes 30 s whatever the turn's length; a window sized to the turn
+            # makes partials ~3x and finals ~2x cheaper on CPU.
+            chunk_length=window,
             vad_filter=True,  # a noise-only turn returns "" instead of a hallucinated "Thank you."
         )
 
@@ -422,12 +449,20 @@ class TranscriptionSession:
             self._final(item_id, audio, previous, overloaded, context, decoded)))
 
     async def _decode_final(self, audio: np.ndarray, context: np.ndarray | None) -> str:
+        text = await self._decode_final_in(audio, context, full_window=False)
+        if self.limits.short_window and repeats(text):
+            text = await self._decode_final_in(audio, context, full_window=True)  # 2% of finals
+        return text
+
+    async def _decode_final_in(self, audio: np.ndarray, context: np.ndarray | None, *, full_window: bool) -> str:
         seconds = audio.size / WHISPER_RATE
         if context is None or context.size + audio.size > MAX_FINAL_WITH_CONTEXT_S * WHISPER_RATE:
-            transcript = await self.decoder.transcribe(self._engine, audio, self._options(seconds, final=True))
+            options = self._options(seconds, final=True, full_window=full_window)
+            transcript = await self.decoder.transcribe(self._engine, audio, options)
             return transcript.text
         offset = context.size / WHISPER_RATE
-        options = replace(self._options(offset + seconds, final=True), word_timestamps=True)
+        options = replace(self._options(offset + seconds, final=True, full_window=full_window),
+                          word_timestamps=True)
         transcript = await self.decoder.transcribe(self._engine, np.concatenate([context, audio]), options)
         # The context ends with the last turn's trailing silence (silence_duration_ms),
         # so its words end well before `offset`; Whisper's word times run early,
