@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ import httpx
 import numpy as np
 
 from voxhost.audio.decode import decode_audio
+
+log = logging.getLogger("voxhost.loadtest")
 
 
 @dataclass
@@ -137,7 +140,13 @@ class LiveTranscription(Scenario):
                     kind = event.get("type", "")
                     if kind == "conversation.item.input_audio_transcription.completed":
                         return Sample(self.route, start, time.monotonic() - start, 1000)
+                    if kind == "conversation.item.input_audio_transcription.failed":
+                        # A turn the server shed because it was behind real time is a
+                        # rejection (like 429), anything else an error.
+                        overloaded = (event.get("error") or {}).get("code") == "server_overloaded"
+                        return Sample(self.route, start, time.monotonic() - start, 1013 if overloaded else 4000)
                     if kind == "error":
+                        log.warning("live turn error: %s", (event.get("error") or {}).get("message"))
                         return Sample(self.route, start, time.monotonic() - start, 4000)
         except InvalidStatus as exc:
             if exc.response.status_code in (403, 404):
