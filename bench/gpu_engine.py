@@ -39,6 +39,7 @@ if importlib.util.find_spec("av") is None:
     # never calls (it decodes with its own PyAV code); a bare GPU image may lack it.
     sys.modules["av"] = types.ModuleType("av")
 
+from _batching import compare  # noqa: E402  (bench/ is on sys.path when run as a script)
 from voxhost.engines.stt.base import TranscriptionOptions  # noqa: E402
 from voxhost.engines.stt.whisper import WhisperEngine  # noqa: E402
 
@@ -97,36 +98,6 @@ SETUPS = {
     "partial": TranscriptionOptions(language="en", beam_size=1, without_timestamps=True, chunk_length=10,
                                     max_new_tokens=56, temperature_fallback=False),
 }
-
-
-def batching(engine: WhisperEngine, short: list[np.ndarray], sizes: list[int], rounds: int,
-             options: TranscriptionOptions) -> list[dict]:
-    engine.transcribe_batch(short[:4], options)  # warm-up: cuBLAS picks its kernels
-    rows = []
-    for n in sizes:
-        work = [short[i % len(short)] for i in range(n)]
-        seq, bat = [], []
-        for r in range(rounds):
-            for kind in (("s", "b") if r % 2 == 0 else ("b", "s")):
-                t = time.perf_counter()
-                if kind == "s":
-                    texts_s = [engine.transcribe(a, options).text for a in work]
-                    seq.append(time.perf_counter() - t)
-                else:
-                    texts_b = [x.text for x in engine.transcribe_batch(work, options)]
-                    bat.append(time.perf_counter() - t)
-        row = {
-            "batch": n,
-            "sequential_s": statistics.median(seq),
-            "batched_s": statistics.median(bat),
-            "same_text": sum(a == b for a, b in zip(texts_s, texts_b)),
-        }
-        row["speedup"] = row["sequential_s"] / row["batched_s"]
-        row["clips_per_s_batched"] = n / row["batched_s"]
-        rows.append(row)
-        print(f"  N={n:2d}  sequential {row['sequential_s']:.3f}s  batched {row['batched_s']:.3f}s  "
-              f"speedup {row['speedup']:.2f}x  same text {row['same_text']}/{n}", flush=True)
-    return rows
 
 
 def batch_breakdown(engine: WhisperEngine, short: list[np.ndarray], n: int) -> dict:
@@ -218,8 +189,8 @@ def run(args) -> dict:
             run["batching"] = {}
             for name in args.setups.split(","):
                 print(f"  batching, {name}:", flush=True)
-                run["batching"][name] = batching(engine, short, [int(n) for n in args.sizes.split(",")],
-                                                 args.rounds, SETUPS[name])
+                run["batching"][name] = compare(engine, short, [int(n) for n in args.sizes.split(",")],
+                                                args.rounds, SETUPS[name])
             if args.breakdown:
                 run["breakdown"] = [batch_breakdown(engine, short, n) for n in (8, 32)]
             run["live_final"] = live_final(engine, turn, args.rounds * 3)
