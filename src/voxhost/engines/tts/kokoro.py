@@ -25,6 +25,7 @@ from voxhost.engines.tts.base import (
     VoiceSelection,
     fingerprint,
 )
+from voxhost.engines.tts.text import cut
 
 MODEL_FILE = "kokoro-v1.0.int8.onnx"
 MAX_TOKENS = 510 - 2  # style table rows minus the two pad tokens
@@ -119,16 +120,9 @@ class KokoroEngine(TtsEngine):
         tokens = [vocab[c] for c in phonemes if c in vocab]
         if len(tokens) <= MAX_TOKENS:
             return [tokens] if tokens else []
-        out, current = [], ""
-        for piece in _PHONEME_BREAK.split(phonemes):
-            if current and len(current) + len(piece) + 1 > MAX_TOKENS:
-                out.append(current)
-                current = piece
-            else:
-                current = f"{current} {piece}".strip()
-        if current:
-            out.append(current)
-        return [t for t in ([vocab[c] for c in p if c in vocab][:MAX_TOKENS] for p in out) if t]
+        # At most one token per character, so pieces of MAX_TOKENS characters fit.
+        pieces = cut(phonemes, MAX_TOKENS, _PHONEME_BREAK)
+        return [t for t in ([vocab[c] for c in p if c in vocab] for p in pieces) if t]
 
     def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> np.ndarray:
         style = voice.data

@@ -203,13 +203,14 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
-def _cut(sentence: str, limit: int) -> list[str]:
-    """Pieces of at most `limit` characters, cut at clauses, then at spaces."""
+def cut(sentence: str, limit: int, breaks: re.Pattern = _CLAUSE_END) -> list[str]:
+    """Pieces of at most `limit` characters: whole parts between `breaks` (clauses
+    by default) packed greedily, a part longer than `limit` cut at spaces."""
     if len(sentence) <= limit:
         return [sentence]
     pieces: list[str] = []
     current = ""
-    for clause in _CLAUSE_END.split(sentence):
+    for clause in breaks.split(sentence):
         while len(clause) > limit:  # a run-on clause: cut at the last space that fits
             at = clause.rfind(" ", 0, limit)
             at = at if at > 0 else limit
@@ -232,7 +233,7 @@ def split(text: str, max_chars: int = MAX_CHUNK_CHARS, first_chars: int = FIRST_
     """Normalised text -> chunks to synthesise one at a time, in order."""
     chunks: list[TextChunk] = []
     for sentence in _sentences(text):
-        pieces = _cut(sentence, max_chars)
+        pieces = cut(sentence, max_chars)
         if not chunks and len(pieces[0]) > first_chars:
             # Time to first sound matters most: say the first clause on its own.
             head = _CLAUSE_END.split(pieces[0], maxsplit=1)
