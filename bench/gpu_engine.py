@@ -178,23 +178,23 @@ def run(args) -> dict:
     for compute_type in args.compute_types.split(","):
         t = time.perf_counter()
         engine = WhisperEngine("whisper", str(args.model_dir), device=args.device, compute_type=compute_type)
-        run = {"load_s": time.perf_counter() - t, "gpu_memory_mb": gpu_memory_mb()}
-        print(f"{compute_type}: loaded in {run['load_s']:.1f}s", flush=True)
-        run["sequential"] = sequential(engine, clips, TranscriptionOptions(language="en"))
-        print(f"  sequential beam 5: {run['sequential']['audio_s']:.0f}s audio in "
-              f"{run['sequential']['elapsed_s']:.1f}s, RTF {run['sequential']['rtf']:.4f}", flush=True)
+        result = {"load_s": time.perf_counter() - t, "gpu_memory_mb": gpu_memory_mb()}
+        print(f"{compute_type}: loaded in {result['load_s']:.1f}s", flush=True)
+        result["sequential"] = sequential(engine, clips, TranscriptionOptions(language="en"))
+        print(f"  sequential beam 5: {result['sequential']['audio_s']:.0f}s audio in "
+              f"{result['sequential']['elapsed_s']:.1f}s, RTF {result['sequential']['rtf']:.4f}", flush=True)
         if compute_type == args.batch_compute_type:
-            run["sequential_text_only"] = sequential(engine, clips, SETUPS["text_only_beam5"])
-            print(f"  sequential text-only beam 5: RTF {run['sequential_text_only']['rtf']:.4f}", flush=True)
-            run["batching"] = {}
+            result["sequential_text_only"] = sequential(engine, clips, SETUPS["text_only_beam5"])
+            print(f"  sequential text-only beam 5: RTF {result['sequential_text_only']['rtf']:.4f}", flush=True)
+            result["batching"] = {}
             for name in args.setups.split(","):
                 print(f"  batching, {name}:", flush=True)
-                run["batching"][name] = compare(engine, short, [int(n) for n in args.sizes.split(",")],
+                result["batching"][name] = compare(engine, short, [int(n) for n in args.sizes.split(",")],
                                                 args.rounds, SETUPS[name])
             if args.breakdown:
-                run["breakdown"] = [batch_breakdown(engine, short, n) for n in (8, 32)]
-            run["live_final"] = live_final(engine, turn, args.rounds * 3)
-        report["runs"][compute_type] = run
+                result["breakdown"] = [batch_breakdown(engine, short, n) for n in (8, 32)]
+            result["live_final"] = live_final(engine, turn, args.rounds * 3)
+        report["runs"][compute_type] = result
         del engine
     return report
 
@@ -205,15 +205,15 @@ def score(path: Path) -> None:
 
     report = json.loads(path.read_text())
     refs = {u.id: u.text for u in load_manifest(lang="en")}
-    for compute_type, run in report["runs"].items():
+    for compute_type, result in report["runs"].items():
         for name in ("sequential", "sequential_text_only"):
-            if name not in run:
+            if name not in result:
                 continue
-            texts = run[name]["texts"]
+            texts = result[name]["texts"]
             keys = [k for k in texts if k in refs]
-            run[name]["wer"] = wer([refs[k] for k in keys], [texts[k] for k in keys])
-            print(f"{compute_type} {name}: pooled WER {run[name]['wer']:.3%} on {len(keys)} files, "
-                  f"RTF {run[name]['rtf']:.4f}")
+            result[name]["wer"] = wer([refs[k] for k in keys], [texts[k] for k in keys])
+            print(f"{compute_type} {name}: pooled WER {result[name]['wer']:.3%} on {len(keys)} files, "
+                  f"RTF {result[name]['rtf']:.4f}")
     path.write_text(json.dumps(report, indent=2))
 
 

@@ -35,7 +35,7 @@ def loadtest(
     from rich.live import Live
 
     from voxhost.evaluation.dataset import load_manifest, tts_sentences
-    from voxhost.loadtest.report import plot as draw, summarize
+    from voxhost.loadtest.report import OK, REJECTED, plot as draw, summarize
     from voxhost.loadtest.runner import check_local, run_load
     from voxhost.loadtest.scenarios import LiveTranscription, NpcSpeech, RestTranscription, load_clips
 
@@ -57,7 +57,7 @@ def loadtest(
 
     def on_sample(sample):
         counts["sent"] += 1
-        key = "ok" if sample.status in (200, 1000) else "rejected" if sample.status in (429, 503, 1013) else "errors"
+        key = "ok" if sample.status in OK else "rejected" if sample.status in REJECTED else "errors"
         counts[key] += 1
         live.update(f"[bold]load test[/bold] {counts}")
 
