@@ -43,8 +43,13 @@ def test_server_wer_matches_raw_engine(openai_client, settings, utterances):
         server_rows.append((utt.category, utt.text, served.text))
 
     raw_wer, server_wer = wer_by(raw_rows), wer_by(server_rows)
+    differs = [f"{utt.audio.name}: raw {raw[2]!r}, server {served[2]!r}"
+               for utt, raw, served in zip(utterances, raw_rows, server_rows) if raw[2].strip() != served[2].strip()]
     print(f"\n{len(utterances)} English utterances, {sum(u.duration for u in utterances):.0f} s")
     for key in raw_wer:
         print(f"  {key:14s} raw {raw_wer[key]:.2%}  server {server_wer[key]:.2%}")
-    assert abs(server_wer["pooled"] - raw_wer["pooled"]) <= 0.005
+    # Two-sided on purpose: a server that scores *better* than its engine is
+    # dropping something (a silence gate once returned "" for a whispered line,
+    # which scored fewer errors than the engine's mishearing of it).
+    assert abs(server_wer["pooled"] - raw_wer["pooled"]) <= 0.005, differs
     assert server_wer["pooled"] < 0.15  # base on this set is ~5-8%: a broken pipeline is far above

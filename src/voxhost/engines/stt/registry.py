@@ -43,6 +43,7 @@ class SttRegistry:
             num_workers=s.stt_num_workers,
             download_root=str(s.stt_download_root) if s.stt_download_root else None,
             vad_threshold=s.stt_vad_threshold,
+            vad_gate_threshold=s.stt_vad_gate_threshold,
             no_speech_threshold=s.stt_no_speech_threshold,
             vad_trim_over_seconds=s.stt_vad_trim_over_seconds,
             text_only=s.stt_text_only,
