@@ -108,6 +108,12 @@ def main() -> None:
         "raw_rtf": round(raw_s / audio_s, 4), "http_rtf": round(served_s / audio_s, 4),
         "wer_base_raw": raw_wer, "wer_base_http": served_wer, "wer_tiny_en_http": tiny_wer,
         "cpu_count": os.cpu_count(),
+        # Per file, so a WER swing can be traced to the line that caused it
+        # (hard lines fall back to sampling, which is not deterministic).
+        "transcripts": {
+            utt.audio.name: {"reference": utt.text, "base_raw": raw[2], "base_http": served[2], "tiny_en_http": tiny[2]}
+            for utt, raw, served, tiny in zip([u for u in rows if u.lang == "en"], raw_rows, served_rows, tiny_rows)
+        },
     }
     out = ROOT / "bench" / "results" / "stt_overhead.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""WER through the server vs raw faster-whisper with the same settings.
+"""Transcripts through the server vs raw faster-whisper with the same settings:
+word for word the same wherever neither falls back to sampling.
 
 Runs a category-balanced 5-minute subset of the English eval set by default
 (the full 11.5 minutes twice would take most of CI's budget on 2 cores);
@@ -25,11 +26,11 @@ def utterances(english):
     return representative_subset(english, max_seconds=300)
 
 
-def test_server_wer_matches_raw_engine(openai_client, settings, utterances):
+def test_server_transcribes_like_the_raw_engine(openai_client, settings, utterances):
     raw = faster_whisper.WhisperModel(
         resolve_stt_model("whisper-base", settings.models_dir), device="cpu", compute_type="int8"
     )
-    raw_rows, server_rows = [], []
+    greedy, sampled = [], []
     for utt in utterances:
         segments, _ = raw.transcribe(
             faster_whisper.decode_audio(str(utt.audio)), beam_size=settings.stt_beam_size,
@@ -38,18 +39,33 @@ def test_server_wer_matches_raw_engine(openai_client, settings, utterances):
             vad_parameters={"threshold": settings.stt_vad_threshold},
             no_speech_threshold=settings.stt_no_speech_threshold,
         )
-        raw_rows.append((utt.category, utt.text, "".join(s.text for s in segments)))
-        served = openai_client.audio.transcriptions.create(model="whisper-1", file=utt.audio.open("rb"))
-        server_rows.append((utt.category, utt.text, served.text))
+        segments = list(segments)
+        served = openai_client.audio.transcriptions.create(
+            model="whisper-1", file=utt.audio.open("rb"), response_format="verbose_json"
+        )
+        row = (utt, "".join(s.text for s in segments).strip(), served.text.strip())
+        # Where a beam decode looks wrong (low log-probability, repetition) Whisper
+        # falls back to sampling at rising temperatures, and sampled text varies
+        # from run to run; everything else must come out word for word the same.
+        temperatures = [s.temperature for s in segments] + [s.temperature for s in served.segments or []]
+        (greedy if not any(temperatures) else sampled).append(row)
 
-    raw_wer, server_wer = wer_by(raw_rows), wer_by(server_rows)
-    differs = [f"{utt.audio.name}: raw {raw[2]!r}, server {served[2]!r}"
-               for utt, raw, served in zip(utterances, raw_rows, server_rows) if raw[2].strip() != served[2].strip()]
-    print(f"\n{len(utterances)} English utterances, {sum(u.duration for u in utterances):.0f} s")
+    def wer_of(rows, column):
+        return wer_by([(utt.category, utt.text, texts[column]) for utt, *texts in rows])
+
+    raw_wer, server_wer = wer_of(greedy + sampled, 0), wer_of(greedy + sampled, 1)
+    print(f"\n{len(utterances)} English utterances, {sum(u.duration for u in utterances):.0f} s, "
+          f"{len(sampled)} decoded by sampling")
     for key in raw_wer:
         print(f"  {key:14s} raw {raw_wer[key]:.2%}  server {server_wer[key]:.2%}")
-    # Two-sided on purpose: a server that scores *better* than its engine is
-    # dropping something (a silence gate once returned "" for a whispered line,
-    # which scored fewer errors than the engine's mishearing of it).
-    assert abs(server_wer["pooled"] - raw_wer["pooled"]) <= 0.005, differs
-    assert server_wer["pooled"] < 0.15  # base on this set is ~5-8%: a broken pipeline is far above
+    # Exact, so a server that drops or alters anything fails even where it
+    # scores *better* (a silence gate once returned "" for a whispered line,
+    # which counted fewer errors than the engine's mishearing of it). Sampled
+    # lines can only be held to having text exactly when the engine has some.
+    def differing(rows, same):
+        return [f"{utt.audio.name}: raw {raw_text!r}, server {served_text!r}"
+                for utt, raw_text, served_text in rows if not same(raw_text, served_text)]
+
+    assert not differing(greedy, str.__eq__) + differing(sampled, lambda a, b: bool(a) == bool(b))
+    assert len(greedy) >= 0.8 * len(utterances), "too few lines left to compare exactly"
+    assert wer_of(greedy, 1)["pooled"] < 0.15  # base on this set is ~5-8%: a broken pipeline is far above
