@@ -28,6 +28,7 @@ from _ready import wait_ready  # bench/ is on sys.path when run as a script
 
 from voxhost.engines.stt.bundled import resolve_stt_model
 from voxhost.evaluation.dataset import load_manifest
+from voxhost.evaluation.raw_engine import transcribe_like_voxhost
 from voxhost.evaluation.wer import wer_by
 from voxhost.ops.settings import Settings
 
@@ -68,13 +69,7 @@ def main() -> None:
             for utt in rows:
                 data = utt.audio.read_bytes()
                 started = time.perf_counter()
-                segments, _ = raw.transcribe(
-                    faster_whisper.decode_audio(str(utt.audio)), beam_size=settings.stt_beam_size,
-                    # voxhost trims non-speech only from long audio (short audio is only gated)
-                    vad_filter=utt.duration > settings.stt_vad_trim_over_seconds,
-                    vad_parameters={"threshold": settings.stt_vad_threshold},
-                    no_speech_threshold=settings.stt_no_speech_threshold,
-                )
+                segments = transcribe_like_voxhost(raw, faster_whisper.decode_audio(str(utt.audio)), settings)
                 raw_text = "".join(s.text for s in segments)
                 raw_s += time.perf_counter() - started
 

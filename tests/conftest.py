@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from voxhost.evaluation.dataset import eval_dir, load_manifest

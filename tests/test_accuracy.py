@@ -16,6 +16,7 @@ import pytest
 
 from voxhost.engines.stt.bundled import resolve_stt_model
 from voxhost.evaluation.dataset import representative_subset
+from voxhost.evaluation.raw_engine import transcribe_like_voxhost
 from voxhost.evaluation.wer import wer_by
 
 
@@ -32,14 +33,7 @@ def test_server_transcribes_like_the_raw_engine(openai_client, settings, utteran
     )
     greedy, sampled = [], []
     for utt in utterances:
-        segments, _ = raw.transcribe(
-            faster_whisper.decode_audio(str(utt.audio)), beam_size=settings.stt_beam_size,
-            # voxhost trims non-speech only from long audio (short audio is only gated)
-            vad_filter=utt.duration > settings.stt_vad_trim_over_seconds,
-            vad_parameters={"threshold": settings.stt_vad_threshold},
-            no_speech_threshold=settings.stt_no_speech_threshold,
-        )
-        segments = list(segments)
+        segments = transcribe_like_voxhost(raw, faster_whisper.decode_audio(str(utt.audio)), settings)
         served = openai_client.audio.transcriptions.create(
             model="whisper-1", file=utt.audio.open("rb"), response_format="verbose_json"
         )
@@ -59,9 +53,10 @@ def test_server_transcribes_like_the_raw_engine(openai_client, settings, utteran
     for key in raw_wer:
         print(f"  {key:14s} raw {raw_wer[key]:.2%}  server {server_wer[key]:.2%}")
     # Exact, so a server that drops or alters anything fails even where it
-    # scores *better* (a silence gate once returned "" for a whispered line,
-    # which counted fewer errors than the engine's mishearing of it). Sampled
-    # lines can only be held to having text exactly when the engine has some.
+    # scores *better* (a gate the raw side did not apply once returned "" for a
+    # whispered line, which counted fewer errors than the engine's mishearing
+    # of it). Sampled lines can only be held to having text exactly when the
+    # engine has some.
     def differing(rows, same):
         return [f"{utt.audio.name}: raw {raw_text!r}, server {served_text!r}"
                 for utt, raw_text, served_text in rows if not same(raw_text, served_text)]

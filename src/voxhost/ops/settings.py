@@ -40,11 +40,11 @@ class Settings(BaseSettings):
     stt_beam_size: int = 5
     stt_vad_filter: bool = True  # gate silence before Whisper: no hallucinated "Thank you."
     stt_vad_threshold: float = 0.5  # OpenAI's default; 0.9 clips speech
-    # Audio up to stt_vad_trim_over_seconds is skipped (empty text) only when
-    # no 32 ms frame reaches this speech probability. Lower than the trim
-    # threshold: whispered speech peaks at 0.31-0.69 on the eval set, while
-    # silence, hum and white noise stay under 0.17.
-    stt_vad_gate_threshold: float = 0.25
+    # Audio up to stt_vad_trim_over_seconds returns empty text without a decode
+    # unless some 32 ms frame reaches this speech probability. Lowering it lets
+    # whispers through (the eval set's quietest peaks at 0.31) but also tonal
+    # game sounds (a siren-like sweep scores 0.34 and base hallucinates on it).
+    stt_vad_gate_threshold: float = 0.5
     stt_no_speech_threshold: float = 0.6
     # Audio longer than this has non-speech removed before decoding (saves
     # compute, avoids hallucinations in long gaps); shorter audio is only gated.

@@ -1,0 +1,30 @@
+"""Plain faster-whisper set up as voxhost sets up its engine: the reference side
+of the server-vs-engine comparisons (tests/test_accuracy.py, bench/stt_overhead.py).
+
+Written against faster-whisper's public API on purpose, not voxhost's engine,
+so a difference the comparison finds is voxhost's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.transcribe import Segment
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from voxhost.ops.settings import Settings
+
+SAMPLE_RATE = 16_000
+
+
+def transcribe_like_voxhost(model: WhisperModel, audio: np.ndarray, settings: Settings) -> list[Segment]:
+    short = len(audio) <= settings.stt_vad_trim_over_seconds * SAMPLE_RATE
+    # voxhost skips short audio in which VAD hears no speech, and trims only long audio
+    if short and not get_speech_timestamps(audio, VadOptions(threshold=settings.stt_vad_gate_threshold)):
+        return []
+    segments, _ = model.transcribe(
+        audio, beam_size=settings.stt_beam_size, vad_filter=not short,
+        vad_parameters={"threshold": settings.stt_vad_threshold},
+        no_speech_threshold=settings.stt_no_speech_threshold,
+    )
+    return list(segments)
