@@ -134,6 +134,10 @@ class WhisperEngine:
                 self._windowed[chunk_length] = model
             return model
 
+    def _window_seconds(self, options: TranscriptionOptions) -> int:
+        """The encoder window these options decode in."""
+        return self._model_for(options.chunk_length).feature_extractor.chunk_length
+
     def _resolve(self, audio: np.ndarray, options: TranscriptionOptions) -> TranscriptionOptions:
         """Text-only decoding when nobody needs the timestamps, within one window
         (longer audio seeks by segment timestamps)."""
@@ -197,7 +201,7 @@ class WhisperEngine:
         return info, (_convert(i, s) for i, s in enumerate(segments))
 
     def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
-        window = self._model_for(options.chunk_length).feature_extractor.chunk_length
+        window = self._window_seconds(options)
         short = window < self.model.feature_extractor.chunk_length
         if short:  # segments are decoded lazily: the window must hold until the list is built
             _window.frames = window * FRAMES_PER_SECOND
@@ -226,7 +230,7 @@ class WhisperEngine:
             # CTranslate2 beam search with timestamp tokens runs a batch slower than its
             # clips one by one on a GPU (H200: 0.45x at 32, docs/benchmarks.md).
             return None
-        window = self._model_for(options.chunk_length).feature_extractor.chunk_length
+        window = self._window_seconds(options)
         if len(audio) > window * SAMPLE_RATE:
             return None
         return (self.name, options.task, options.beam_size, options.vad_filter, options.without_timestamps,
@@ -254,11 +258,10 @@ class WhisperEngine:
                 speech, found = prepared
                 if found:
                     chunks[i] = found
-                window = self._model_for(opts.chunk_length).feature_extractor.chunk_length
                 items.append(BatchItem(
                     speech, opts.task, opts.language, opts.beam_size,
                     without_timestamps=opts.without_timestamps,
-                    window_frames=window * FRAMES_PER_SECOND,
+                    window_frames=self._window_seconds(opts) * FRAMES_PER_SECOND,
                     max_new_tokens=opts.max_new_tokens,
                     temperature_fallback=opts.temperature_fallback,
                 ))
@@ -268,9 +271,7 @@ class WhisperEngine:
         # One CTranslate2 call per decoding setup (the scheduler only sends one).
         groups: dict[tuple, list[int]] = {}
         for n, item in enumerate(items):
-            setup = (item.beam_size, item.without_timestamps, item.window_frames, item.max_new_tokens,
-                     item.temperature_fallback)
-            groups.setdefault(setup, []).append(n)
+            groups.setdefault(item.setup, []).append(n)
         decoded: list = [None] * len(items)
         for members in groups.values():
             for n, result in zip(members, decode_batch(self.model, [items[n] for n in members],

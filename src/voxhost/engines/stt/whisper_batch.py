@@ -45,6 +45,12 @@ class BatchItem:
     max_new_tokens: int | None = None
     temperature_fallback: bool = True
 
+    @property
+    def setup(self) -> tuple:
+        """What must be equal across one batch (one CTranslate2 call)."""
+        return (self.beam_size, self.without_timestamps, self.window_frames, self.max_new_tokens,
+                self.temperature_fallback)
+
 
 @dataclass
 class BatchResult:
