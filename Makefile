@@ -3,10 +3,11 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= piper
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+# Defined before STAMP uses it (`:=` expands at once): else the stamp is ".installed-deploy-".
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install install-test system-deps run test bench lint clean
+.PHONY: install install-test system-deps run test bench lint clean deploy-synth deploy deploy-destroy
 
 $(BIN)/python:
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "voxhost needs Python >= 3.11"'
@@ -41,3 +42,20 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# --- AWS (docs/deploy.md): the CDK app runs in this venv, the CDK CLI from npm. ---
+CDK_DIR := deploy/aws
+CDK := npx --yes aws-cdk@2
+CDK_ARGS ?=
+
+# Synthesise (and cdk-nag check) the stack offline: no AWS account needed.
+deploy-synth:
+	$(MAKE) install EXTRAS=piper,deploy
+	cd $(CDK_DIR) && $(CDK) synth --quiet $(CDK_ARGS)
+
+deploy:
+	$(MAKE) install EXTRAS=piper,deploy
+	cd $(CDK_DIR) && $(CDK) deploy $(CDK_ARGS)
+
+deploy-destroy:
+	cd $(CDK_DIR) && $(CDK) destroy $(CDK_ARGS)

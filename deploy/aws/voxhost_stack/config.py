@@ -12,41 +12,68 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # The server's drain window (VOXHOST_DRAIN_TIMEOUT_S default): ECS stopTimeout
-# and the ALB deregistration delay are derived from it so the three agree.
+# is derived from it so the two agree.
 DEFAULT_DRAIN_SECONDS = 30
 ECS_MAX_STOP_TIMEOUT = 120  # ECS hard limit for stopTimeout
 STOP_MARGIN_SECONDS = 5  # SIGKILL comes this long after the server's own drain deadline
+# A task's stop runs in sequence: ALB deregistration delay, then SIGTERM, then the
+# server's drain, then SIGKILL at stopTimeout. On spot all of it must fit the
+# 2-minute interruption notice, less the seconds the notice takes to reach ECS.
+SPOT_NOTICE_SECONDS = 120
+SPOT_NOTICE_LAG_SECONDS = 10
+KEEPALIVE_MARGIN_SECONDS = 5  # the server's keep-alive outlives the ALB's idle timeout by this
 
 
 @dataclass(frozen=True)
 class StackConfig:
     # --- compute ---
-    instance_types: tuple[str, ...] = ("g4dn.xlarge",)
-    ami: Literal["al2", "al2023"] = "al2"  # ECS GPU-optimised AMI family (both ship CUDA 12.4+ drivers)
+    # Mixed types are the design's answer to spot interruption: one T4, A10G or L4
+    # each, all ".xlarge" (4 vCPU, 16 GiB), so one task definition fits every type.
+    instance_types: tuple[str, ...] = ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
+    # ECS GPU-optimised AMI family. AL2 reached end of support on 2026-06-30.
+    ami: Literal["al2", "al2023"] = "al2023"
     on_demand_base: int = 1  # instances always on demand (the floor that spot reclaim can't take)
     on_demand_percent_above_base: int = 50  # the rest: this share on demand, the remainder spot
     min_tasks: int = 1
-    max_tasks: int = 10
+    max_tasks: int = 10  # `voxhost plan` prints the value a plan needs
+    # The group may hold this many instances per task: a rolling deploy (100/200%)
+    # starts the new tasks before the old stop, and a spot replacement (capacity
+    # rebalance) launches before the old instance goes, both at full scale.
+    instance_headroom: float = 2.0
     task_cpu: int = 4096  # 4 vCPU
     task_memory_mib: int = 15 * 1024  # 15 GiB of the g4dn.xlarge's 16
     instance_volume_gb: int = 50
     # --- image and server ---
     image_repository: str = "voxhost"  # ECR repository name
-    image_tag: str = "latest"
+    # No default: "latest" makes a rollback or a scale-out pull whatever was pushed
+    # last. Empty: a CloudFormation parameter asks for it at deploy time.
+    image_tag: str = ""
     stt_models: str = "large-v3-turbo"
     # Where hub models are downloaded and cached: EFS (shared by all tasks, downloaded
     # once). Empty: the image's own path, for an image built with BAKE_MODEL.
     stt_download_root: str = "/mnt/efs/models"
     container_port: int = 8000
     drain_seconds: int = DEFAULT_DRAIN_SECONDS
+    # The ALB's deregistration delay comes first in a stop (before SIGTERM): REST
+    # requests already sent finish in it; it plus stopTimeout fits the spot notice.
+    deregistration_delay_seconds: int = 60
     extra_env: dict[str, str] = field(default_factory=dict)
     # --- network and edge ---
     egress: Literal["nat", "endpoints"] = "nat"  # NAT gateway, or VPC endpoints only (no internet)
-    max_azs: int = 2
+    max_azs: int = 3  # more AZs, more spot pools for the mixed instance types
     certificate_arn: str | None = None  # None: a CloudFormation parameter asks for it
     alb_idle_timeout_seconds: int = 300
-    waf_rate_limit_per_5min: int = 2000
-    audio_upload_paths: tuple[str, ...] = ("/v1/audio/transcriptions", "/v1/audio/translations")
+    # Per IP. A studio backend proxying many players is one IP: 2,000 (WAF's common
+    # example) throttles it; 20,000 per 5 minutes (~67/s) still stops a flood.
+    waf_rate_limit_per_5min: int = 20_000
+    # Paths exempt from the common rule set's 8 KB body rule: audio uploads (up to
+    # 25 MB) and TTS input (4,096 characters of Japanese is ~12 KB of JSON).
+    # The server caps each (VOXHOST_MAX_UPLOAD_BYTES, VOXHOST_MAX_TEXT_CHARS).
+    body_size_exempt_paths: tuple[str, ...] = ("/v1/audio/transcriptions", "/v1/audio/translations",
+                                               "/v1/audio/speech")
+    # The common rule set blocks requests without a User-Agent; game-engine HTTP
+    # clients often send none, so by default that rule only counts.
+    waf_block_missing_user_agent: bool = False
     # --- metrics (the serving area's EMF) ---
     metric_namespace: str = "voxhost"
     service_name: str = "voxhost"
@@ -61,14 +88,26 @@ class StackConfig:
     scale_in_queue_per_task: float = 2.0
     scale_in_minutes: int = 10  # quiet minutes before a task goes
     error_rate_percent: float = 5.0
+    alb_5xx_per_5min: int = 10  # ALB-level and target 5xx counts before an alarm
     stt_latency_target_ms: float = 2000.0
     tts_latency_target_ms: float = 3000.0
     alarm_email: str | None = None
+    # AWS Budget on this stack's monthly cost (the design's "cost budgets"):
+    # alerts at 80% actual and 100% forecast. Set it from `voxhost plan`'s total.
+    budget_usd_per_month: float = 1000.0
     log_retention_days: int = 30
 
     @property
     def stop_timeout_seconds(self) -> int:
         return min(ECS_MAX_STOP_TIMEOUT, self.drain_seconds + STOP_MARGIN_SECONDS)
+
+    @property
+    def max_instances(self) -> int:
+        return max(self.max_tasks, int(self.max_tasks * self.instance_headroom))
+
+    @property
+    def keepalive_seconds(self) -> int:
+        return self.alb_idle_timeout_seconds + KEEPALIVE_MARGIN_SECONDS
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_tasks <= self.max_tasks:
@@ -82,6 +121,12 @@ class StackConfig:
             raise ValueError("scale-in threshold must sit below the scale-out threshold")
         if not self.instance_types:
             raise ValueError("instance_types must name at least one type")
+        if self.instance_headroom < 1:
+            raise ValueError("instance_headroom must be at least 1 (one instance per task)")
+        if self.deregistration_delay_seconds + self.stop_timeout_seconds > \
+                SPOT_NOTICE_SECONDS - SPOT_NOTICE_LAG_SECONDS:
+            raise ValueError(f"deregistration_delay_seconds + stopTimeout must fit the {SPOT_NOTICE_SECONDS}s spot "
+                             f"notice less {SPOT_NOTICE_LAG_SECONDS}s")
 
     @classmethod
     def from_context(cls, node) -> "StackConfig":

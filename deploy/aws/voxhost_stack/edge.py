@@ -14,6 +14,7 @@ from voxhost_stack.config import StackConfig
 # AWSManagedRulesCommonRuleSet's body-size rule blocks bodies over 8 KB; it
 # adds this label when it matches (we count it, then block by label outside uploads).
 SIZE_RULE = "SizeRestrictions_BODY"
+NO_USER_AGENT_RULE = "NoUserAgent_HEADER"
 SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
 
 
@@ -45,9 +46,10 @@ def add_edge(stack, cfg: StackConfig):
     target_group = elbv2.ApplicationTargetGroup(
         stack, "Targets", vpc=stack.vpc, port=cfg.container_port, protocol=elbv2.ApplicationProtocol.HTTP,
         target_type=elbv2.TargetType.IP,
-        # Equal to the server's drain: the ALB stops sending new requests at once and
-        # lets in-flight ones (and WebSockets) finish for exactly as long as the server waits.
-        deregistration_delay=Duration.seconds(cfg.drain_seconds),
+        # First step of a task's stop, before SIGTERM: the ALB sends nothing new and
+        # lets requests already sent finish (config.py: it plus stopTimeout fits the
+        # spot notice). docs/deploy.md has the whole sequence.
+        deregistration_delay=Duration.seconds(cfg.deregistration_delay_seconds),
         health_check=elbv2.HealthCheck(path="/ready", healthy_http_codes="200", interval=Duration.seconds(15),
                                        timeout=Duration.seconds(5), healthy_threshold_count=2,
                                        unhealthy_threshold_count=2),
@@ -91,7 +93,7 @@ def _web_acl(stack, cfg: StackConfig) -> wafv2.CfnWebACL:
     uploads = [wafv2.CfnWebACL.StatementProperty(byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
         field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}), positional_constraint="STARTS_WITH",
         search_string=path, text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(
-            priority=0, type="NONE")])) for path in cfg.audio_upload_paths]
+            priority=0, type="NONE")])) for path in cfg.body_size_exempt_paths]
     is_upload = uploads[0] if len(uploads) == 1 else wafv2.CfnWebACL.StatementProperty(
         or_statement=wafv2.CfnWebACL.OrStatementProperty(statements=uploads))
     rules = [
@@ -103,11 +105,12 @@ def _web_acl(stack, cfg: StackConfig) -> wafv2.CfnWebACL:
             visibility_config=_visibility("RateLimitPerIp")),
         _managed("AWSManagedRulesAmazonIpReputationList", 1),
         _managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
-        # Audio uploads are multipart bodies up to 25 MB: the 8 KB body-size rule
-        # would block every one. It only counts (and labels) here...
-        _managed("AWSManagedRulesCommonRuleSet", 3, overrides=[SIZE_RULE]),
-        # ...and this rule restores it everywhere except the upload paths, whose
-        # size the server itself caps (VOXHOST_MAX_UPLOAD_BYTES, 413 beyond).
+        # Audio uploads are multipart bodies up to 25 MB and TTS input can pass 8 KB:
+        # the 8 KB body-size rule would block them. It only counts (and labels) here...
+        _managed("AWSManagedRulesCommonRuleSet", 3, overrides=[
+            SIZE_RULE, *([] if cfg.waf_block_missing_user_agent else [NO_USER_AGENT_RULE])]),
+        # ...and this rule restores it everywhere except the exempt paths, whose
+        # size the server itself caps (VOXHOST_MAX_UPLOAD_BYTES, VOXHOST_MAX_TEXT_CHARS).
         wafv2.CfnWebACL.RuleProperty(
             name="BodySizeOutsideUploads", priority=4, action=wafv2.CfnWebACL.RuleActionProperty(block={}),
             statement=wafv2.CfnWebACL.StatementProperty(and_statement=wafv2.CfnWebACL.AndStatementProperty(

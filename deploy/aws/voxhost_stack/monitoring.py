@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
@@ -88,9 +90,49 @@ def add_monitoring(stack, cfg: StackConfig) -> None:
         treat_missing_data=cw.TreatMissingData.BREACHING,
         alarm_description="No task has passed /ready for 3 minutes")
     unhealthy.add_alarm_action(cw_actions.SnsAction(topic))
+    # 5xx the app never sees: the ALB's own (502/503/504: no target, a closed
+    # keep-alive, a timeout) and the targets' as the ALB counts them (a task that
+    # crashed mid-request records nothing itself).
+    stack.edge_5xx_alarms = []
+    for name, metric, what in [
+        ("AlbElb5xx", stack.alb.metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, period=five),
+         "the load balancer itself returned 5xx (HTTPCode_ELB_5XX_Count)"),
+        ("AlbTarget5xx", stack.alb.metrics.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=five),
+         "targets returned 5xx as the ALB saw it (HTTPCode_Target_5XX_Count)"),
+    ]:
+        alarm = cw.Alarm(stack, name, metric=metric, threshold=cfg.alb_5xx_per_5min,
+                         comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD, evaluation_periods=1,
+                         treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                         alarm_description=f"More than {cfg.alb_5xx_per_5min} in 5 minutes: {what}")
+        alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        stack.edge_5xx_alarms.append(alarm)
     stack.alarm_topic = topic
+    _budget(stack, cfg, topic)
 
     _dashboard(stack, cfg, queue, error_rate)
+
+
+def _budget(stack, cfg: StackConfig, topic: sns.Topic) -> None:
+    """The design's "cost budgets and alerts": a monthly cost budget on the account,
+    alerting the alarm topic at 80% of actual spend and 100% of the forecast."""
+    principal = iam.ServicePrincipal("budgets.amazonaws.com")
+    topic.add_to_resource_policy(iam.PolicyStatement(principals=[principal], actions=["sns:Publish"],
+                                                     resources=[topic.topic_arn]))
+    stack.key.add_to_resource_policy(iam.PolicyStatement(
+        principals=[principal], actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"]))
+    subscribers = [budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=topic.topic_arn)]
+    stack.budget = budgets.CfnBudget(
+        stack, "Budget",
+        budget=budgets.CfnBudget.BudgetDataProperty(
+            budget_name=f"{stack.stack_name}-monthly", budget_type="COST", time_unit="MONTHLY",
+            budget_limit=budgets.CfnBudget.SpendProperty(amount=cfg.budget_usd_per_month, unit="USD")),
+        notifications_with_subscribers=[
+            budgets.CfnBudget.NotificationWithSubscribersProperty(
+                notification=budgets.CfnBudget.NotificationProperty(
+                    notification_type=kind, comparison_operator="GREATER_THAN", threshold=percent,
+                    threshold_type="PERCENTAGE"),
+                subscribers=subscribers)
+            for kind, percent in (("ACTUAL", 80), ("FORECASTED", 100))])
 
 
 def _dashboard(stack, cfg: StackConfig, queue: cw.Metric, error_rate: cw.MathExpression) -> None:
@@ -107,7 +149,8 @@ def _dashboard(stack, cfg: StackConfig, queue: cw.Metric, error_rate: cw.MathExp
         expression="IF(requests > 0, cost / requests, 0)", label="USD per request", period=Duration.minutes(5),
         using_metrics={"cost": emf_metric(cfg, cfg.cost_metric, "Sum", Duration.minutes(5)),
                        "requests": emf_metric(cfg, cfg.requests_metric, "Sum", Duration.minutes(5))})
-    board = cw.Dashboard(stack, "Dashboard", dashboard_name=f"{cfg.service_name}-{stack.stack_name}")
+    board = stack.dashboard = cw.Dashboard(stack, "Dashboard",
+                                           dashboard_name=f"{cfg.service_name}-{stack.stack_name}")
     board.add_widgets(
         cw.GraphWidget(title="GPU utilisation (%)", left=[gpu, gpu.with_(statistic="Maximum", label="max")],
                        left_y_axis=cw.YAxisProps(min=0, max=100), width=12),
@@ -125,5 +168,5 @@ def _dashboard(stack, cfg: StackConfig, queue: cw.Metric, error_rate: cw.MathExp
         cw.GraphWidget(title="Cost per request (USD)", left=[cost_per_request],
                        right=[emf_metric(cfg, cfg.requests_metric, "Sum").with_(label="requests/min")], width=12),
         cw.AlarmStatusWidget(title="Alarms", alarms=[stack.scale_out_alarm, stack.scale_in_alarm,
-                                                     stack.error_alarm], width=12),
+                                                     stack.error_alarm, *stack.edge_5xx_alarms], width=12),
     )

@@ -6,9 +6,10 @@ not acknowledged here); tests/deploy runs it on every test session.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, Token, Validations
 
 PLUGIN = "AwsSolutions::"
+SDK_CALL_PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"  # aws-cdk-lib's fixed id for AwsCustomResource's Lambda
 
 
 def _ack(construct, rule: str, reason: str) -> None:
@@ -44,5 +45,16 @@ def suppress(stack) -> None:
     _ack(stack.alb.connections.security_groups[0], "AwsSolutions-EC23",
          "A public API for game clients: HTTPS (and HTTP, redirected) from anywhere is the point; WAF filters "
          "in front of it.")
+    force_delete_policy = stack.force_delete.node.find_child("CustomResourcePolicy")
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    asg_id = stack.resolve(stack.get_logical_id(stack.asg.node.default_child))
+    _ack(force_delete_policy, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:{region}:"
+         f"<AWS::AccountId>:autoScalingGroup/*:autoScalingGroupName/<{asg_id}>]",
+         "The group's ARN carries a generated id unknown until creation; the name part pins it to this stack's "
+         "GPU group, and the only action is DeleteAutoScalingGroup, run at stack deletion.")
+    _ack(stack.node.find_child(SDK_CALL_PROVIDER).node.find_child("ServiceRole"),
+         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+         "CDK's AwsCustomResource provider (the teardown's force-delete) writes its own logs with the basic "
+         "execution role; it holds no other permission.")
     _ack(stack.node.find_child("AlbAccessLogs"), "AwsSolutions-S1",
          "This bucket is the ALB's access-log destination; logging access to it would log the logs.")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import AspectPriority, Aspects, CfnOutput, CfnParameter, Duration, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
@@ -18,6 +19,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from voxhost_stack import edge, monitoring, nag
@@ -36,7 +38,8 @@ class VoxhostStack(Stack):
         self.config = cfg = config or StackConfig()
 
         # One customer-managed key (rotated yearly) for EFS, logs, secrets and SNS.
-        self.key = kms.Key(self, "DataKey", enable_key_rotation=True, alias="alias/voxhost",
+        # The alias follows the stack name, so two stacks (staging, prod) in one account don't clash.
+        self.key = kms.Key(self, "DataKey", enable_key_rotation=True, alias=f"alias/{self.stack_name}",
                            description="voxhost data at rest: EFS, CloudWatch Logs, Secrets Manager, SNS",
                            removal_policy=RemovalPolicy.RETAIN)
         self.key.add_to_resource_policy(iam.PolicyStatement(
@@ -61,8 +64,10 @@ class VoxhostStack(Stack):
                 generate_string_key="generated"))
         self.task_definition, self.container = self._task(cfg)
         self.service = self._service(cfg)
+        self._clean_teardown()
         self.alb, self.target_group, self.web_acl = edge.add_edge(self, cfg)
         monitoring.add_monitoring(self, cfg)
+        self._outputs()
         nag.suppress(self)
 
     # --- network ---
@@ -81,10 +86,12 @@ class VoxhostStack(Stack):
                                   encryption_key=self.key, removal_policy=RemovalPolicy.DESTROY)
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
                          traffic_type=ec2.FlowLogTrafficType.REJECT)
+        # Image layers come from S3: through the (free) gateway endpoint rather than
+        # the NAT gateway, which bills every GB.
+        vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
         if not nat:
             # No internet: everything the instances and tasks call has an endpoint.
             # Models must be baked into the image or pre-seeded on EFS (docs/deploy.md).
-            vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
             for name, service in [
                 ("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
                 ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
@@ -134,10 +141,15 @@ class VoxhostStack(Stack):
         role.add_to_policy(iam.PolicyStatement(
             actions=["cloudwatch:PutMetricData"], resources=["*"],
             conditions={"StringEquals": {"cloudwatch:namespace": f"{cfg.metric_namespace}/gpu"}}))
+        # The agent resolves ${aws:AutoScalingGroupName} from the instance's tags;
+        # without this the GPU metric has no group dimension and the widget stays empty.
+        role.add_to_policy(iam.PolicyStatement(actions=["ec2:DescribeTags"], resources=["*"]))
         user_data = ec2.UserData.for_linux()
         user_data.add_commands(
             # Spot: the agent drains tasks (ALB deregistration, SIGTERM) on the 2-minute notice.
             "echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config",
+            # Tasks get no instance-role credentials from IMDS: only their own task role.
+            "echo ECS_AWSVPC_BLOCK_IMDS=true >> /etc/ecs/ecs.config",
             *gpu_agent_commands(cfg.metric_namespace))
         template = ec2.LaunchTemplate(
             self, "GpuTemplate", machine_image=image, role=role, security_group=self.instance_sg,
@@ -147,7 +159,9 @@ class VoxhostStack(Stack):
         )
         asg = autoscaling.AutoScalingGroup(
             self, "GpuAsg", vpc=self.vpc, vpc_subnets=ec2.SubnetSelection(subnet_group_name="tasks"),
-            min_capacity=cfg.min_tasks, max_capacity=cfg.max_tasks, capacity_rebalance=True,
+            # Empty at creation: ECS managed scaling adds instances as tasks need them,
+            # so the stack never waits on GPU instances it has no tasks for.
+            min_capacity=0, max_capacity=cfg.max_instances, capacity_rebalance=True,
             mixed_instances_policy=autoscaling.MixedInstancesPolicy(
                 launch_template=template,
                 launch_template_overrides=[autoscaling.LaunchTemplateOverrides(instance_type=ec2.InstanceType(t))
@@ -167,6 +181,7 @@ class VoxhostStack(Stack):
             spot_instance_draining=True,
         )
         cluster.add_asg_capacity_provider(provider, spot_instance_draining=True)
+        self.instance_role = role
         return cluster, provider, asg
 
     # --- the task: one GPU, the design's 4 vCPU / 15 GiB, models on EFS ---
@@ -187,6 +202,7 @@ class VoxhostStack(Stack):
             "VOXHOST_STT_MODELS": cfg.stt_models,
             "VOXHOST_STT_DEVICE": "cuda",
             "VOXHOST_DRAIN_TIMEOUT_S": str(cfg.drain_seconds),
+            "VOXHOST_KEEPALIVE_TIMEOUT_S": str(cfg.keepalive_seconds),  # above the ALB idle timeout: no 502s
             "VOXHOST_EMF_ENABLED": "true",
             "VOXHOST_EMF_NAMESPACE": cfg.metric_namespace,
             "VOXHOST_EMF_SERVICE_NAME": cfg.service_name,
@@ -196,7 +212,7 @@ class VoxhostStack(Stack):
         }
         container = td.add_container(
             "voxhost",
-            image=ecs.ContainerImage.from_ecr_repository(repo, cfg.image_tag),
+            image=ecs.ContainerImage.from_ecr_repository(repo, self._image_tag(cfg)),
             cpu=cfg.task_cpu, memory_limit_mib=cfg.task_memory_mib, gpu_count=1,
             environment=env,
             secrets={"VOXHOST_API_KEYS": ecs.Secret.from_secrets_manager(self.api_keys, field="api_keys")},
@@ -218,11 +234,16 @@ class VoxhostStack(Stack):
                                                   read_only=False))
         return td, container
 
+    def _image_tag(self, cfg: StackConfig) -> str:
+        return cfg.image_tag or CfnParameter(
+            self, "ImageTag", type="String", allowed_pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+            description="Image tag in the ECR repository (immutable tags; never 'latest')").value_as_string
+
     def _service(self, cfg: StackConfig) -> ecs.Ec2Service:
         self.task_sg = ec2.SecurityGroup(self, "TaskSg", vpc=self.vpc, description="voxhost tasks")
         self.efs_sg.add_ingress_rule(self.task_sg, ec2.Port.tcp(2049), "NFS (TLS) from voxhost tasks")
         self.task_sg.add_egress_rule(self.efs_sg, ec2.Port.tcp(2049), "NFS (TLS) to EFS")
-        return ecs.Ec2Service(
+        service = ecs.Ec2Service(
             self, "Service", cluster=self.cluster, task_definition=self.task_definition,
             desired_count=cfg.min_tasks, security_groups=[self.task_sg],
             vpc_subnets=ec2.SubnetSelection(subnet_group_name="tasks"),
@@ -234,6 +255,43 @@ class VoxhostStack(Stack):
             placement_strategies=[ecs.PlacementStrategy.spread_across_instances()],
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )
+        # Created after (and deleted before) the cluster's capacity-provider
+        # association: otherwise creation can race it, and deletion can strand
+        # the association while the service still runs (aws-cdk#14732).
+        Aspects.of(self.cluster).add(_ServiceAfterAssociation(service), priority=AspectPriority.DEFAULT)
+        return service
+
+    def _clean_teardown(self) -> None:
+        """On stack deletion, force-delete the group: managed termination protection
+        keeps its instances (and so the capacity provider and the stack) alive
+        otherwise. Runs after the service is gone (it depends on this resource),
+        as AWS's capacity-provider examples do."""
+        asg_arn = self.format_arn(service="autoscaling", resource="autoScalingGroup",
+                                  resource_name=f"*:autoScalingGroupName/{self.asg.auto_scaling_group_name}")
+        self.force_delete = cr.AwsCustomResource(
+            self, "ForceDeleteGpuAsg",
+            on_delete=cr.AwsSdkCall(
+                service="AutoScaling", action="deleteAutoScalingGroup",
+                parameters={"AutoScalingGroupName": self.asg.auto_scaling_group_name, "ForceDelete": True},
+                ignore_error_codes_matching="ValidationError"),  # already gone
+            policy=cr.AwsCustomResourcePolicy.from_statements([iam.PolicyStatement(
+                actions=["autoscaling:DeleteAutoScalingGroup"], resources=[asg_arn])]),
+            install_latest_aws_sdk=False)
+        self.force_delete.node.add_dependency(self.asg)
+        self.service.node.add_dependency(self.force_delete)
+
+    def _outputs(self) -> None:
+        dashboard_url = (f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
+                         f"#dashboards:name={self.dashboard.dashboard_name}")
+        for name, value, what in [
+            ("AlbDnsName", self.alb.load_balancer_dns_name, "point the API's DNS name (CNAME/alias) here"),
+            ("ApiKeysSecretArn", self.api_keys.secret_arn, "API key hashes (field api_keys)"),
+            ("ClusterName", self.cluster.cluster_name, "ECS cluster"),
+            ("ServiceName", self.service.service_name, "ECS service (rolling restart after key changes)"),
+            ("DashboardUrl", dashboard_url, "CloudWatch dashboard"),
+            ("ModelsFileSystemId", self.file_system.file_system_id, "EFS with models and voices"),
+        ]:
+            CfnOutput(self, name, value=value, description=what)
 
     @staticmethod
     def _retention(days: int) -> logs.RetentionDays:
@@ -242,6 +300,19 @@ class VoxhostStack(Stack):
         if days not in allowed:
             raise ValueError(f"log_retention_days must be one of {sorted(allowed)}")
         return getattr(logs.RetentionDays, allowed[days])
+
+
+@jsii.implements(IAspect)
+class _ServiceAfterAssociation:
+    """CDK creates the cluster's capacity-provider association in an aspect at
+    synthesis (mutating priority); this one runs after it and orders the service."""
+
+    def __init__(self, service: ecs.Ec2Service):
+        self.service = service
+
+    def visit(self, node) -> None:
+        if isinstance(node, ecs.CfnClusterCapacityProviderAssociations):
+            self.service.node.add_dependency(node)
 
 
 def gpu_agent_commands(namespace: str) -> list[str]:
