@@ -277,7 +277,6 @@ class VoxhostStack(Stack):
             policy=cr.AwsCustomResourcePolicy.from_statements([iam.PolicyStatement(
                 actions=["autoscaling:DeleteAutoScalingGroup"], resources=[asg_arn])]),
             install_latest_aws_sdk=False)
-        self.force_delete.node.add_dependency(self.asg)
         self.service.node.add_dependency(self.force_delete)
 
     def _outputs(self) -> None:
