@@ -59,6 +59,16 @@ INSTANCE_GPUS = {
     "c7i.xlarge": "cpu",
 }
 
+# vCPUs per instance type: the planner's CPU budget (TTS and live sessions run on
+# the CPU). Every GPU type the stack mixes is an .xlarge: 4 vCPU, 16 GiB.
+INSTANCE_VCPUS = {
+    "g4dn.xlarge": 4,
+    "g4dn.2xlarge": 8,
+    "g5.xlarge": 4,
+    "g6.xlarge": 4,
+    "c7i.xlarge": 4,
+}
+
 # Typical discounts off the on-demand price (assumptions, not quotes: spot
 # floats hourly; g4dn.xlarge spot in us-east-1 has mostly sat 55-65% off;
 # 1-year no-upfront Standard RI is about 37% off).
