@@ -195,16 +195,23 @@ def test_waf_keeps_audio_uploads_out_of_the_8kb_body_rule(template_json):
     assert "Ref" in assoc["ResourceArn"]
 
 
-def test_scaling_alarms_read_the_servers_emf_metric(template_json):
+def test_scaling_reads_backlog_per_desired_task(template_json):
+    """Target tracking on SUM(QueueDepth) / DesiredTaskCount: tasks still starting count."""
+    policies = [r["Properties"] for r in template_json["Resources"].values()
+                if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"]
+    (tracking,) = [p["TargetTrackingScalingPolicyConfiguration"] for p in policies
+                   if p["PolicyType"] == "TargetTrackingScaling"]
+    assert tracking["TargetValue"] == 10
+    assert tracking["ScaleOutCooldown"] >= 300 == StackConfig().task_start_seconds  # a GPU task's start
+    queries = {q["Id"]: q for q in tracking["CustomizedMetricSpecification"]["Metrics"]}
+    queue = queries["queue"]["MetricStat"]
+    assert (queue["Metric"]["Namespace"], queue["Metric"]["MetricName"], queue["Stat"]) == \
+        ("voxhost", "QueueDepth", "Sum")
+    assert queue["Metric"]["Dimensions"] == [{"Name": "ServiceName", "Value": "voxhost"}]
+    assert queries["tasks"]["MetricStat"]["Metric"]["MetricName"] == "DesiredTaskCount"
     alarms = {r["Properties"].get("AlarmDescription", ""): r["Properties"]
               for r in template_json["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    high = next(a for d, a in alarms.items() if d.startswith("Queue depth per task >"))
-    low = next(a for d, a in alarms.items() if d.startswith("Queue depth per task <"))
-    for alarm in (high, low):
-        assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"], alarm["Period"]) == \
-            ("voxhost", "QueueDepth", "Average", 60)
-        assert alarm["Dimensions"] == [{"Name": "ServiceName", "Value": "voxhost"}]
-    assert (high["Threshold"], high["ComparisonOperator"]) == (10, "GreaterThanThreshold")
+    low = next(a for d, a in alarms.items() if d.startswith("Backlog per task <"))
     assert (low["Threshold"], low["ComparisonOperator"], low["EvaluationPeriods"]) == (2, "LessThanThreshold", 10)
     errors = next(a for d, a in alarms.items() if d.startswith("More than 5%"))
     assert errors["Threshold"] == 5
@@ -219,6 +226,8 @@ def test_dashboard_widgets(template_json):
     for expected in ("nvidia_smi_utilization_gpu", "Latency", "p95", "QueueDepth", "ErrorCount", "CostUSD",
                      "cost / requests", "STT target", "TTS target", "2000", "3000"):
         assert expected in body, expected
+    # STT and TTS latency apart, by the server's Route dimension.
+    assert '\\"Route\\",\\"/v1/audio/transcriptions\\"' in body and '\\"Route\\",\\"/v1/audio/speech\\"' in body
 
 
 def test_endpoints_instead_of_nat(tmp_path, synth_stack):

@@ -83,10 +83,14 @@ class StackConfig:
     latency_metric: str = "Latency"
     cost_metric: str = "CostUSD"
     # --- autoscaling ---
-    scale_out_queue_per_task: float = 10.0
-    scale_out_minutes: int = 2  # consecutive 1-minute datapoints above the threshold
+    scale_out_queue_per_task: float = 10.0  # target backlog per (desired) task
+    # A new task serves after a GPU instance starts, pulls the image and loads a
+    # model from EFS: minutes. Scale-out waits this long before adding more.
+    task_start_seconds: int = 300
     scale_in_queue_per_task: float = 2.0
-    scale_in_minutes: int = 10  # quiet minutes before a task goes
+    scale_in_minutes: int = 10  # quiet minutes before tasks go
+    scale_in_percent: int = 50  # of the tasks, at least one, each cooldown while quiet
+    scale_in_cooldown_seconds: int = 300
     error_rate_percent: float = 5.0
     alb_5xx_per_5min: int = 10  # ALB-level and target 5xx counts before an alarm
     stt_latency_target_ms: float = 2000.0
