@@ -9,6 +9,8 @@ from aws_cdk.assertions import Match
 
 from voxhost_stack.config import StackConfig
 
+FAKE_CERT = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+
 
 def _one(template_json: dict, kind: str, where=lambda props: True) -> dict:
     found = [r["Properties"] for r in template_json["Resources"].values()
@@ -230,14 +232,30 @@ def test_dashboard_widgets(template_json):
     assert '\\"Route\\",\\"/v1/audio/transcriptions\\"' in body and '\\"Route\\",\\"/v1/audio/speech\\"' in body
 
 
-def test_endpoints_instead_of_nat(tmp_path, synth_stack):
-    _, variant = synth_stack(tmp_path, nag=False, egress="endpoints")
+def test_endpoints_instead_of_nat_with_models_from_s3(tmp_path, synth_stack):
+    """No internet: every AWS call has an endpoint, and models reach EFS from S3 before the
+    server starts, which then never asks a model hub (cdk-nag runs on this variant too)."""
+    _, variant = synth_stack(tmp_path, nag=True, certificate_arn=FAKE_CERT, egress="endpoints",
+                             models_bucket="studio-models")
     kinds = [r["Type"] for r in variant["Resources"].values()]
     assert "AWS::EC2::NatGateway" not in kinds
     services = json.dumps([r["Properties"]["ServiceName"] for r in variant["Resources"].values()
                            if r["Type"] == "AWS::EC2::VPCEndpoint"])
     for service in ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs-agent", "ecs-telemetry", ".s3"):
         assert service in services, service
+    (td,) = [r["Properties"] for r in variant["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    containers = {c["Name"]: c for c in td["ContainerDefinitions"]}
+    sync, server = containers["models-sync"], containers["voxhost"]
+    assert sync["Essential"] is False and sync["User"] == "10001:10001"
+    assert sync["Command"][:4] == ["s3", "sync", "s3://studio-models/models/", "/mnt/efs/models"]
+    assert "ecr" in json.dumps(sync["Image"])  # this account's ECR: public registries are out of reach
+    assert server["DependsOn"] == [{"ContainerName": "models-sync", "Condition": "SUCCESS"}]
+    env = {e["Name"]: e["Value"] for e in server["Environment"]}
+    assert env["HF_HUB_OFFLINE"] == "1" and env["VOXHOST_STT_DOWNLOAD_ROOT"] == "/mnt/efs/models"
+    task_policy = json.dumps([r["Properties"] for k, r in variant["Resources"].items()
+                              if r["Type"] == "AWS::IAM::Policy" and k.startswith("TaskRole")])
+    assert "s3:GetObject" in task_policy and "studio-models/models/*" in task_policy
+    assert "s3:PutObject" not in task_policy and "s3:*" not in task_policy
 
 
 def test_config_from_context_parses_cli_strings():

@@ -52,6 +52,15 @@ class StackConfig:
     # Where hub models are downloaded and cached: EFS (shared by all tasks, downloaded
     # once). Empty: the image's own path, for an image built with BAKE_MODEL.
     stt_download_root: str = "/mnt/efs/models"
+    # Models without a model hub at run time (egress=endpoints has no internet): an
+    # init container syncs s3://<models_bucket>/models/ onto EFS before the server
+    # starts, and the server reads only its cache (HF_HUB_OFFLINE). Empty: the
+    # first task downloads from the hub through the NAT gateway.
+    models_bucket: str = ""
+    # The AWS CLI image that syncs, mirrored into this account's ECR (docs/deploy.md
+    # step 9): public registries are out of reach without internet.
+    models_sync_repository: str = "aws-cli"
+    models_sync_tag: str = "2.17.0"
     container_port: int = 8000
     drain_seconds: int = DEFAULT_DRAIN_SECONDS
     # The ALB's deregistration delay comes first in a stop (before SIGTERM): REST

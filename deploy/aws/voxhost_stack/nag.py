@@ -56,5 +56,14 @@ def suppress(stack) -> None:
          "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
          "CDK's AwsCustomResource provider (the teardown's force-delete) writes its own logs with the basic "
          "execution role; it holds no other permission.")
+    if stack.config.models_bucket:
+        _ack(stack.node.find_child("TaskRole").node.find_child("DefaultPolicy"),
+             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{stack.config.models_bucket}/models/*]",
+             "The models sync reads every object under the bucket's models/ prefix (model files are many and "
+             "named by the hub); GetObject only, that prefix only.")
+    for endpoint in stack.interface_endpoints:
+        _ack(endpoint.connections.security_groups[0], "AwsSolutions-EC23",
+             "CDK's interface-endpoint security group admits 443 from the VPC's own CIDR (an Fn::GetAtt the rule "
+             "can't resolve), not from the internet.")
     _ack(stack.node.find_child("AlbAccessLogs"), "AwsSolutions-S1",
          "This bucket is the ALB's access-log destination; logging access to it would log the logs.")

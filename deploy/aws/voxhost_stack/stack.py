@@ -18,6 +18,7 @@ from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from constructs import Construct
@@ -86,6 +87,7 @@ class VoxhostStack(Stack):
                                   encryption_key=self.key, removal_policy=RemovalPolicy.DESTROY)
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
                          traffic_type=ec2.FlowLogTrafficType.REJECT)
+        self.interface_endpoints: list[ec2.InterfaceVpcEndpoint] = []
         # Image layers come from S3: through the (free) gateway endpoint rather than
         # the NAT gateway, which bills every GB.
         vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
@@ -102,7 +104,8 @@ class VoxhostStack(Stack):
                 ("EcsTelemetry", ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY),
                 ("CloudWatch", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING),
             ]:
-                vpc.add_interface_endpoint(name, service=service, private_dns_enabled=True)
+                self.interface_endpoints.append(
+                    vpc.add_interface_endpoint(name, service=service, private_dns_enabled=True))
         return vpc
 
     # --- models and voices on EFS ---
@@ -232,7 +235,33 @@ class VoxhostStack(Stack):
         )
         container.add_mount_points(ecs.MountPoint(container_path=EFS_MOUNT, source_volume="models",
                                                   read_only=False))
+        if cfg.models_bucket:
+            self._models_sync(cfg, td, task_role, container)
         return td, container
+
+    def _models_sync(self, cfg: StackConfig, td: ecs.Ec2TaskDefinition, task_role: iam.Role,
+                     server: ecs.ContainerDefinition) -> None:
+        """Init container: s3://<bucket>/models/ -> EFS, then the server starts (offline)."""
+        bucket = s3.Bucket.from_bucket_name(self, "ModelsBucket", cfg.models_bucket)
+        # Read the models/ prefix and nothing else (the sync lists it, then gets each object).
+        task_role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"],
+                                                    resources=[bucket.arn_for_objects("models/*")]))
+        task_role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+                                                    conditions={"StringLike": {"s3:prefix": ["models/*"]}}))
+        repo = ecr.Repository.from_repository_name(self, "ModelsSyncRepo", cfg.models_sync_repository)
+        sync = td.add_container(
+            "models-sync", essential=False,
+            image=ecs.ContainerImage.from_ecr_repository(repo, cfg.models_sync_tag),
+            command=["s3", "sync", f"s3://{cfg.models_bucket}/models/", cfg.stt_download_root or
+                     f"{EFS_MOUNT}/models", "--only-show-errors", "--no-progress"],
+            # No CPU reservation and a small memory one: it runs before the server takes the instance.
+            cpu=0, memory_reservation_mib=256, user=f"{APP_UID}:{APP_UID}",
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="models-sync", log_group=self.log_group,
+                                            mode=ecs.AwsLogDriverMode.NON_BLOCKING))
+        sync.add_mount_points(ecs.MountPoint(container_path=EFS_MOUNT, source_volume="models", read_only=False))
+        server.add_container_dependencies(ecs.ContainerDependency(
+            container=sync, condition=ecs.ContainerDependencyCondition.SUCCESS))
+        server.add_environment("HF_HUB_OFFLINE", "1")  # a missing model fails at once, not on a hub timeout
 
     def _image_tag(self, cfg: StackConfig) -> str:
         return cfg.image_tag or CfnParameter(
