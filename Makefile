@@ -7,7 +7,7 @@ EXTRAS ?= piper
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install install-test system-deps run test bench lint clean deploy-synth deploy deploy-destroy
+.PHONY: install install-test system-deps run test bench lint clean deploy-synth deploy deploy-destroy checkov
 
 $(BIN)/python:
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "voxhost needs Python >= 3.11"'
@@ -29,6 +29,15 @@ system-deps:
 
 install-test: system-deps
 	$(MAKE) install EXTRAS=piper,test,deploy
+	$(MAKE) checkov
+
+# checkov in a venv of its own: its pins (boto3, packaging, networkx) clash with ours.
+CHECKOV_VENV := $(VENV)-checkov
+$(CHECKOV_VENV)/bin/checkov:
+	$(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q checkov==3.3.30
+
+checkov: $(CHECKOV_VENV)/bin/checkov
 
 run: install
 	$(BIN)/voxhost serve

@@ -72,6 +72,11 @@ class StackConfig:
     max_azs: int = 3  # more AZs, more spot pools for the mixed instance types
     certificate_arn: str | None = None  # None: a CloudFormation parameter asks for it
     alb_idle_timeout_seconds: int = 300
+    # ALB access logs write every request line, query string included, and browser
+    # WebSocket clients can only send their key as `?api_key=`: no ALB setting redacts
+    # it. Off by default; the WAF log (query string and Authorization redacted) is the
+    # request log instead. On: keys in those URLs reach S3 for 90 days.
+    alb_access_logs: bool = False
     # Per IP. A studio backend proxying many players is one IP: 2,000 (WAF's common
     # example) throttles it; 20,000 per 5 minutes (~67/s) still stops a flood.
     waf_rate_limit_per_5min: int = 20_000

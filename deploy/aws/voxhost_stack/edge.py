@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnParameter, Duration, RemovalPolicy
+from aws_cdk import ArnFormat, CfnParameter, Duration, RemovalPolicy
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_wafv2 as wafv2
 
@@ -26,11 +27,6 @@ def add_edge(stack, cfg: StackConfig):
     alb_sg.add_egress_rule(stack.task_sg, ec2.Port.tcp(cfg.container_port), "to voxhost tasks")
     stack.task_sg.add_ingress_rule(alb_sg, ec2.Port.tcp(cfg.container_port), "from the ALB only")
 
-    logs_bucket = s3.Bucket(
-        stack, "AlbAccessLogs", encryption=s3.BucketEncryption.S3_MANAGED,  # ALB logs can't use a CMK
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True, versioned=False,
-        lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
-        removal_policy=RemovalPolicy.RETAIN, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED)
     alb = elbv2.ApplicationLoadBalancer(
         stack, "Alb", vpc=stack.vpc, internet_facing=True, security_group=alb_sg,
         vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
@@ -41,7 +37,13 @@ def add_edge(stack, cfg: StackConfig):
         idle_timeout=Duration.seconds(cfg.alb_idle_timeout_seconds),
         drop_invalid_header_fields=True,
     )
-    alb.log_access_logs(logs_bucket, prefix="alb")
+    if cfg.alb_access_logs:
+        logs_bucket = s3.Bucket(
+            stack, "AlbAccessLogs", encryption=s3.BucketEncryption.S3_MANAGED,  # ALB logs can't use a CMK
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True, versioned=False,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
+            removal_policy=RemovalPolicy.RETAIN, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED)
+        alb.log_access_logs(logs_bucket, prefix="alb")
 
     target_group = elbv2.ApplicationTargetGroup(
         stack, "Targets", vpc=stack.vpc, port=cfg.container_port, protocol=elbv2.ApplicationProtocol.HTTP,
@@ -69,7 +71,24 @@ def add_edge(stack, cfg: StackConfig):
     web_acl = _web_acl(stack, cfg)
     wafv2.CfnWebACLAssociation(stack, "WafAlb", resource_arn=alb.load_balancer_arn,
                                web_acl_arn=web_acl.attr_arn)
+    _waf_logging(stack, cfg, web_acl)
     return alb, target_group, web_acl
+
+
+def _waf_logging(stack, cfg: StackConfig, web_acl: wafv2.CfnWebACL) -> None:
+    """The request log: every request WAF sees, with the query string (where a WebSocket
+    client's `?api_key=` travels) and the Authorization header redacted."""
+    name = f"aws-waf-logs-{stack.stack_name}"  # WAF requires the prefix
+    group = logs.LogGroup(stack, "WafLogs", log_group_name=name, encryption_key=stack.key,
+                          retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.RETAIN)
+    field = wafv2.CfnLoggingConfiguration.FieldToMatchProperty
+    stack.waf_logging = wafv2.CfnLoggingConfiguration(
+        stack, "WafLogging", resource_arn=web_acl.attr_arn,
+        # WAF wants the group's ARN without CloudWatch's trailing ":*".
+        log_destination_configs=[stack.format_arn(service="logs", resource="log-group", resource_name=name,
+                                                  arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+        redacted_fields=[field(query_string={}), field(single_header={"Name": "authorization"})])
+    stack.waf_logging.node.add_dependency(group)
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

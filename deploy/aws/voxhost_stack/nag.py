@@ -65,5 +65,11 @@ def suppress(stack) -> None:
         _ack(endpoint.connections.security_groups[0], "AwsSolutions-EC23",
              "CDK's interface-endpoint security group admits 443 from the VPC's own CIDR (an Fn::GetAtt the rule "
              "can't resolve), not from the internet.")
-    _ack(stack.node.find_child("AlbAccessLogs"), "AwsSolutions-S1",
-         "This bucket is the ALB's access-log destination; logging access to it would log the logs.")
+    if stack.config.alb_access_logs:
+        _ack(stack.node.find_child("AlbAccessLogs"), "AwsSolutions-S1",
+             "This bucket is the ALB's access-log destination; logging access to it would log the logs.")
+    else:
+        _ack(stack.alb, "AwsSolutions-ELB2",
+             "ALB access logs would store WebSocket clients' ?api_key= query strings (no ALB setting redacts "
+             "them); the WAF log, with query string and Authorization redacted, is the request log "
+             "(alb_access_logs=true turns them on).")

@@ -23,7 +23,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from voxhost_stack import edge, monitoring, nag
+from voxhost_stack import checkov, edge, monitoring, nag
 from voxhost_stack.config import StackConfig
 
 EFS_MOUNT = "/mnt/efs"
@@ -70,6 +70,7 @@ class VoxhostStack(Stack):
         monitoring.add_monitoring(self, cfg)
         self._outputs()
         nag.suppress(self)
+        checkov.skip(self)
 
     # --- network ---
     def _network(self, cfg: StackConfig) -> ec2.Vpc:
