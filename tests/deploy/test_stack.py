@@ -234,17 +234,21 @@ def test_dashboard_widgets(template_json):
     assert '\\"Route\\",\\"/v1/audio/transcriptions\\"' in body and '\\"Route\\",\\"/v1/audio/speech\\"' in body
 
 
-def test_endpoints_instead_of_nat_with_models_from_s3(tmp_path, synth_stack):
+def test_endpoints_instead_of_nat_with_models_from_s3(tmp_path, synth_stack, template_json):
     """No internet: every AWS call has an endpoint, and models reach EFS from S3 before the
     server starts, which then never asks a model hub (cdk-nag runs on this variant too)."""
     _, variant = synth_stack(tmp_path, nag=True, certificate_arn=FAKE_CERT, egress="endpoints",
-                             models_bucket="studio-models")
+                             models_bucket="studio-models", ecs_exec=True)
     kinds = [r["Type"] for r in variant["Resources"].values()]
     assert "AWS::EC2::NatGateway" not in kinds
     services = json.dumps([r["Properties"]["ServiceName"] for r in variant["Resources"].values()
                            if r["Type"] == "AWS::EC2::VPCEndpoint"])
-    for service in ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs-agent", "ecs-telemetry", ".s3"):
+    for service in ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs-agent", "ecs-telemetry", ".s3",
+                    "ssmmessages"):  # ECS Exec (runbook step 10) works without internet too
         assert service in services, service
+    assert _one(variant, "AWS::ECS::Service")["EnableExecuteCommand"] is True
+    assert "EnableExecuteCommand" not in json.dumps(_one(template_json, "AWS::ECS::Service")) or \
+        _one(template_json, "AWS::ECS::Service")["EnableExecuteCommand"] is False  # off by default
     (td,) = [r["Properties"] for r in variant["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
     containers = {c["Name"]: c for c in td["ContainerDefinitions"]}
     sync, server = containers["models-sync"], containers["voxhost"]
@@ -395,7 +399,7 @@ def test_request_log_redacts_keys(template_json):
 
 
 @pytest.mark.parametrize("variant", [{}, {"egress": "endpoints", "models_bucket": "studio-models",
-                                          "alb_access_logs": True}])
+                                          "alb_access_logs": True, "ecs_exec": True}])
 def test_checkov_clean(tmp_path, synth_stack, template_json, variant):
     """checkov on the synthesised template: no finding but those skipped, each with a reason."""
     import subprocess
@@ -414,3 +418,31 @@ def test_checkov_clean(tmp_path, synth_stack, template_json, variant):
     assert failed == [] and result.returncode == 0
     skipped = report["results"]["skipped_checks"]
     assert skipped and all(len(c["check_result"].get("suppress_comment", "")) > 60 for c in skipped)
+
+
+def test_runbook_synth_runs_app_py_as_the_cdk_cli_does(tmp_path):
+    """Runbook step 7 offline: `make deploy-synth` -> the CDK CLI runs cdk.json's `app` with
+    the context in CDK_CONTEXT_JSON and writes to CDK_OUTDIR. cdk.json's command is the
+    Makefile's venv, so it works from a fresh clone after `make install`."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    cdk = json.loads((root / "deploy/aws/cdk.json").read_text())
+    venv = re.search(r"^VENV \?= (\S+)", (root / "Makefile").read_text(), re.M)[1]
+    assert cdk["app"] == f"../../{venv}/bin/python app.py"
+    context = {**cdk["context"], "certificate_arn": FAKE_CERT, "image_tag": "v1.2.3", "max_tasks": "21"}
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path),
+           "CDK_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(root / "src")}
+    result = subprocess.run([sys.executable, "app.py"], cwd=root / "deploy/aws", env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    template = json.loads((tmp_path / "Voxhost.template.json").read_text())
+    (target,) = [r["Properties"] for r in template["Resources"].values()
+                 if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]
+    assert target["MaxCapacity"] == 21  # the plan's max_tasks reaches the stack
+    (c,) = _one(template, "AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    assert json.dumps(c["Image"]).endswith(':v1.2.3"]]}')

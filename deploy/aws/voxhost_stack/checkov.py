@@ -27,6 +27,10 @@ def skip(stack) -> None:
           ("CKV_AWS_111", "The ECS agent's own actions CDK grants (ecs:Submit*, scoped to this cluster's "
                           "instances) and cloudwatch:PutMetricData, limited to the voxhost/gpu namespace by a "
                           "condition checkov does not read; neither has resource-level permissions."))
+    if stack.config.ecs_exec:
+        _skip(stack.node.find_child("TaskRole").node.find_child("DefaultPolicy").node.default_child,
+              ("CKV_AWS_111", "ECS Exec (ecs_exec, off by default): the ssmmessages channel actions CDK grants "
+                              "have no resource-level permissions; on only while an operator validates."))
     provider = stack.node.find_child(SDK_CALL_PROVIDER).node.default_child
     _skip(provider, *[(check, LAMBDA_REASON) for check in ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117")])
     _skip(stack.alb.connections.security_groups[0].node.default_child,

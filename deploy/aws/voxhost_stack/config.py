@@ -114,6 +114,9 @@ class StackConfig:
     # alerts at 80% actual and 100% forecast. Set it from `voxhost plan`'s total.
     budget_usd_per_month: float = 1000.0
     log_retention_days: int = 30
+    # ECS Exec into tasks (runbook step 10: `voxhost bench` on the real GPU). Off:
+    # a shell into production is opened on purpose, for a validation, then closed.
+    ecs_exec: bool = False
 
     @property
     def stop_timeout_seconds(self) -> int:

@@ -56,6 +56,10 @@ def suppress(stack) -> None:
          "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
          "CDK's AwsCustomResource provider (the teardown's force-delete) writes its own logs with the basic "
          "execution role; it holds no other permission.")
+    if stack.config.ecs_exec:
+        _ack(stack.node.find_child("TaskRole").node.find_child("DefaultPolicy"), "AwsSolutions-IAM5[Resource::*]",
+             "ECS Exec (ecs_exec, off by default): the ssmmessages channel actions CDK grants have no "
+             "resource-level permissions; on only while an operator validates a deployment.")
     if stack.config.models_bucket:
         _ack(stack.node.find_child("TaskRole").node.find_child("DefaultPolicy"),
              f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{stack.config.models_bucket}/models/*]",

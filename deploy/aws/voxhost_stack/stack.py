@@ -104,6 +104,7 @@ class VoxhostStack(Stack):
                 ("EcsAgent", ec2.InterfaceVpcEndpointAwsService.ECS_AGENT),
                 ("EcsTelemetry", ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY),
                 ("CloudWatch", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING),
+                *([("SsmMessages", ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES)] if cfg.ecs_exec else []),
             ]:
                 self.interface_endpoints.append(
                     vpc.add_interface_endpoint(name, service=service, private_dns_enabled=True))
@@ -284,6 +285,7 @@ class VoxhostStack(Stack):
             health_check_grace_period=Duration.seconds(300),  # model load from EFS + warm-up
             placement_strategies=[ecs.PlacementStrategy.spread_across_instances()],
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            enable_execute_command=cfg.ecs_exec,
         )
         # Created after (and deleted before) the cluster's capacity-provider
         # association: otherwise creation can race it, and deletion can strand
