@@ -105,6 +105,7 @@ def test_task_definition(template_json):
     assert env["VOXHOST_DRAIN_TIMEOUT_S"] == "30" and env["VOXHOST_EMF_ENABLED"] == "true"
     assert env["VOXHOST_STT_MODELS"] == "large-v3-turbo"
     assert env["VOXHOST_STT_DOWNLOAD_ROOT"] == "/mnt/efs/models"
+    assert env["VOXHOST_INSTANCE_TYPE"] == "auto"  # mixed types: priced from the GPU the task sees
     assert [s["Name"] for s in c["Secrets"]] == ["VOXHOST_API_KEYS"]
     assert c["LogConfiguration"]["LogDriver"] == "awslogs"
     assert c["MountPoints"] == [{"ContainerPath": "/mnt/efs", "ReadOnly": False, "SourceVolume": "models"}]

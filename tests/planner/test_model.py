@@ -162,6 +162,17 @@ def test_every_stack_instance_type_is_priced():
     assert len({INSTANCE_PRICES_PER_HOUR[t] for t in ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")}) == 3
 
 
+def test_cost_header_prices_the_type_the_task_runs_on():
+    """The stack sets VOXHOST_INSTANCE_TYPE=auto: a task on a g5 must not be priced as a g4dn."""
+    from voxhost.ops.cost import instance_type_for_gpu, resolve_instance_type
+
+    assert [instance_type_for_gpu(n) for n in ("Tesla T4", "NVIDIA A10G", "NVIDIA L4", "NVIDIA H200")] == \
+        ["g4dn.xlarge", "g5.xlarge", "g6.xlarge", None]
+    assert resolve_instance_type("auto", detect=lambda: "NVIDIA A10G") == "g5.xlarge"
+    assert resolve_instance_type("auto", detect=lambda: None) == "g4dn.xlarge"  # no GPU: the design's type
+    assert resolve_instance_type("g6.xlarge", detect=lambda: "Tesla T4") == "g6.xlarge"  # explicit wins
+
+
 def test_self_hosted_cost_and_break_even_by_hand():
     inputs = PlanInputs.model_validate({"one_time_usd": {50: 1000, 500: 1, 5000: 1}})
     t = tier(inputs, 500)  # 3 instances: 1 on demand, then 1 of the other 2 on spot

@@ -211,7 +211,8 @@ class VoxhostStack(Stack):
             "VOXHOST_EMF_ENABLED": "true",
             "VOXHOST_EMF_NAMESPACE": cfg.metric_namespace,
             "VOXHOST_EMF_SERVICE_NAME": cfg.service_name,
-            "VOXHOST_INSTANCE_TYPE": cfg.instance_types[0],
+            # The group mixes types; the server prices the one it runs on from its GPU's name.
+            "VOXHOST_INSTANCE_TYPE": "auto",
             **({"VOXHOST_STT_DOWNLOAD_ROOT": cfg.stt_download_root} if cfg.stt_download_root else {}),
             **cfg.extra_env,
         }

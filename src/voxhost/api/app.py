@@ -19,7 +19,7 @@ from voxhost.cache.phrases import PhraseCache
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.engines.tts.registry import TtsRegistry
 from voxhost.ops.auth import KeyStore, load_keys_file, parse_keys
-from voxhost.ops.cost import ComputeCost
+from voxhost.ops.cost import ComputeCost, resolve_instance_type
 from voxhost.ops.emf import EmfEmitter, task_id
 from voxhost.ops.metrics import Metrics
 from voxhost.ops.settings import Settings, get_settings
@@ -52,7 +52,7 @@ def build_state(settings: Settings) -> AppState:
     if settings.api_keys_file:
         keys += load_keys_file(settings.api_keys_file)
     metrics = Metrics()
-    cost = ComputeCost(settings.instance_type, settings.instance_price_per_hour)
+    cost = ComputeCost(resolve_instance_type(settings.instance_type), settings.instance_price_per_hour)
     try:
         cost.hourly  # fail at start-up, not on the first request
     except KeyError:
