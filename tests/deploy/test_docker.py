@@ -101,3 +101,13 @@ def test_dockerignore_keeps_the_context_small():
              if ln.strip() and not ln.startswith("#")]
     assert lines[0] == "**"  # everything excluded...
     assert {"!Makefile", "!pyproject.toml", "!README.md", "!src/"} <= set(lines)  # ...but what make install needs
+
+
+def test_make_install_stamp_names_every_extra():
+    """`comma` must be defined before STAMP (`:=` expands at once), or the stamp is ".installed-deploy-"."""
+    import subprocess
+
+    out = subprocess.run(["make", "-pn", "-f", str(ROOT / "Makefile"), "EXTRAS=piper,test,deploy", "clean"],
+                         capture_output=True, text=True, cwd=ROOT).stdout
+    stamp = re.search(r"^STAMP := (\S+)$", out, re.M)[1]
+    assert stamp == ".venv/.installed-piper-test-deploy"

@@ -436,8 +436,10 @@ def test_runbook_synth_runs_app_py_as_the_cdk_cli_does(tmp_path):
     venv = re.search(r"^VENV \?= (\S+)", (root / "Makefile").read_text(), re.M)[1]
     assert cdk["app"] == f"../../{venv}/bin/python app.py"
     context = {**cdk["context"], "certificate_arn": FAKE_CERT, "image_tag": "v1.2.3", "max_tasks": "21"}
+    # With an account, the CLI looks the region's AZs up into cdk.context.json; given here.
+    context["availability-zones:account=123456789012:region=us-east-1"] = ["us-east-1a", "us-east-1b", "us-east-1c"]
     env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path),
-           "CDK_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(root / "src")}
+           "CDK_DEFAULT_ACCOUNT": "123456789012", "CDK_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(root / "src")}
     result = subprocess.run([sys.executable, "app.py"], cwd=root / "deploy/aws", env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -447,3 +449,6 @@ def test_runbook_synth_runs_app_py_as_the_cdk_cli_does(tmp_path):
     assert target["MaxCapacity"] == 21  # the plan's max_tasks reaches the stack
     (c,) = _one(template, "AWS::ECS::TaskDefinition")["ContainerDefinitions"]
     assert json.dumps(c["Image"]).endswith(':v1.2.3"]]}')
+    # Three AZs for the GPU group: more spot pools for the mixed types.
+    asg = _one(template, "AWS::AutoScaling::AutoScalingGroup")
+    assert len(asg["VPCZoneIdentifier"]) == 3

@@ -46,10 +46,13 @@ def suppress(stack) -> None:
          "A public API for game clients: HTTPS (and HTTP, redirected) from anywhere is the point; WAF filters "
          "in front of it.")
     force_delete_policy = stack.force_delete.node.find_child("CustomResourcePolicy")
+    # How cdk-nag spells the ARN: concrete region and account when the stack has them
+    # (a real `cdk deploy` does), their pseudo parameters otherwise (CI).
     region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
     asg_id = stack.resolve(stack.get_logical_id(stack.asg.node.default_child))
     _ack(force_delete_policy, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:{region}:"
-         f"<AWS::AccountId>:autoScalingGroup/*:autoScalingGroupName/<{asg_id}>]",
+         f"{account}:autoScalingGroup/*:autoScalingGroupName/<{asg_id}>]",
          "The group's ARN carries a generated id unknown until creation; the name part pins it to this stack's "
          "GPU group, and the only action is DeleteAutoScalingGroup, run at stack deletion.")
     _ack(stack.node.find_child(SDK_CALL_PROVIDER).node.find_child("ServiceRole"),
