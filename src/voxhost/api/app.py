@@ -12,6 +12,7 @@ from starlette.formparsers import MultiPartParser
 
 from voxhost import __version__
 from voxhost.api.errors import install_error_handlers
+from voxhost.api.lifecycle import start_target_drain_watch
 from voxhost.api.middleware import BodySizeLimit, Gatekeeper, RequestAccounting
 from voxhost.api.routers import console, health, metrics, models, realtime, speech, transcriptions
 from voxhost.api.state import AppState
@@ -118,9 +119,12 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             )
             state.metrics.attach_emf(emitter)
             emf_task = asyncio.create_task(emitter.run(settings.emf_interval_s))
+        target_watch = start_target_drain_watch(state)
         yield
         if emf_task is not None:
             emf_task.cancel()
+        if target_watch is not None:
+            target_watch.cancel()
         state.stt_scheduler.shutdown()
         state.tts_scheduler.shutdown()
 

@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     # about to reuse and the client gets a 502 (uvicorn's own default is 5 s).
     keepalive_timeout_s: int = Field(default=5, ge=1)
 
+    # --- deploy (issue 11): drain when the ALB starts deregistering this task ---
+    # ECS sends SIGTERM only after the ALB's deregistration delay, when the ALB
+    # has already closed the live sessions; with this set (the stack sets it),
+    # the server polls the target group for its own target and drains as soon
+    # as it reads `draining` (ops/target_drain.py; needs the `aws` extra).
+    drain_target_group_arn: str = ""  # empty: off
+    drain_poll_interval_s: float = Field(default=5.0, gt=0)
+
     # --- cost and metrics ---
     instance_type: str = "g4dn.xlarge"  # prices in ops/cost.py
     instance_price_per_hour: float | None = None  # overrides the table (spot, savings plans)

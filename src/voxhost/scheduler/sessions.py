@@ -3,7 +3,8 @@
 The realtime router asks `can_admit_session()` before accepting, then holds
 `async with gate.session(key_name):` for the session's life. A refused
 session raises SessionRejected; the router closes with its `close_code`
-(1013, Try Again Later). Drain waits for `active` to reach zero.
+(1013, Try Again Later). Drain waits for `active` to reach zero; sessions
+already open see `wait_draining()` return and close themselves cleanly.
 """
 
 from __future__ import annotations
@@ -21,12 +22,27 @@ class SessionGate:
                  on_change: Callable[[int], None] | None = None):
         self.max_sessions = max_sessions
         self.max_per_key = max_per_key  # 0: no per-key cap
-        self.draining = False
+        self._drain = asyncio.Event()  # live sessions wait on it to close cleanly
         self._per_key: Counter[str] = Counter()
         self.active = 0
         self._on_change = on_change or (lambda n: None)
         self._idle = asyncio.Event()
         self._idle.set()
+
+    @property
+    def draining(self) -> bool:
+        return self._drain.is_set()
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        if value:
+            self._drain.set()
+        else:
+            self._drain.clear()
+
+    async def wait_draining(self) -> None:
+        """Returns once the server starts draining (SIGTERM or target deregistration)."""
+        await self._drain.wait()
 
     def can_admit_session(self, key_name: str | None = None) -> bool:
         return self._refusal(key_name) is None
