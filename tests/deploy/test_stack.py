@@ -48,7 +48,8 @@ def test_every_nag_acknowledgement_has_a_reason(stack):
         "AwsSolutions-AS3", "AwsSolutions-EC23", "AwsSolutions-EC26", "AwsSolutions-ECS2",
         "AwsSolutions-ELB2",  # no ALB access logs: they would keep ?api_key= query strings
         "AwsSolutions-IAM4",  # the teardown's custom-resource Lambda (basic execution role)
-        *["AwsSolutions-IAM5"] * 4, "AwsSolutions-SMG4"]
+        # instance role, execution role, teardown's group ARN, the task role's DescribeTargetHealth
+        *["AwsSolutions-IAM5"] * 5, "AwsSolutions-SMG4"]
     assert all(len(reason) > 60 for reason in acknowledged.values())
     # Acknowledged on the construct concerned, never stack-wide.
     assert all(path != "Voxhost" for path, _ in acknowledged)
@@ -143,9 +144,12 @@ def test_encryption_at_rest(template_json):
 def test_task_role_is_least_privilege(template_json):
     policies = [r["Properties"] for r in template_json["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
     task = [p for p in policies if any("TaskRole" in ref.get("Ref", "") for ref in p["Roles"])]
-    (statement,) = [s for p in task for s in p["PolicyDocument"]["Statement"]]
-    assert sorted(statement["Action"]) == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
-    assert statement["Resource"] != "*"
+    efs, target_health = [s for p in task for s in p["PolicyDocument"]["Statement"]]
+    assert sorted(efs["Action"]) == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+    assert efs["Resource"] != "*"
+    # The drain watcher reads its own target's health; the action has no resource-level permissions.
+    assert target_health == {"Action": "elasticloadbalancing:DescribeTargetHealth", "Effect": "Allow",
+                             "Resource": "*"}
 
 
 def test_alb_https_websockets_and_readiness(template_json, template):
@@ -245,6 +249,7 @@ def test_endpoints_instead_of_nat_with_models_from_s3(tmp_path, synth_stack, tem
     services = json.dumps([r["Properties"]["ServiceName"] for r in variant["Resources"].values()
                            if r["Type"] == "AWS::EC2::VPCEndpoint"])
     for service in ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs-agent", "ecs-telemetry", ".s3",
+                    "elasticloadbalancing",  # the drain watcher's DescribeTargetHealth
                     "ssmmessages"):  # ECS Exec (runbook step 10) works without internet too
         assert service in services, service
     assert _one(variant, "AWS::ECS::Service")["EnableExecuteCommand"] is True
@@ -345,15 +350,29 @@ def test_alarms_on_the_albs_own_5xx(template_json):
 
 
 def test_stop_sequence_fits_the_spot_notice(template_json):
-    """ECS stops a task in sequence: deregistration delay, SIGTERM, drain, SIGKILL at stopTimeout."""
+    """ECS stops a task in sequence: deregistration delay, SIGTERM, drain, SIGKILL at stopTimeout.
+    The server drains early, on its target's `draining` state: within one poll of the
+    deregistration, and done (live sessions closed) before the ALB cuts connections."""
     tg = _one(template_json, "AWS::ElasticLoadBalancingV2::TargetGroup")
     delay = int({a["Key"]: a["Value"] for a in tg["TargetGroupAttributes"]}["deregistration_delay.timeout_seconds"])
     (c,) = _one(template_json, "AWS::ECS::TaskDefinition")["ContainerDefinitions"]
-    drain = float({e["Name"]: e["Value"] for e in c["Environment"]}["VOXHOST_DRAIN_TIMEOUT_S"])
+    env = {e["Name"]: e["Value"] for e in c["Environment"]}
+    drain = float(env["VOXHOST_DRAIN_TIMEOUT_S"])
+    poll = float(env["VOXHOST_DRAIN_POLL_INTERVAL_S"])
     assert drain < c["StopTimeout"]  # the server's drain ends before SIGKILL
+    assert poll + drain + 5 <= delay  # noticed and drained while the ALB still holds the live sessions
     assert delay + c["StopTimeout"] <= 120 - 10  # inside the 2-minute notice, less its delivery
     with pytest.raises(ValueError, match="spot notice"):
         StackConfig(deregistration_delay_seconds=90)
+    with pytest.raises(ValueError, match="live sessions must close"):
+        StackConfig(deregistration_delay_seconds=39)
+
+
+def test_container_watches_its_own_target_group(template_json):
+    (c,) = _one(template_json, "AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in c["Environment"]}
+    assert env["VOXHOST_DRAIN_TARGET_GROUP_ARN"] == {"Ref": _logical_id(template_json, "AWS::ElasticLoadBalancingV2::TargetGroup")}
+    assert env["VOXHOST_DRAIN_POLL_INTERVAL_S"] == "5"
 
 
 def test_outputs_for_the_runbook(template_json):

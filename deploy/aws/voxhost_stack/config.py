@@ -21,6 +21,11 @@ STOP_MARGIN_SECONDS = 5  # SIGKILL comes this long after the server's own drain 
 # 2-minute interruption notice, less the seconds the notice takes to reach ECS.
 SPOT_NOTICE_SECONDS = 120
 SPOT_NOTICE_LAG_SECONDS = 10
+# The server drains on its target's `draining` state (ops/target_drain.py), not on
+# SIGTERM alone: it notices within one poll, then drains while the ALB still holds
+# its connections, so the deregistration delay must cover poll + drain + this
+# margin (the API call's latency, live sessions' close handshakes).
+DRAIN_NOTICE_MARGIN_SECONDS = 5
 KEEPALIVE_MARGIN_SECONDS = 5  # the server's keep-alive outlives the ALB's idle timeout by this
 
 
@@ -66,6 +71,9 @@ class StackConfig:
     # The ALB's deregistration delay comes first in a stop (before SIGTERM): REST
     # requests already sent finish in it; it plus stopTimeout fits the spot notice.
     deregistration_delay_seconds: int = 60
+    # How often the server polls its target's health (VOXHOST_DRAIN_POLL_INTERVAL_S).
+    # Every task calls DescribeTargetHealth this often: 10 tasks at 5 s are 2 calls/s.
+    drain_poll_seconds: int = 5
     extra_env: dict[str, str] = field(default_factory=dict)
     # --- network and edge ---
     egress: Literal["nat", "endpoints"] = "nat"  # NAT gateway, or VPC endpoints only (no internet)
@@ -148,6 +156,16 @@ class StackConfig:
                 SPOT_NOTICE_SECONDS - SPOT_NOTICE_LAG_SECONDS:
             raise ValueError(f"deregistration_delay_seconds + stopTimeout must fit the {SPOT_NOTICE_SECONDS}s spot "
                              f"notice less {SPOT_NOTICE_LAG_SECONDS}s")
+
+        if self.deregistration_delay_seconds < self.drain_notice_seconds:
+            raise ValueError(f"deregistration_delay_seconds must cover drain_poll_seconds + drain_seconds + "
+                             f"{DRAIN_NOTICE_MARGIN_SECONDS}s ({self.drain_notice_seconds}s): live sessions must "
+                             "close before the ALB cuts them")
+
+    @property
+    def drain_notice_seconds(self) -> int:
+        """Deregistration to drained, at worst: one poll, the drain, the margin."""
+        return self.drain_poll_seconds + self.drain_seconds + DRAIN_NOTICE_MARGIN_SECONDS
 
     @classmethod
     def from_context(cls, node) -> "StackConfig":

@@ -59,10 +59,11 @@ def suppress(stack) -> None:
          "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
          "CDK's AwsCustomResource provider (the teardown's force-delete) writes its own logs with the basic "
          "execution role; it holds no other permission.")
-    if stack.config.ecs_exec:
-        _ack(stack.node.find_child("TaskRole").node.find_child("DefaultPolicy"), "AwsSolutions-IAM5[Resource::*]",
-             "ECS Exec (ecs_exec, off by default): the ssmmessages channel actions CDK grants have no "
-             "resource-level permissions; on only while an operator validates a deployment.")
+    _ack(stack.node.find_child("TaskRole").node.find_child("DefaultPolicy"), "AwsSolutions-IAM5[Resource::*]",
+         "elasticloadbalancing:DescribeTargetHealth (the server drains when its own target starts draining) "
+         "has no resource-level permissions and is read-only"
+         + ("; ECS Exec (ecs_exec, off by default): the ssmmessages channel actions CDK grants have none "
+            "either, on only while an operator validates a deployment." if stack.config.ecs_exec else "."))
     if stack.config.models_bucket:
         _ack(stack.node.find_child("TaskRole").node.find_child("DefaultPolicy"),
              f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{stack.config.models_bucket}/models/*]",

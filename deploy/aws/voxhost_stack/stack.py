@@ -67,6 +67,7 @@ class VoxhostStack(Stack):
         self.service = self._service(cfg)
         self._clean_teardown()
         self.alb, self.target_group, self.web_acl = edge.add_edge(self, cfg)
+        self._drain_on_deregistration(cfg)
         monitoring.add_monitoring(self, cfg)
         self._outputs()
         nag.suppress(self)
@@ -104,6 +105,8 @@ class VoxhostStack(Stack):
                 ("EcsAgent", ec2.InterfaceVpcEndpointAwsService.ECS_AGENT),
                 ("EcsTelemetry", ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY),
                 ("CloudWatch", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING),
+                # The server's own DescribeTargetHealth (drain on deregistration).
+                ("ElasticLoadBalancing", ec2.InterfaceVpcEndpointAwsService.ELASTIC_LOAD_BALANCING),
                 *([("SsmMessages", ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES)] if cfg.ecs_exec else []),
             ]:
                 self.interface_endpoints.append(
@@ -192,7 +195,7 @@ class VoxhostStack(Stack):
     # --- the task: one GPU, the design's 4 vCPU / 15 GiB, models on EFS ---
     def _task(self, cfg: StackConfig):
         task_role = iam.Role(self, "TaskRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-                             description="voxhost server: mounts its EFS access point, nothing else")
+                             description="voxhost server: mounts its EFS access point, reads its own target's health")
         td = ecs.Ec2TaskDefinition(self, "Task", network_mode=ecs.NetworkMode.AWS_VPC, task_role=task_role)
         td.add_volume(name="models", efs_volume_configuration=ecs.EfsVolumeConfiguration(
             file_system_id=self.file_system.file_system_id,
@@ -241,6 +244,16 @@ class VoxhostStack(Stack):
         if cfg.models_bucket:
             self._models_sync(cfg, td, task_role, container)
         return td, container
+
+    def _drain_on_deregistration(self, cfg: StackConfig) -> None:
+        """ECS sends SIGTERM only after the deregistration delay, when the ALB has
+        already closed live sessions: the server watches its own target instead and
+        drains on `draining` (ops/target_drain.py). DescribeTargetHealth has no
+        resource-level permissions, so its Resource is "*"; it is read-only."""
+        self.container.add_environment("VOXHOST_DRAIN_TARGET_GROUP_ARN", self.target_group.target_group_arn)
+        self.container.add_environment("VOXHOST_DRAIN_POLL_INTERVAL_S", str(cfg.drain_poll_seconds))
+        self.task_definition.task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["elasticloadbalancing:DescribeTargetHealth"], resources=["*"]))
 
     def _models_sync(self, cfg: StackConfig, td: ecs.Ec2TaskDefinition, task_role: iam.Role,
                      server: ecs.ContainerDefinition) -> None:
