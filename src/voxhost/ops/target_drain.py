@@ -63,6 +63,7 @@ class TargetDrainWatcher:
         self.ip: str | None = None
         self.state: str | None = None  # the target's last state read
         self.triggered = False
+        self.failures = 0  # consecutive failed polls
 
     def _target_state(self) -> str:
         if self.client is None:
@@ -80,9 +81,16 @@ class TargetDrainWatcher:
         try:
             state = await asyncio.to_thread(self._target_state)
         except Exception as exc:  # throttling, credentials, network: try again next time
-            log.warning("target health unavailable (%s: %s); retrying in %.0fs",
-                        type(exc).__name__, exc, self.interval_s)
+            # One warning per outage, not one every poll (a missing permission would
+            # otherwise fill the log); the rest at debug.
+            level = logging.DEBUG if self.failures else logging.WARNING
+            self.failures += 1
+            log.log(level, "target health unavailable (%s: %s); retrying every %.0fs",
+                    type(exc).__name__, exc, self.interval_s)
             return None
+        if self.failures:
+            log.info("target health readable again after %d failed polls", self.failures)
+            self.failures = 0
         if state != self.state:
             log.info("target state %s -> %s", self.state, state)
         self.state = state
