@@ -84,3 +84,14 @@ def test_deregistered_target_without_draining_state_never_drains():
         for _ in range(3):
             asyncio.run(watcher.poll_once())
     assert drains == [] and watcher.state == "unhealthy"
+
+
+def test_without_boto3_the_watcher_says_so_once_and_stops(monkeypatch, caplog):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 -> ImportError
+    watcher = TargetDrainWatcher(ARN, 8000, lambda: None, interval_s=0.01, metadata_uri="http://unused")
+    with caplog.at_level(logging.ERROR, "voxhost.target_drain"):
+        asyncio.run(asyncio.wait_for(watcher.run(), 5))
+    assert not watcher.triggered
+    assert [r.levelno for r in caplog.records] == [logging.ERROR] and "voxhost[aws]" in caplog.text

@@ -105,6 +105,13 @@ class TargetDrainWatcher:
         if not self.metadata_uri:
             log.warning("%s is not set (not on ECS?): not watching the target group", METADATA_ENV)
             return
+        if self.client is None:
+            try:
+                import boto3  # noqa: F401
+            except ImportError:
+                log.error("VOXHOST_DRAIN_TARGET_GROUP_ARN is set but boto3 is not installed (pip install "
+                          "'voxhost[aws]'): not watching the target group; only SIGTERM will drain")
+                return
         while not self.triggered:
             await self.poll_once()
             if not self.triggered:
