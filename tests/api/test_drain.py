@@ -161,34 +161,53 @@ def fake_aws(monkeypatch):
     fake.close()
 
 
-def test_target_draining_closes_a_live_session_cleanly_before_sigterm(sibling, fake_aws, eval_audio):
-    """The ALB starts deregistering this task: the server notices through the
-    target group, and a player mid-turn gets that turn's transcript, then the
-    drain's error event and close frame, while the ALB still holds the socket."""
+def test_ecs_stop_sequence_live_session_closes_cleanly_before_sigterm(fake_aws, eval_audio):
+    """ECS's stop as it runs, against `voxhost serve`: the ALB starts deregistering
+    the target (the fake ELB says `draining`); the server notices through the target
+    group, and a player mid-turn gets that turn's transcript, then the drain's error
+    event and close frame, while the ALB would still hold the socket. SIGTERM,
+    which comes after the deregistration delay, then finds it drained: exit 0 at once."""
     from voxhost.evaluation.wer import wer
     from voxhost.realtime.client import load_pcm, session_update
 
-    arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/voxhost/0123456789abcdef"
-    live = sibling(drain_target_group_arn=arn, drain_poll_interval_s=0.2, drain_timeout_s=60)
-    url = live.base_url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
-    pcm = load_pcm(eval_audio / "lj_LJ001-0002.wav", 24_000, lead_silence=0.2, tail_silence=0.3)
-    events = []
-    with ws_client.connect(url) as ws:
-        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
-        ws.send(json.dumps(session_update(turn_detection=None)))
-        assert json.loads(ws.recv(timeout=10))["type"] == "session.updated"
-        # A turn in progress: audio appended, not committed (push-to-talk held).
-        ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}))
-        _wait(lambda: len(fake_aws.polls) >= 2, 30, "the watcher polling the target group")
-        fake_aws.state = "draining"
-        with pytest.raises(ConnectionClosed) as closed:
-            while True:
-                events.append(json.loads(ws.recv(timeout=120)))
-    types = [e["type"] for e in events]
-    assert types == ["input_audio_buffer.committed", "conversation.item.input_audio_transcription.completed",
-                     "error"], types
-    assert wer(["in being comparatively modern."], [events[1]["transcript"]]) == 0.0, events[1]
-    assert events[2]["error"]["code"] == "not_ready"
-    assert closed.value.rcvd.code == 1013 and "draining" in closed.value.rcvd.reason
-    assert httpx.get(live.base_url + "/ready").status_code == 503
-    assert f"Targets.member.1.Id={FakeAws.IP}" in fake_aws.polls[0]
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "VOXHOST_LOG_LEVEL": "warning", "VOXHOST_DRAIN_TIMEOUT_S": "60",
+           "VOXHOST_DRAIN_TARGET_GROUP_ARN":
+               "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/voxhost/0123456789abcdef",
+           "VOXHOST_DRAIN_POLL_INTERVAL_S": "0.2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port), "--stt-model", "whisper-tiny.en"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait(lambda: httpx.get(base + "/ready", timeout=2).status_code == 200, 180, "ready")
+        pcm = load_pcm(eval_audio / "lj_LJ001-0002.wav", 24_000, lead_silence=0.2, tail_silence=0.3)
+        events = []
+        with ws_client.connect(f"ws://127.0.0.1:{port}/v1/realtime?intent=transcription") as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+            ws.send(json.dumps(session_update(turn_detection=None)))
+            assert json.loads(ws.recv(timeout=10))["type"] == "session.updated"
+            # A turn in progress: audio appended, not committed (push-to-talk held).
+            ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}))
+            _wait(lambda: len(fake_aws.polls) >= 2, 30, "the server polling its target group")
+            fake_aws.state = "draining"
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    events.append(json.loads(ws.recv(timeout=120)))
+        types = [e["type"] for e in events]
+        assert types == ["input_audio_buffer.committed", "conversation.item.input_audio_transcription.completed",
+                         "error"], types
+        assert wer(["in being comparatively modern."], [events[1]["transcript"]]) == 0.0, events[1]
+        assert events[2]["error"]["code"] == "not_ready"
+        assert closed.value.rcvd.code == 1013 and "draining" in closed.value.rcvd.reason
+        assert httpx.get(base + "/ready").status_code == 503
+        assert f"Targets.member.1.Id={FakeAws.IP}" in fake_aws.polls[0]  # its own target, from the metadata
+        assert proc.poll() is None  # drained, still up: ECS decides when it stops
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert b"Traceback" not in proc.stdout.read()
