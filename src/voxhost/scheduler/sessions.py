@@ -17,6 +17,10 @@ from typing import AsyncIterator, Callable
 from voxhost.errors import SessionRejected
 
 
+# What a live session hears when the server drains: refused at the door, or closed after its last turn.
+DRAINING_MESSAGE = "The server is draining for shutdown; reconnect to another instance."
+
+
 class SessionGate:
     def __init__(self, *, max_sessions: int, max_per_key: int = 0,
                  on_change: Callable[[int], None] | None = None):
@@ -49,7 +53,7 @@ class SessionGate:
 
     def _refusal(self, key_name: str | None) -> str | None:
         if self.draining:
-            return "The server is draining for shutdown; reconnect to another instance."
+            return DRAINING_MESSAGE
         if self.active >= self.max_sessions:
             return f"All {self.max_sessions} live session slots are busy; retry shortly."
         if key_name and self.max_per_key and self._per_key[key_name] >= self.max_per_key:

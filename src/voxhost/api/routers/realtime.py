@@ -31,6 +31,7 @@ from voxhost.errors import InvalidRequest, NotReady, Overloaded, SessionRejected
 from voxhost.realtime import events as ev
 from voxhost.realtime.config import SessionConfig, SessionLimits
 from voxhost.realtime.session import SchedulerDecoder, TranscriptionSession, new_id
+from voxhost.scheduler.sessions import DRAINING_MESSAGE
 
 log = logging.getLogger("voxhost.realtime")
 router = APIRouter(tags=["live speech-to-text"])
@@ -38,8 +39,6 @@ router = APIRouter(tags=["live speech-to-text"])
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008  # refused: bad key, wrong intent
 CLOSE_TRY_AGAIN = 1013  # refused: at capacity or not ready; retry later
-# Same words as a session refused while draining (scheduler/sessions.py).
-DRAINING_MESSAGE = "The server is draining for shutdown; reconnect to another instance."
 SEND_TIMEOUT_S = 15.0  # a client that stops reading is dropped, not buffered for
 
 
