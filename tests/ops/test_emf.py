@@ -56,7 +56,7 @@ def test_emf_line_is_valid_and_carries_autoscaling_dimensions():
     emitter.record(RequestContext(), 429, 0.001)
     emitter.record(RequestContext(), 500, 0.001)
     emitter.emit()
-    doc = json.loads(out.getvalue().strip())
+    doc = json.loads(out.getvalue().strip().splitlines()[0])
     validate_emf(doc)
     directive = doc["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "voxhost"
@@ -94,3 +94,21 @@ def test_task_id_from_ecs_metadata_else_hostname():
     import socket
 
     assert task_id({}) == socket.gethostname()
+
+
+def test_latency_per_route_and_websockets_left_out():
+    """STT and TTS have their own targets (2 s, 3 s): one Latency series per route;
+    a WebSocket (101) lasts a session, not a request, and is no latency at all."""
+    out = io.StringIO()
+    emitter = EmfEmitter(namespace="voxhost", service_name="voxhost", task="t", gauges=dict, out=out)
+    emitter.record(RequestContext(route="/v1/audio/transcriptions"), 200, 1.5)
+    emitter.record(RequestContext(route="/v1/audio/speech"), 200, 0.25)
+    emitter.record(RequestContext(route="/v1/realtime"), 101, 600.0)
+    emitter.emit()
+    main, *routes = [json.loads(line) for line in out.getvalue().strip().splitlines()]
+    for doc in (main, *routes):
+        validate_emf(doc)
+    assert sorted(main["Latency"]) == [250.0, 1500.0]  # no 600 s session
+    assert {r["Route"]: r["Latency"] for r in routes} == {"/v1/audio/speech": [250.0],
+                                                         "/v1/audio/transcriptions": [1500.0]}
+    assert all(r["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ServiceName", "Route"]] for r in routes)

@@ -17,13 +17,20 @@ def test_plan_writes_report_and_plot(tmp_path, repo_root):
     result = runner.invoke(app, ["plan", "-i", str(repo_root / "deploy/plan.example.yaml"), "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     report = (tmp_path / "plan.md").read_text()
-    for expected in ("$1,087.50", "$10,875.00", "$108,750.00",  # cloud API column, to the cent
-                     "| **GPUs needed at the peak** | **2** | **13** | **125** |",
+    for expected in ("| **Total** | **$1,103** | **$11,030** | **$110,300** |",  # the document's cloud column
+                     "| Total, design document | $1,103 | $11,030 | $110,300 |",
+                     "| **GPU instances at the peak** | **1** | **3** | **21** |",
                      "Load grows 100x from 50 to 5,000 players, but the claimed GPUs grow 10x",
-                     "STT minutes per player per month | 1,500", "published: XTTS-v2", "![monthly cost"):
+                     "STT minutes per player per month (given) | 3,600", "TTS model: hibari on cpu",
+                     "max_tasks=10: deploy with -c max_tasks=21", "![monthly cost"):
         assert expected in report, expected
     png = (tmp_path / "plan.png").read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 20_000
+    # The terminal summary: transposed, nothing cut at 80 columns, the max_tasks warning.
+    lines = result.output.splitlines()
+    assert "…" not in result.output and "$110,300" in result.output
+    assert any(line.startswith("│ cloud API /mo") for line in lines)
+    assert "warning: 5,000 players need 21 tasks" in result.output
 
 
 def test_plan_rejects_bad_input(tmp_path):
@@ -53,7 +60,7 @@ def test_bench_output_is_planner_input(tmp_path):
     inputs = load_inputs([plan_file, out])
     assert inputs.throughput_for("stt", "whisper-tiny.en").rtf == rows["stt"]["rtf"]
     cap = capacity(inputs, 50)
-    expected_tts = 50 * 850_000 / 15 / (730 * 3600) * 3 * rows["tts"]["rtf"]
+    expected_tts = 50 * 30_667 / 15 / (730 * 3600) * 3 * rows["tts"]["rtf"]
     assert abs(cap.tts_gpu_load_peak - expected_tts) < 1e-9 and cap.gpus_peak >= 1
 
 

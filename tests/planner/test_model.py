@@ -6,7 +6,9 @@ import pytest
 
 from voxhost.ops.cost import CLOUD_PRICES, INSTANCE_PRICES_PER_HOUR, blended_hourly
 from voxhost.planner.inputs import PlanInputs, Throughput, load_inputs
-from voxhost.planner.model import SECONDS_PER_MONTH, capacity, check_claims, cloud_cost, plan, tier
+from voxhost.planner.model import capacity, check_claims, cloud_cost, plan, tier
+
+SECONDS_PER_MONTH = 730 * 3600.0
 
 EXAMPLE = "deploy/plan.example.yaml"
 
@@ -16,13 +18,16 @@ def test_example_file_is_the_defaults(repo_root):
 
 
 def test_cloud_api_column_reproduced_exactly():
-    # 1,500 min x $0.006 = $9.00 and 850k chars x $15/1M = $12.75 per player.
-    got = {t.players: (t.cloud_stt, t.cloud_tts, t.cloud) for t in plan(PlanInputs())}
+    """The design document's own inputs: 3,600 min ($1,080 / 50 / $0.006) and
+    30,667 characters ($23 / 50 / $15 per 1M) per player per month, given."""
+    got = {t.players: (round(t.cloud_stt), round(t.cloud_tts), round(t.cloud)) for t in plan(PlanInputs())}
     assert got == {
-        50: (450.0, 637.5, 1087.5),
-        500: (4500.0, 6375.0, 10875.0),
-        5000: (45000.0, 63750.0, 108750.0),
+        50: (1_080, 23, 1_103),
+        500: (10_800, 230, 11_030),
+        5000: (108_000, 2_300, 110_300),
     }
+    d = PlanInputs().design
+    assert got == {n: (d.cloud_stt[n], d.cloud_tts[n], d.cloud_stt[n] + d.cloud_tts[n]) for n in got}
 
 
 def test_cloud_prices_come_from_the_cost_model():
@@ -30,7 +35,7 @@ def test_cloud_prices_come_from_the_cost_model():
     assert inputs.cloud.stt_per_minute == CLOUD_PRICES["whisper-1_per_minute"]
     assert inputs.fleet.hourly == INSTANCE_PRICES_PER_HOUR["g4dn.xlarge"]
     hd = inputs.model_copy(update={"cloud": inputs.cloud.model_copy(update={"tts_model": "tts-1-hd"})})
-    assert cloud_cost(hd, 50) == (450.0, 1275.0)
+    assert cloud_cost(hd, 50) == pytest.approx((1080.0, 46.0005))
 
 
 def _hand_inputs(utilisation: float) -> PlanInputs:
@@ -64,11 +69,72 @@ def test_capacity_scales_with_load_not_with_the_design_claims():
     inputs = PlanInputs()
     small, large = capacity(inputs, 50), capacity(inputs, 5000)
     assert large.gpu_load_peak == pytest.approx(100 * small.gpu_load_peak)
-    # Published T4 figures: turbo RTF 0.064/2.7, XTTS-v2 RTF 0.25 (4 streams).
-    assert small.stt_gpu_load_peak == pytest.approx(50 * 1500 * 60 * 0.5 / SECONDS_PER_MONTH * 3 * (0.064 / 2.7),
+    # Published T4 figure: turbo RTF 0.064/2.7. TTS (hibari) runs on the CPU: no GPU load.
+    assert small.stt_gpu_load_peak == pytest.approx(50 * 3600 * 60 * 0.5 / SECONDS_PER_MONTH * 3 * (0.064 / 2.7),
                                                     rel=1e-3)
-    assert small.tts_gpu_load_peak == pytest.approx(50 * 850_000 / 15 / SECONDS_PER_MONTH * 3 / 4)
-    assert (small.gpus_peak, large.gpus_peak) == (2, 125)
+    assert small.tts_gpu_load_peak == 0
+    assert small.vcpu_peak == pytest.approx(50 * 30_667 / 15 / SECONDS_PER_MONTH * 3 * 0.006)
+    assert [capacity(inputs, n).gpus_peak for n in (50, 500, 5000)] == [1, 3, 21]
+    # XTTS-v2 (what the document names) still prices on a T4 when asked for.
+    xtts = PlanInputs(tts_model="xtts-v2")
+    assert capacity(xtts, 50).tts_gpu_load_peak == pytest.approx(50 * 30_667 / 15 / SECONDS_PER_MONTH * 3 / 4)
+
+
+def test_cpu_budget_is_never_hidden_by_the_gpu_count():
+    """TTS and live sessions run on the CPU: 4 vCPU per instance bind before the T4 does."""
+    inputs = PlanInputs.model_validate({"usage": {"live_share": 0.5}})
+    cap = capacity(inputs, 5000)
+    audio_rate = 5000 * 3600 * 60 / SECONDS_PER_MONTH
+    expected_vcpu = 3 * (audio_rate * 0.5 * 0.3 + 5000 * 30_667 / 15 / SECONDS_PER_MONTH * 0.006)
+    assert cap.vcpu_peak == pytest.approx(expected_vcpu)
+    assert cap.cpu_bound == -(-round(expected_vcpu / 4 / 0.7, 9) // 1) > cap.gpu_bound == 21
+    assert cap.gpus_peak == cap.cpu_bound and cap.limited_by == "CPU"
+
+
+def test_hours_per_month_both_shown():
+    """AWS bills 730 h; the document prices 720 h. The rate of audio per second, and the
+    hours paid, both follow the month's length."""
+    at_720 = PlanInputs(hours_per_month=720)
+    t730, t720 = tier(PlanInputs(), 50), tier(at_720, 50)
+    assert t730.self_hosted.lines["GPU instances"] == pytest.approx(730 * 0.526)
+    assert t720.self_hosted.lines["GPU instances"] == pytest.approx(720 * 0.526)
+    assert capacity(at_720, 5000).gpus_peak == 22  # same minutes in fewer hours
+    from voxhost.planner.report import render_report
+
+    assert "Total, on demand, 720 h month" in render_report(PlanInputs())
+
+
+def test_spot_share_is_what_the_stack_runs():
+    """One instance on demand, then half of the rest: the stack's instances distribution."""
+    import sys
+    from pathlib import Path
+
+    fleet = PlanInputs().fleet
+    assert [fleet.spot_share(n) for n in (1, 2, 3, 21)] == [0.0, 0.25, pytest.approx(1 / 3), pytest.approx(10 / 21)]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "aws"))
+    from voxhost_stack.config import StackConfig
+
+    stack = StackConfig()
+    assert (fleet.on_demand_base, fleet.on_demand_percent_above_base) == \
+        (stack.on_demand_base, stack.on_demand_percent_above_base)
+    assert PlanInputs().stack_max_tasks == stack.max_tasks
+
+
+def test_summary_fits_80_columns():
+    from rich.console import Console
+    from rich.table import Table
+
+    from voxhost.planner.report import summary_rows
+
+    tiers = plan(PlanInputs())
+    table = Table("", *[f"{t.players:,} players" for t in tiers])
+    for row in summary_rows(tiers):
+        table.add_row(*row)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(table)
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert "$110,300" in text and "21 (GPU)" in text
 
 
 def test_measured_throughput_wins_over_published():
@@ -85,15 +151,38 @@ def test_unknown_gpu_is_a_clear_error():
         capacity(inputs, 50)
 
 
+def test_every_stack_instance_type_is_priced():
+    """The stack mixes g4dn, g5 and g6: each has its own price and vCPUs, and the cost header prices each."""
+    from voxhost.ops.cost import INSTANCE_VCPUS, ComputeCost
+
+    for instance in ("g4dn.xlarge", "g5.xlarge", "g6.xlarge"):
+        fleet = PlanInputs.model_validate({"fleet": {"instance_type": instance}}).fleet
+        assert fleet.hourly == INSTANCE_PRICES_PER_HOUR[instance] == ComputeCost(instance).hourly
+        assert fleet.vcpus == INSTANCE_VCPUS[instance] == 4
+    assert len({INSTANCE_PRICES_PER_HOUR[t] for t in ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")}) == 3
+
+
+def test_cost_header_prices_the_type_the_task_runs_on():
+    """The stack sets VOXHOST_INSTANCE_TYPE=auto: a task on a g5 must not be priced as a g4dn."""
+    from voxhost.ops.cost import instance_type_for_gpu, resolve_instance_type
+
+    assert [instance_type_for_gpu(n) for n in ("Tesla T4", "NVIDIA A10G", "NVIDIA L4", "NVIDIA H200")] == \
+        ["g4dn.xlarge", "g5.xlarge", "g6.xlarge", None]
+    assert resolve_instance_type("auto", detect=lambda: "NVIDIA A10G") == "g5.xlarge"
+    assert resolve_instance_type("auto", detect=lambda: None) == "g4dn.xlarge"  # no GPU: the design's type
+    assert resolve_instance_type("g6.xlarge", detect=lambda: "Tesla T4") == "g6.xlarge"  # explicit wins
+
+
 def test_self_hosted_cost_and_break_even_by_hand():
     inputs = PlanInputs.model_validate({"one_time_usd": {50: 1000, 500: 1, 5000: 1}})
+    t = tier(inputs, 500)  # 3 instances: 1 on demand, then 1 of the other 2 on spot
+    assert t.self_hosted.lines["GPU instances"] == pytest.approx(3 * 730 * 0.526)
+    assert t.self_hosted.spot_mix == pytest.approx(t.self_hosted.on_demand - 3 * 730 * 0.526 * (1 / 3) * 0.6)
     t = tier(inputs, 50)
-    assert t.self_hosted.lines["GPU instances"] == pytest.approx(2 * 730 * 0.526)
-    assert t.self_hosted.spot_mix == pytest.approx(t.self_hosted.on_demand - 2 * 730 * 0.526 * 0.5 * 0.6)
-    saved = 1087.5 - t.self_hosted.on_demand
+    saved = t.cloud - t.self_hosted.on_demand
     assert t.break_even_months(t.self_hosted.on_demand) == pytest.approx(1000 / saved)
     assert t.tco_self(t.self_hosted.on_demand) == pytest.approx(1000 + 36 * t.self_hosted.on_demand)
-    tiny = tier(PlanInputs(), 5)  # 5 players: a whole GPU costs more than the cloud bill
+    tiny = tier(PlanInputs(one_time_usd=1000), 5)  # 5 players: a whole GPU costs more than the cloud bill
     assert tiny.break_even_months(tiny.self_hosted.on_demand) is None
 
 
@@ -107,10 +196,15 @@ def test_blended_hourly():
 def test_design_claims_checked():
     checks = {c.players: c for c in check_claims(PlanInputs())}
     assert {n: c.claimed_gpus for n, c in checks.items()} == {50: 1, 500: 3, 5000: 10}
-    assert {n: c.needed_gpus for n, c in checks.items()} == {50: 2, 500: 13, 5000: 125}
+    # It holds at 50 and 500 players and fails at 5,000.
+    assert {n: c.needed_gpus for n, c in checks.items()} == {50: 1, 500: 3, 5000: 21}
     # Its own tables' 57-96% savings follow from pricing its claimed GPUs.
-    assert round(checks[50].claimed_savings_pct) == 57 and round(checks[5000].claimed_savings_pct) == 96
-    # Break-even months x monthly savings: about $1.5k, $10.6k and $42k.
-    assert checks[50].implied_one_time == pytest.approx(1.5e3, rel=0.07)
-    assert checks[500].implied_one_time == pytest.approx(10.6e3, rel=0.02)
-    assert checks[5000].implied_one_time == pytest.approx(42e3, rel=0.02)
+    assert round(checks[500].claimed_savings_pct) == 88 and round(checks[5000].claimed_savings_pct) == 96
+    # Break-even months x its own savings ($632, $9,663, $105,751): the one-time costs it implies...
+    assert {n: round(c.implied_one_time, 1) for n, c in checks.items()} == \
+        {50: 1453.6, 500: 10629.3, 5000: 42300.4}
+    # ...which give its break-even months back, exactly.
+    assert {n: c.break_even_from_implied for n, c in checks.items()} == \
+        {50: pytest.approx(2.3), 500: pytest.approx(1.1), 5000: pytest.approx(0.4)}
+    # The default one-time cost is that implied one.
+    assert PlanInputs().one_time(500) == pytest.approx(10629.3)

@@ -155,6 +155,28 @@ def test_close_cancels_pending_decodes():
     assert not [e for e in sent if isinstance(e, ev.TranscriptCompleted)]
 
 
+def test_finish_commits_the_open_turn_and_waits_for_every_final():
+    """Drain: the turn in progress is committed and every final is sent before
+    the session closes; a turn under the minimum commit is not a turn."""
+    async def run(tail_seconds):
+        decoder = FakeDecoder(delays=[0.3, 0.1])
+        session, sent = _session(decoder)
+        await session.append(_pcm(0.5))
+        await session.commit()  # still decoding when the drain starts
+        await session.append(_pcm(tail_seconds))  # push-to-talk still held
+        await session.finish()
+        await session.close()
+        return sent
+
+    sent = asyncio.run(run(0.5))
+    committed = [e.item_id for e in sent if isinstance(e, ev.Committed)]
+    assert len(committed) == 2
+    assert [e.item_id for e in sent if isinstance(e, ev.TranscriptCompleted)] == committed
+    sent = asyncio.run(run(0.05))  # 50 ms: under the minimum, nothing to transcribe
+    assert len([e for e in sent if isinstance(e, ev.Committed)]) == 1
+    assert len([e for e in sent if isinstance(e, ev.TranscriptCompleted)]) == 1
+
+
 def test_too_many_waiting_turns_fail_fast():
     async def run():
         decoder = FakeDecoder(delays=[0.2])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnParameter, Duration, RemovalPolicy
+from aws_cdk import ArnFormat, CfnParameter, Duration, RemovalPolicy
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_wafv2 as wafv2
 
@@ -14,6 +15,7 @@ from voxhost_stack.config import StackConfig
 # AWSManagedRulesCommonRuleSet's body-size rule blocks bodies over 8 KB; it
 # adds this label when it matches (we count it, then block by label outside uploads).
 SIZE_RULE = "SizeRestrictions_BODY"
+NO_USER_AGENT_RULE = "NoUserAgent_HEADER"
 SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
 
 
@@ -25,11 +27,6 @@ def add_edge(stack, cfg: StackConfig):
     alb_sg.add_egress_rule(stack.task_sg, ec2.Port.tcp(cfg.container_port), "to voxhost tasks")
     stack.task_sg.add_ingress_rule(alb_sg, ec2.Port.tcp(cfg.container_port), "from the ALB only")
 
-    logs_bucket = s3.Bucket(
-        stack, "AlbAccessLogs", encryption=s3.BucketEncryption.S3_MANAGED,  # ALB logs can't use a CMK
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True, versioned=False,
-        lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
-        removal_policy=RemovalPolicy.RETAIN, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED)
     alb = elbv2.ApplicationLoadBalancer(
         stack, "Alb", vpc=stack.vpc, internet_facing=True, security_group=alb_sg,
         vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
@@ -40,14 +37,21 @@ def add_edge(stack, cfg: StackConfig):
         idle_timeout=Duration.seconds(cfg.alb_idle_timeout_seconds),
         drop_invalid_header_fields=True,
     )
-    alb.log_access_logs(logs_bucket, prefix="alb")
+    if cfg.alb_access_logs:
+        logs_bucket = s3.Bucket(
+            stack, "AlbAccessLogs", encryption=s3.BucketEncryption.S3_MANAGED,  # ALB logs can't use a CMK
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True, versioned=False,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
+            removal_policy=RemovalPolicy.RETAIN, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED)
+        alb.log_access_logs(logs_bucket, prefix="alb")
 
     target_group = elbv2.ApplicationTargetGroup(
         stack, "Targets", vpc=stack.vpc, port=cfg.container_port, protocol=elbv2.ApplicationProtocol.HTTP,
         target_type=elbv2.TargetType.IP,
-        # Equal to the server's drain: the ALB stops sending new requests at once and
-        # lets in-flight ones (and WebSockets) finish for exactly as long as the server waits.
-        deregistration_delay=Duration.seconds(cfg.drain_seconds),
+        # First step of a task's stop, before SIGTERM: the ALB sends nothing new and
+        # lets requests already sent finish (config.py: it plus stopTimeout fits the
+        # spot notice). docs/deploy.md has the whole sequence.
+        deregistration_delay=Duration.seconds(cfg.deregistration_delay_seconds),
         health_check=elbv2.HealthCheck(path="/ready", healthy_http_codes="200", interval=Duration.seconds(15),
                                        timeout=Duration.seconds(5), healthy_threshold_count=2,
                                        unhealthy_threshold_count=2),
@@ -67,7 +71,24 @@ def add_edge(stack, cfg: StackConfig):
     web_acl = _web_acl(stack, cfg)
     wafv2.CfnWebACLAssociation(stack, "WafAlb", resource_arn=alb.load_balancer_arn,
                                web_acl_arn=web_acl.attr_arn)
+    _waf_logging(stack, cfg, web_acl)
     return alb, target_group, web_acl
+
+
+def _waf_logging(stack, cfg: StackConfig, web_acl: wafv2.CfnWebACL) -> None:
+    """The request log: every request WAF sees, with the query string (where a WebSocket
+    client's `?api_key=` travels) and the Authorization header redacted."""
+    name = f"aws-waf-logs-{stack.stack_name}"  # WAF requires the prefix
+    group = logs.LogGroup(stack, "WafLogs", log_group_name=name, encryption_key=stack.key,
+                          retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.RETAIN)
+    field = wafv2.CfnLoggingConfiguration.FieldToMatchProperty
+    stack.waf_logging = wafv2.CfnLoggingConfiguration(
+        stack, "WafLogging", resource_arn=web_acl.attr_arn,
+        # WAF wants the group's ARN without CloudWatch's trailing ":*".
+        log_destination_configs=[stack.format_arn(service="logs", resource="log-group", resource_name=name,
+                                                  arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+        redacted_fields=[field(query_string={}), field(single_header={"Name": "authorization"})])
+    stack.waf_logging.node.add_dependency(group)
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
@@ -91,7 +112,7 @@ def _web_acl(stack, cfg: StackConfig) -> wafv2.CfnWebACL:
     uploads = [wafv2.CfnWebACL.StatementProperty(byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
         field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}), positional_constraint="STARTS_WITH",
         search_string=path, text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(
-            priority=0, type="NONE")])) for path in cfg.audio_upload_paths]
+            priority=0, type="NONE")])) for path in cfg.body_size_exempt_paths]
     is_upload = uploads[0] if len(uploads) == 1 else wafv2.CfnWebACL.StatementProperty(
         or_statement=wafv2.CfnWebACL.OrStatementProperty(statements=uploads))
     rules = [
@@ -103,11 +124,12 @@ def _web_acl(stack, cfg: StackConfig) -> wafv2.CfnWebACL:
             visibility_config=_visibility("RateLimitPerIp")),
         _managed("AWSManagedRulesAmazonIpReputationList", 1),
         _managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
-        # Audio uploads are multipart bodies up to 25 MB: the 8 KB body-size rule
-        # would block every one. It only counts (and labels) here...
-        _managed("AWSManagedRulesCommonRuleSet", 3, overrides=[SIZE_RULE]),
-        # ...and this rule restores it everywhere except the upload paths, whose
-        # size the server itself caps (VOXHOST_MAX_UPLOAD_BYTES, 413 beyond).
+        # Audio uploads are multipart bodies up to 25 MB and TTS input can pass 8 KB:
+        # the 8 KB body-size rule would block them. It only counts (and labels) here...
+        _managed("AWSManagedRulesCommonRuleSet", 3, overrides=[
+            SIZE_RULE, *([] if cfg.waf_block_missing_user_agent else [NO_USER_AGENT_RULE])]),
+        # ...and this rule restores it everywhere except the exempt paths, whose
+        # size the server itself caps (VOXHOST_MAX_UPLOAD_BYTES, VOXHOST_MAX_TEXT_CHARS).
         wafv2.CfnWebACL.RuleProperty(
             name="BodySizeOutsideUploads", priority=4, action=wafv2.CfnWebACL.RuleActionProperty(block={}),
             statement=wafv2.CfnWebACL.StatementProperty(and_statement=wafv2.CfnWebACL.AndStatementProperty(

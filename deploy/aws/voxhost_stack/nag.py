@@ -6,9 +6,10 @@ not acknowledged here); tests/deploy runs it on every test session.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, Token, Validations
 
 PLUGIN = "AwsSolutions::"
+SDK_CALL_PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"  # aws-cdk-lib's fixed id for AwsCustomResource's Lambda
 
 
 def _ack(construct, rule: str, reason: str) -> None:
@@ -44,5 +45,39 @@ def suppress(stack) -> None:
     _ack(stack.alb.connections.security_groups[0], "AwsSolutions-EC23",
          "A public API for game clients: HTTPS (and HTTP, redirected) from anywhere is the point; WAF filters "
          "in front of it.")
-    _ack(stack.node.find_child("AlbAccessLogs"), "AwsSolutions-S1",
-         "This bucket is the ALB's access-log destination; logging access to it would log the logs.")
+    force_delete_policy = stack.force_delete.node.find_child("CustomResourcePolicy")
+    # How cdk-nag spells the ARN: concrete region and account when the stack has them
+    # (a real `cdk deploy` does), their pseudo parameters otherwise (CI).
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    asg_id = stack.resolve(stack.get_logical_id(stack.asg.node.default_child))
+    _ack(force_delete_policy, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:{region}:"
+         f"{account}:autoScalingGroup/*:autoScalingGroupName/<{asg_id}>]",
+         "The group's ARN carries a generated id unknown until creation; the name part pins it to this stack's "
+         "GPU group, and the only action is DeleteAutoScalingGroup, run at stack deletion.")
+    _ack(stack.node.find_child(SDK_CALL_PROVIDER).node.find_child("ServiceRole"),
+         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+         "CDK's AwsCustomResource provider (the teardown's force-delete) writes its own logs with the basic "
+         "execution role; it holds no other permission.")
+    _ack(stack.node.find_child("TaskRole").node.find_child("DefaultPolicy"), "AwsSolutions-IAM5[Resource::*]",
+         "elasticloadbalancing:DescribeTargetHealth (the server drains when its own target starts draining) "
+         "has no resource-level permissions and is read-only"
+         + ("; ECS Exec (ecs_exec, off by default): the ssmmessages channel actions CDK grants have none "
+            "either, on only while an operator validates a deployment." if stack.config.ecs_exec else "."))
+    if stack.config.models_bucket:
+        _ack(stack.node.find_child("TaskRole").node.find_child("DefaultPolicy"),
+             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{stack.config.models_bucket}/models/*]",
+             "The models sync reads every object under the bucket's models/ prefix (model files are many and "
+             "named by the hub); GetObject only, that prefix only.")
+    for endpoint in stack.interface_endpoints:
+        _ack(endpoint.connections.security_groups[0], "AwsSolutions-EC23",
+             "CDK's interface-endpoint security group admits 443 from the VPC's own CIDR (an Fn::GetAtt the rule "
+             "can't resolve), not from the internet.")
+    if stack.config.alb_access_logs:
+        _ack(stack.node.find_child("AlbAccessLogs"), "AwsSolutions-S1",
+             "This bucket is the ALB's access-log destination; logging access to it would log the logs.")
+    else:
+        _ack(stack.alb, "AwsSolutions-ELB2",
+             "ALB access logs would store WebSocket clients' ?api_key= query strings (no ALB setting redacts "
+             "them); the WAF log, with query string and Authorization redacted, is the request log "
+             "(alb_access_logs=true turns them on).")

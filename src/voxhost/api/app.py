@@ -12,6 +12,7 @@ from starlette.formparsers import MultiPartParser
 
 from voxhost import __version__
 from voxhost.api.errors import install_error_handlers
+from voxhost.api.lifecycle import start_target_drain_watch
 from voxhost.api.middleware import BodySizeLimit, Gatekeeper, RequestAccounting
 from voxhost.api.routers import console, health, metrics, models, realtime, speech, transcriptions
 from voxhost.api.state import AppState
@@ -19,7 +20,7 @@ from voxhost.cache.phrases import PhraseCache
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.engines.tts.registry import TtsRegistry
 from voxhost.ops.auth import KeyStore, load_keys_file, parse_keys
-from voxhost.ops.cost import ComputeCost
+from voxhost.ops.cost import ComputeCost, resolve_instance_type
 from voxhost.ops.emf import EmfEmitter, task_id
 from voxhost.ops.metrics import Metrics
 from voxhost.ops.settings import Settings, get_settings
@@ -52,7 +53,7 @@ def build_state(settings: Settings) -> AppState:
     if settings.api_keys_file:
         keys += load_keys_file(settings.api_keys_file)
     metrics = Metrics()
-    cost = ComputeCost(settings.instance_type, settings.instance_price_per_hour)
+    cost = ComputeCost(resolve_instance_type(settings.instance_type), settings.instance_price_per_hour)
     try:
         cost.hourly  # fail at start-up, not on the first request
     except KeyError:
@@ -118,9 +119,12 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             )
             state.metrics.attach_emf(emitter)
             emf_task = asyncio.create_task(emitter.run(settings.emf_interval_s))
+        target_watch = start_target_drain_watch(state)
         yield
         if emf_task is not None:
             emf_task.cancel()
+        if target_watch is not None:
+            target_watch.cancel()
         state.stt_scheduler.shutdown()
         state.tts_scheduler.shutdown()
 

@@ -65,3 +65,17 @@ class DrainingServer(uvicorn.Server):
             await drain(self.state, self.drain_timeout_s)
         finally:
             self.should_exit = True
+
+
+def start_target_drain_watch(state) -> asyncio.Task | None:
+    """With VOXHOST_DRAIN_TARGET_GROUP_ARN set: drain when the ALB starts
+    deregistering this task, before ECS's SIGTERM (see ops/target_drain.py)."""
+    settings = state.settings
+    if not settings.drain_target_group_arn:
+        return None
+    from voxhost.ops.target_drain import TargetDrainWatcher
+
+    watcher = TargetDrainWatcher(
+        settings.drain_target_group_arn, settings.port,
+        lambda: drain(state, settings.drain_timeout_s), interval_s=settings.drain_poll_interval_s)
+    return asyncio.create_task(watcher.run(), name="target-drain-watch")

@@ -28,6 +28,7 @@ def loadtest(
     api_key: Optional[str] = typer.Option(None, envvar="VOXHOST_LOADTEST_API_KEY", help="Key, if the server needs one."),
     plot: Path = typer.Option(Path("loadtest.png"), help="PNG: latency and queue depth vs offered load."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the per-stage figures as JSON."),
+    allow_remote: bool = typer.Option(False, help="Target a remote server (your own deployment, e.g. its ALB)."),
 ) -> None:
     """Game traffic against a local server: players' push-to-talk and NPC lines."""
     import asyncio
@@ -40,7 +41,7 @@ def loadtest(
     from voxhost.loadtest.scenarios import LiveTranscription, NpcSpeech, RestTranscription, load_clips
 
     try:
-        check_local(url)
+        check_local(url, allow_remote)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--url") from None
     steps = [int(p) for p in players.split(",") if p.strip()]
@@ -63,7 +64,8 @@ def loadtest(
 
     with Live(console=console, refresh_per_second=4) as live:
         result = asyncio.run(run_load(url, scenarios, players=steps, stage_seconds=stage_seconds, think_s=think_s,
-                                      max_requests=max_requests, api_key=api_key, on_sample=on_sample))
+                                      max_requests=max_requests, api_key=api_key, on_sample=on_sample,
+                                      allow_remote=allow_remote))
     rows = summarize(result)
     table = Table("players", "offered/s", "route", "ok", "ok/s", "rejected", "errors", "p50 ms", "p95 ms",
                   "p99 ms", "max queue")

@@ -24,7 +24,7 @@ def plan(
     from voxhost.planner.inputs import load_inputs
     from voxhost.planner.model import plan as make_plan
     from voxhost.planner.plot import render_plot
-    from voxhost.planner.report import cents, months, render_report, usd
+    from voxhost.planner.report import max_tasks_warnings, render_report, summary_rows
 
     try:
         plan_inputs = load_inputs(inputs or [])
@@ -35,15 +35,12 @@ def plan(
     out.mkdir(parents=True, exist_ok=True)
     render_plot(plan_inputs, out / "plan.png")
     (out / "plan.md").write_text(render_report(plan_inputs, plot_name="plan.png"))
-    table = Table("players", "cloud API /mo", "GPUs at peak", "self-hosted /mo (on demand)",
-                  "self-hosted /mo (spot mix)", "savings", "break-even (months)", f"{tiers[0].tco_months}-mo TCO cloud",
-                  f"{tiers[0].tco_months}-mo TCO self")
-    for t in tiers:
-        sh = t.self_hosted
-        table.add_row(f"{t.players:,}", cents(t.cloud), str(t.capacity.gpus_peak), usd(sh.on_demand),
-                      usd(sh.spot_mix), f"{t.savings_pct(sh.on_demand):.0f}%",
-                      months(t.break_even_months(sh.on_demand)), usd(t.tco_cloud()), usd(t.tco_self(sh.on_demand)))
+    table = Table("", *[f"{t.players:,} players" for t in tiers])
+    for row in summary_rows(tiers):
+        table.add_row(*row)
     Console().print(table)
+    for warning in max_tasks_warnings(plan_inputs, tiers):
+        console.print(f"[yellow]warning: {warning}[/yellow]")
     console.print(f"wrote {out / 'plan.md'} and {out / 'plan.png'}")
 
 

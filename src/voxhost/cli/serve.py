@@ -47,5 +47,6 @@ def serve(
         # Our drain already waited for accepted work; this bounds the rest.
         timeout_graceful_shutdown=5,
         ws_ping_interval=20.0,
+        timeout_keep_alive=settings.keepalive_timeout_s,
     )
     DrainingServer(config, app_.state.voxhost, settings.drain_timeout_s).run()

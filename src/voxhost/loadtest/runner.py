@@ -38,10 +38,13 @@ class LoadResult:
     scenarios: list[Scenario]
 
 
-def check_local(url: str) -> None:
+def check_local(url: str, allow_remote: bool = False) -> None:
+    """This machine only, unless the operator says the remote server is their own
+    (a deployment behind its load balancer: docs/deploy.md, runbook step 10)."""
     host = urlparse(url).hostname or ""
-    if host not in LOCAL_HOSTS:
-        raise ValueError(f"the load test only targets this machine (127.0.0.1), not {host!r}")
+    if host not in LOCAL_HOSTS and not allow_remote:
+        raise ValueError(f"the load test only targets this machine (127.0.0.1), not {host!r}; "
+                         "--allow-remote for your own deployment")
 
 
 async def _scrape_depth(client: httpx.AsyncClient, out: list, t0: float, stop: asyncio.Event, every: float):
@@ -61,8 +64,8 @@ async def _scrape_depth(client: httpx.AsyncClient, out: list, t0: float, stop: a
 
 async def run_load(base_url: str, scenarios: list[tuple[Scenario, float]], *, players: list[int],
                    stage_seconds: float, think_s: float, max_requests: int, api_key: str | None = None,
-                   seed: int = 7, on_sample=None) -> LoadResult:
-    check_local(base_url)
+                   seed: int = 7, on_sample=None, allow_remote: bool = False) -> LoadResult:
+    check_local(base_url, allow_remote)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     limits = httpx.Limits(max_connections=max(players) * 2 + 4)
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=300, limits=limits) as client:

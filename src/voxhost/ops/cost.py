@@ -27,6 +27,37 @@ INSTANCE_PRICES_PER_HOUR = {
 }
 
 
+# The deploy stack mixes one-GPU ".xlarge" types, and a task can't read its
+# instance type (instance metadata is blocked for tasks): the GPU it sees names it.
+XLARGE_BY_GPU = {"T4": "g4dn.xlarge", "A10G": "g5.xlarge", "L4": "g6.xlarge"}
+AUTO = "auto"
+
+
+def instance_type_for_gpu(gpu_name: str) -> str | None:
+    """NVML's name ("Tesla T4", "NVIDIA A10G", "NVIDIA L4") -> the .xlarge that carries it."""
+    words = gpu_name.upper().replace("-", " ").split()
+    return next((itype for gpu, itype in XLARGE_BY_GPU.items() if gpu in words), None)
+
+
+def gpu_name() -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0))
+        return name.decode() if isinstance(name, bytes) else name
+    except Exception:  # no library, driver or GPU
+        return None
+
+
+def resolve_instance_type(instance_type: str, detect=gpu_name) -> str:
+    """`auto`: the instance type this process's GPU implies (g4dn.xlarge without a known GPU)."""
+    if instance_type != AUTO:
+        return instance_type
+    name = detect()
+    return (instance_type_for_gpu(name) if name else None) or "g4dn.xlarge"
+
+
 @dataclass(frozen=True)
 class ComputeCost:
     instance_type: str = "g4dn.xlarge"
@@ -57,6 +88,16 @@ INSTANCE_GPUS = {
     "g5.xlarge": "A10G",
     "g6.xlarge": "L4",
     "c7i.xlarge": "cpu",
+}
+
+# vCPUs per instance type: the planner's CPU budget (TTS and live sessions run on
+# the CPU). Every GPU type the stack mixes is an .xlarge: 4 vCPU, 16 GiB.
+INSTANCE_VCPUS = {
+    "g4dn.xlarge": 4,
+    "g4dn.2xlarge": 8,
+    "g5.xlarge": 4,
+    "g6.xlarge": 4,
+    "c7i.xlarge": 4,
 }
 
 # Typical discounts off the on-demand price (assumptions, not quotes: spot

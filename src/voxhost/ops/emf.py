@@ -4,7 +4,9 @@ Every `interval_s` one JSON line per the EMF specification: `_aws.Timestamp`,
 `_aws.CloudWatchMetrics[{Namespace, Dimensions, Metrics[{Name, Unit}]}]`,
 dimension and metric values at the top level. CloudWatch Logs turns the
 line into metrics without an agent or API calls. Dimension sets are
-[ServiceName] (what the autoscaling alarms use) and [ServiceName, TaskId].
+[ServiceName] (what the autoscaling alarms use) and [ServiceName, TaskId];
+latency also goes out per route, one more line per route with [ServiceName,
+Route], so STT and TTS read against their own targets.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class EmfEmitter:
 
     def _reset(self) -> None:
         self.latencies_ms: list[float] = []
+        self.route_latencies_ms: dict[str, list[float]] = {}
         self.requests = 0
         self.errors = 0
         self.rejected = 0
@@ -72,8 +75,10 @@ class EmfEmitter:
             self.rejected += 1
         elif status >= 500:
             self.errors += 1
-        if status < 400 and len(self.latencies_ms) < 10_000:
+        # 101: a WebSocket session's whole length, not a request's latency.
+        if status < 400 and status != 101 and len(self.latencies_ms) < 10_000:
             self.latencies_ms.append(seconds * 1000.0)
+            self.route_latencies_ms.setdefault(ctx.route, []).append(seconds * 1000.0)
         self.cost += ctx.cost_usd
 
     def document(self, now: float | None = None) -> dict:
@@ -97,11 +102,22 @@ class EmfEmitter:
         doc.update(values)
         return doc
 
+    def route_documents(self, now: float | None = None) -> list[dict]:
+        timestamp = int((now if now is not None else time.time()) * 1000)
+        return [{
+            "_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [{
+                "Namespace": self.namespace, "Dimensions": [["ServiceName", "Route"]],
+                "Metrics": [{"Name": "Latency", "Unit": UNITS["Latency"]}]}]},
+            "ServiceName": self.service_name, "Route": route, "Latency": _downsample(values),
+        } for route, values in sorted(self.route_latencies_ms.items())]
+
     def emit(self) -> dict:
-        doc = self.document()
+        now = time.time()
+        doc = self.document(now)
+        lines = [doc, *self.route_documents(now)]
         self._reset()
         out = self.out or sys.stdout
-        out.write(json.dumps(doc, separators=(",", ":")) + "\n")
+        out.write("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
         out.flush()
         return doc
 

@@ -97,6 +97,20 @@ class Settings(BaseSettings):
     bulk_threshold_s: float = 60.0  # REST audio longer than this goes to the bulk lane
     drain_timeout_s: float = 30.0  # SIGTERM: time for in-flight work (ECS stopTimeout)
 
+    # --- deploy (issue 11): HTTP keep-alive behind a load balancer ---
+    # Idle keep-alive connections are closed after this long. Behind an ALB it must
+    # exceed the ALB's idle timeout, or the server closes a connection the ALB is
+    # about to reuse and the client gets a 502 (uvicorn's own default is 5 s).
+    keepalive_timeout_s: int = Field(default=5, ge=1)
+
+    # --- deploy (issue 11): drain when the ALB starts deregistering this task ---
+    # ECS sends SIGTERM only after the ALB's deregistration delay, when the ALB
+    # has already closed the live sessions; with this set (the stack sets it),
+    # the server polls the target group for its own target and drains as soon
+    # as it reads `draining` (ops/target_drain.py; needs the `aws` extra).
+    drain_target_group_arn: str = ""  # empty: off
+    drain_poll_interval_s: float = Field(default=5.0, gt=0)
+
     # --- cost and metrics ---
     instance_type: str = "g4dn.xlarge"  # prices in ops/cost.py
     instance_price_per_hour: float | None = None  # overrides the table (spot, savings plans)

@@ -54,14 +54,24 @@ PUBLISHED_THROUGHPUT = [
     Throughput(model="xtts-v2", kind="tts", gpu="T4", rtf=0.25, first_chunk_ms=212,
                source="published: XTTS-v2 with DeepSpeed, first chunk 212 ms, RTF 0.25 "
                       "(coqui/XTTS-v2 model page, discussion #10)"),
+    # The TTS engines the server runs, on the CPU (one onnxruntime thread each, so
+    # RTF = CPU seconds per audio second). docs/benchmarks.md, "Text-to-speech".
+    Throughput(model="hibari", kind="tts", gpu="cpu", rtf=0.006,
+               source="measured: docs/benchmarks.md, 2-core VM, 1 thread, 2026-11-26 (tts-1)"),
+    Throughput(model="kokoro", kind="tts", gpu="cpu", rtf=0.547,
+               source="measured: docs/benchmarks.md, 2-core VM, 1 thread, 2026-11-26 (tts-1-hd)"),
 ]
 
 
 class Usage(_Model):
-    # assumed: 50 min of voice chat a day per player (30-day month).
-    stt_minutes_per_player: float = 1500.0
-    # assumed: ~850k characters of NPC speech a month (~31 min/day at 15 chars/s).
-    tts_chars_per_player: float = 850_000.0
+    # given: the design document's cloud column, $1,080 / 50 players / $0.006 per minute.
+    stt_minutes_per_player: float = 3600.0
+    # given: its TTS line, $23 / 50 players / $15 per 1M characters (30,666.7, as it rounds).
+    tts_chars_per_player: float = 30_667.0
+    # assumed: share of STT minutes that arrive as live WebSocket sessions (each holds
+    # CPU for VAD, resampling and JSON while it lasts); the rest are REST uploads.
+    # The document prices whisper-1, a REST API, so none by default.
+    live_share: float = Field(default=0.0, ge=0, le=1)
     peak_to_average: float = Field(default=3.0, ge=1.0)  # assumed: evening peak 3x the 24/7 mean
     speech_share: float = Field(default=0.5, gt=0, le=1)  # assumed: share of STT audio VAD keeps
     chars_per_audio_second: float = Field(default=15.0, gt=0)  # assumed: ~150 words/min English
@@ -93,11 +103,26 @@ class CloudPricing(_Model):
         return self.prices[f"{self.tts_model}_per_million_chars"]
 
 
+class CpuCost(_Model):
+    """What the server spends on the CPU (TTS runs there; live sessions cost CPU too)."""
+
+    # measured: live STT sessions on the H200 run (docs/benchmarks.md, 32 sessions,
+    # 947% process CPU with the clients in the same process: an upper bound).
+    vcpu_per_live_stream: float = Field(default=0.30, ge=0)
+    # assumed: REST uploads' CPU (decode, VAD) per audio second; not measured yet.
+    cpu_s_per_stt_audio_s: float = Field(default=0.0, ge=0)
+    target_utilisation: float = Field(default=0.7, gt=0, le=1)
+
+
 class Fleet(_Model):
     instance_type: str = "g4dn.xlarge"
     on_demand_per_hour: float | None = None  # None: cost.INSTANCE_PRICES_PER_HOUR
     gpus_per_instance: int = 1
-    spot_share: float = Field(default=0.5, ge=0, le=1)  # matches the CDK default mix
+    vcpus_per_instance: int | None = None  # None: cost.INSTANCE_VCPUS
+    # The stack's mix (deploy/aws config.py, same defaults): this many instances
+    # on demand, then this percentage of the rest; the remainder runs on spot.
+    on_demand_base: int = Field(default=1, ge=0)
+    on_demand_percent_above_base: float = Field(default=50.0, ge=0, le=100)
     spot_discount: float = Field(default=cost.SPOT_DISCOUNT, ge=0, lt=1)
     reserved_discount: float = Field(default=cost.RESERVED_DISCOUNT, ge=0, lt=1)
     target_utilisation: float = Field(default=0.7, gt=0, le=1)  # headroom for latency targets
@@ -107,6 +132,22 @@ class Fleet(_Model):
     @property
     def gpu(self) -> str:
         return cost.INSTANCE_GPUS.get(self.instance_type, self.instance_type)
+
+    @property
+    def vcpus(self) -> int:
+        if self.vcpus_per_instance is not None:
+            return self.vcpus_per_instance
+        try:
+            return cost.INSTANCE_VCPUS[self.instance_type]
+        except KeyError:
+            raise ValueError(f"no vCPU count for {self.instance_type}; set fleet.vcpus_per_instance") from None
+
+    def spot_share(self, instances: int) -> float:
+        """Share of `instances` the stack's Auto Scaling group runs on spot."""
+        if instances <= 0:
+            return 0.0
+        above = max(0, instances - self.on_demand_base)
+        return above * (1.0 - self.on_demand_percent_above_base / 100.0) / instances
 
     @property
     def hourly(self) -> float:
@@ -141,8 +182,22 @@ class DesignClaims(_Model):
 
     gpus: dict[int, int] = Field(default_factory=lambda: {50: 1, 500: 3, 5000: 10})
     break_even_months: dict[int, float] = Field(default_factory=lambda: {50: 2.3, 500: 1.1, 5000: 0.4})
+    # Its cloud column, and its self-hosted totals (GPUs at 720 h, ALB, EBS, transfer).
+    cloud_stt: dict[int, float] = Field(default_factory=lambda: {50: 1080, 500: 10_800, 5000: 108_000})
+    cloud_tts: dict[int, float] = Field(default_factory=lambda: {50: 23, 500: 230, 5000: 2300})
+    self_hosted: dict[int, float] = Field(default_factory=lambda: {50: 471, 500: 1367, 5000: 4549})
     table_savings_pct: tuple[float, float] = (57.0, 96.0)
     summary_savings_pct: tuple[float, float] = (60.0, 85.0)
+
+    def implied_one_time(self, players: int) -> float | None:
+        """Break-even months x the document's own monthly savings (its cloud - its self-hosted)."""
+        if any(players not in d for d in (self.break_even_months, self.self_hosted, self.cloud_stt,
+                                          self.cloud_tts)):
+            return None
+        return self.break_even_months[players] * self.savings(players)
+
+    def savings(self, players: int) -> float:
+        return self.cloud_stt[players] + self.cloud_tts[players] - self.self_hosted[players]
 
 
 class PlanInputs(_Model):
@@ -152,23 +207,34 @@ class PlanInputs(_Model):
     fleet: Fleet = Field(default_factory=Fleet)
     platform: Platform = Field(default_factory=Platform)
     stt_model: str = "large-v3-turbo"
-    tts_model: str = "xtts-v2"
+    tts_model: str = "hibari"  # what tts-1 runs on the server (VOXHOST_TTS_MODEL_ALIASES), on the CPU
+    cpu: CpuCost = Field(default_factory=CpuCost)
+    # AWS bills 730 h a month; the design document prices 720 h (30 days). Both are shown.
+    hours_per_month: float = Field(default=cost.HOURS_PER_MONTH, gt=0)
+    # The deployed stack's `max_tasks` (deploy/aws/cdk.json): the plan warns when a tier needs more.
+    stack_max_tasks: int = Field(default=10, ge=1)
     # Measured entries (voxhost bench) win over published ones for the same model and GPU.
     throughput: list[Throughput] = Field(default_factory=list)
     # One-time cost (migration, engineering): a number, or one per player count.
-    one_time_usd: float | dict[int, float] = 20_000.0
+    # None: what the design document implies (its break-even months x its savings).
+    one_time_usd: float | dict[int, float] | None = None
     tco_months: int = 36
     design: DesignClaims = Field(default_factory=DesignClaims)
 
     def one_time(self, players: int) -> float:
+        if self.one_time_usd is None:
+            implied = self.design.implied_one_time(players)
+            if implied is None:
+                raise ValueError(f"no one_time_usd for {players} players and no design claim to imply one")
+            return implied
         if isinstance(self.one_time_usd, dict):
             if players not in self.one_time_usd:
                 raise ValueError(f"one_time_usd has no entry for {players} players")
             return self.one_time_usd[players]
         return self.one_time_usd
 
-    def throughput_for(self, kind: str, model: str) -> Throughput:
-        gpu = self.fleet.gpu
+    def throughput_for(self, kind: str, model: str, gpu: str | None = None) -> Throughput:
+        gpu = gpu or self.fleet.gpu
         for row in [*self.throughput, *PUBLISHED_THROUGHPUT]:  # measured first
             if row.kind == kind and row.model == model and row.gpu.lower() == gpu.lower():
                 return row

@@ -9,10 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from voxhost.ops.cost import HOURS_PER_MONTH, blended_hourly
+from voxhost.ops.cost import blended_hourly
 from voxhost.planner.inputs import PlanInputs
 
-SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
 GB = 1e9
 
 
@@ -22,19 +21,27 @@ class Capacity:
     stt_audio_s_per_s: float  # average speech seconds arriving per wall second (after VAD)
     tts_audio_s_per_s: float  # average synthesised seconds per wall second
     stt_gpu_load_peak: float  # GPUs busy with STT at the peak (at 100% utilisation)
-    tts_gpu_load_peak: float
-    gpus_peak: int  # GPUs needed at the peak, at the target utilisation
-    gpus_average: int  # GPUs the average load needs (autoscaling's floor)
+    tts_gpu_load_peak: float  # GPUs busy with TTS at the peak: 0 when TTS runs on the CPU
+    vcpu_peak: float  # vCPUs busy at the peak: TTS on the CPU, live sessions, REST decoding
+    gpu_bound: int  # instances the GPU load needs at the peak, at the target utilisation
+    cpu_bound: int  # instances the CPU load needs at the peak, at the CPU target utilisation
+    gpus_peak: int  # instances (one GPU each) at the peak: the larger of the two, never a floor hiding the other
+    gpus_average: int  # instances the average load needs (autoscaling's floor)
 
     @property
     def gpu_load_peak(self) -> float:
         return self.stt_gpu_load_peak + self.tts_gpu_load_peak
+
+    @property
+    def limited_by(self) -> str:
+        return "CPU" if self.cpu_bound > self.gpu_bound else "GPU"
 
 
 @dataclass
 class SelfHostedCost:
     gpus: int
     lines: dict[str, float] = field(default_factory=dict)  # on-demand fleet, by component
+    spot_share: float = 0.0  # the stack's mix at this fleet size (on-demand base + share above it)
     compute_spot_mix: float = 0.0
     compute_reserved: float = 0.0
 
@@ -93,17 +100,40 @@ def cloud_cost(inputs: PlanInputs, players: int) -> tuple[float, float]:
     return stt, tts
 
 
+def seconds_per_month(inputs: PlanInputs) -> float:
+    return inputs.hours_per_month * 3600.0
+
+
+def tts_on_cpu(inputs: PlanInputs):
+    """The TTS throughput row and whether it runs on the CPU: a row for the fleet's
+    GPU (e.g. xtts-v2 on T4) prices it there, otherwise the server's CPU engines."""
+    try:
+        return inputs.throughput_for("tts", inputs.tts_model), False
+    except ValueError:
+        return inputs.throughput_for("tts", inputs.tts_model, gpu="cpu"), True
+
+
 def capacity(inputs: PlanInputs, players: int, gpus_override: int | None = None) -> Capacity:
-    u, f = inputs.usage, inputs.fleet
+    u, f, c = inputs.usage, inputs.fleet, inputs.cpu
+    month_s = seconds_per_month(inputs)
     stt = inputs.throughput_for("stt", inputs.stt_model)
-    tts = inputs.throughput_for("tts", inputs.tts_model)
-    stt_rate = players * u.stt_minutes_per_player * 60.0 * u.speech_share / SECONDS_PER_MONTH
-    tts_rate = players * u.tts_chars_per_player / u.chars_per_audio_second / SECONDS_PER_MONTH
+    tts, tts_cpu = tts_on_cpu(inputs)
+    audio_rate = players * u.stt_minutes_per_player * 60.0 / month_s  # all audio sent, silence included
+    stt_rate = audio_rate * u.speech_share
+    tts_rate = players * u.tts_chars_per_player / u.chars_per_audio_second / month_s
     stt_load = stt_rate * u.peak_to_average / stt.capacity
-    tts_load = tts_rate * u.peak_to_average / tts.capacity
-    peak = _gpus(stt_load + tts_load, f.target_utilisation, f.min_gpus)
-    average = _gpus((stt_load + tts_load) / u.peak_to_average, f.target_utilisation, f.min_gpus)
-    return Capacity(players, stt_rate, tts_rate, stt_load, tts_load,
+    tts_load = 0.0 if tts_cpu else tts_rate * u.peak_to_average / tts.capacity
+    # CPU seconds per wall second: a CPU engine's RTF is CPU seconds per audio second
+    # (one thread); each live session holds CPU for its whole length.
+    vcpu = (tts_rate * tts.rtf if tts_cpu else 0.0) + audio_rate * u.live_share * c.vcpu_per_live_stream \
+        + audio_rate * (1.0 - u.live_share) * c.cpu_s_per_stt_audio_s
+    vcpu_peak = vcpu * u.peak_to_average
+    gpu_bound = _gpus(stt_load + tts_load, f.target_utilisation, f.min_gpus)
+    cpu_bound = _gpus(vcpu_peak / f.vcpus, c.target_utilisation, f.min_gpus)
+    average = max(_gpus((stt_load + tts_load) / u.peak_to_average, f.target_utilisation, f.min_gpus),
+                  _gpus(vcpu / f.vcpus, c.target_utilisation, f.min_gpus))
+    peak = max(gpu_bound, cpu_bound)
+    return Capacity(players, stt_rate, tts_rate, stt_load, tts_load, vcpu_peak, gpu_bound, cpu_bound,
                     gpus_override if gpus_override is not None else peak, average)
 
 
@@ -116,23 +146,25 @@ def self_hosted_cost(inputs: PlanInputs, cap: Capacity) -> SelfHostedCost:
     """Monthly bill of the CDK stack with `cap.gpus_peak` GPUs running all month."""
     u, f, p = inputs.usage, inputs.fleet, inputs.platform
     price = p.prices
+    month_h = inputs.hours_per_month
+    month_s = seconds_per_month(inputs)
     instances = math.ceil(cap.gpus_peak / f.gpus_per_instance)
-    hours = instances * HOURS_PER_MONTH
+    hours = instances * month_h
 
-    upload_gb = cap.stt_audio_s_per_s / u.speech_share * SECONDS_PER_MONTH * u.upload_bytes_per_audio_second / GB
-    download_gb = cap.tts_audio_s_per_s * SECONDS_PER_MONTH * u.download_bytes_per_audio_second / GB
-    lcus = (upload_gb + download_gb) / HOURS_PER_MONTH  # average GB/h through the ALB
+    upload_gb = cap.stt_audio_s_per_s / u.speech_share * month_s * u.upload_bytes_per_audio_second / GB
+    download_gb = cap.tts_audio_s_per_s * month_s * u.download_bytes_per_audio_second / GB
+    lcus = (upload_gb + download_gb) / month_h  # average GB/h through the ALB
     if p.egress == "nat":
-        egress = p.nat_gateways * HOURS_PER_MONTH * price["nat_gateway_per_hour"] + \
+        egress = p.nat_gateways * month_h * price["nat_gateway_per_hour"] + \
             p.egress_gb_per_month * price["nat_per_gb"]
     else:
-        egress = p.interface_endpoints * p.azs * HOURS_PER_MONTH * price["vpc_interface_endpoint_per_az_hour"] + \
+        egress = p.interface_endpoints * p.azs * month_h * price["vpc_interface_endpoint_per_az_hour"] + \
             p.egress_gb_per_month * price["vpc_endpoint_per_gb"]
     requests = cap.players * u.requests_per_player
     lines = {
         "GPU instances": hours * f.hourly,
         "EBS (instance volumes)": instances * f.ebs_gb_per_instance * price["ebs_gp3_per_gb_month"],
-        "ALB": HOURS_PER_MONTH * (price["alb_per_hour"] + lcus * price["alb_per_lcu_hour"]),
+        "ALB": month_h * (price["alb_per_hour"] + lcus * price["alb_per_lcu_hour"]),
         "Data transfer out": download_gb * price["data_transfer_out_per_gb"],
         f"Egress ({'NAT' if p.egress == 'nat' else 'VPC endpoints'})": egress,
         "EFS (models, voices)": p.efs_gb * price["efs_standard_per_gb_month"],
@@ -147,7 +179,9 @@ def self_hosted_cost(inputs: PlanInputs, cap: Capacity) -> SelfHostedCost:
     return SelfHostedCost(
         gpus=cap.gpus_peak,
         lines=lines,
-        compute_spot_mix=hours * blended_hourly(f.hourly, spot_share=f.spot_share, spot_discount=f.spot_discount),
+        spot_share=f.spot_share(instances),
+        compute_spot_mix=hours * blended_hourly(f.hourly, spot_share=f.spot_share(instances),
+                                                spot_discount=f.spot_discount),
         compute_reserved=hours * blended_hourly(f.hourly, reserved_share=1.0, reserved_discount=f.reserved_discount),
     )
 
@@ -171,9 +205,12 @@ class ClaimCheck:
     players: int
     claimed_gpus: int
     needed_gpus: int
+    limited_by: str  # what sets needed_gpus: "GPU" or "CPU"
     claimed_break_even: float | None
-    claimed_savings_pct: float  # its method: claimed GPUs, on demand
+    claimed_savings_pct: float  # its method: claimed GPUs, on demand, our prices
     implied_one_time: float | None  # claimed break-even x its own monthly savings
+    break_even_from_implied: float | None  # that one-time cost / its own savings: its months back
+    break_even_needed: float | None  # that one-time cost / savings with the GPUs the load needs
 
 
 def check_claims(inputs: PlanInputs) -> list[ClaimCheck]:
@@ -181,10 +218,12 @@ def check_claims(inputs: PlanInputs) -> list[ClaimCheck]:
     d = inputs.design
     for players, claimed in sorted(d.gpus.items()):
         as_claimed = tier(inputs, players, gpus_override=claimed, one_time=0.0)
-        needed = capacity(inputs, players).gpus_peak
-        months = d.break_even_months.get(players)
-        saved = as_claimed.savings(as_claimed.self_hosted.on_demand)
-        rows.append(ClaimCheck(players, claimed, needed, months,
-                               as_claimed.savings_pct(as_claimed.self_hosted.on_demand),
-                               months * saved if months is not None else None))
+        cap = capacity(inputs, players)
+        implied = d.implied_one_time(players)
+        needed = tier(inputs, players, one_time=implied or 0.0)
+        rows.append(ClaimCheck(
+            players, claimed, cap.gpus_peak, cap.limited_by, d.break_even_months.get(players),
+            as_claimed.savings_pct(as_claimed.self_hosted.on_demand), implied,
+            implied / d.savings(players) if implied is not None else None,
+            needed.break_even_months(needed.self_hosted.on_demand) if implied is not None else None))
     return rows

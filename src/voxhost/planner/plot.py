@@ -43,7 +43,8 @@ def render_plot(inputs: PlanInputs, path: Path) -> Path:
             color="tab:red", lw=2)
     ax.step(players, on_demand, where="post", label=f"self-hosted, on demand ({inputs.fleet.instance_type})",
             color="tab:blue", lw=2)
-    ax.step(players, spot, where="post", label=f"self-hosted, {inputs.fleet.spot_share:.0%} spot",
+    ax.step(players, spot, where="post", label=f"self-hosted, spot mix ({inputs.fleet.on_demand_base} on demand + "
+            f"{inputs.fleet.on_demand_percent_above_base:g}% of the rest)",
             color="tab:green", lw=1.5, ls="--")
     for i, (kind, color) in enumerate((("on_demand", "tab:blue"), ("spot_mix", "tab:green"))):
         n = break_even_players(inputs, kind)

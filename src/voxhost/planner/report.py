@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from voxhost.planner.inputs import PlanInputs
-from voxhost.planner.model import Tier, check_claims, cloud_cost, plan
+from voxhost.planner.model import Tier, check_claims, cloud_cost, plan, tts_on_cpu
 
 
 def usd(value: float) -> str:
     return f"${value:,.0f}" if abs(value) >= 100 else f"${value:,.2f}"
 
 
-def cents(value: float) -> str:
-    """Exact to the cent: the cloud column is checked against the design document."""
-    return f"${value:,.2f}"
 
 
 def months(value: float | None) -> str:
@@ -25,26 +24,38 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _inputs_section(inputs: PlanInputs) -> str:
+def dollars(value: float) -> str:
+    """Whole dollars, as the design document prints its tables."""
+    return f"${value:,.0f}"
+
+
+def _inputs_section(inputs: PlanInputs, tiers: list[Tier]) -> str:
     u, c, f, p = inputs.usage, inputs.cloud, inputs.fleet, inputs.platform
     stt = inputs.throughput_for("stt", inputs.stt_model)
-    tts = inputs.throughput_for("tts", inputs.tts_model)
+    tts, tts_cpu = tts_on_cpu(inputs)
+    tts_row = (f"CPU: RTF {tts.rtf:g} = {tts.rtf / u.chars_per_audio_second * 1000:.2f} CPU-ms per character "
+               f"({tts.source})" if tts_cpu else
+               f"RTF {tts.rtf:g}, {tts.capacity:.1f} real-time streams/GPU ({tts.source})")
     rows = [
-        ["STT minutes per player per month", f"{u.stt_minutes_per_player:,.0f}"],
-        ["TTS characters per player per month", f"{u.tts_chars_per_player:,.0f}"],
+        ["STT minutes per player per month (given)", f"{u.stt_minutes_per_player:,.0f}"],
+        ["TTS characters per player per month (given)", f"{u.tts_chars_per_player:,.0f}"],
+        ["Share of STT minutes as live sessions", f"{u.live_share:.0%}"],
         ["Peak-to-average load", f"{u.peak_to_average:g}x"],
         ["Share of STT audio that is speech (after VAD)", f"{u.speech_share:.0%}"],
         ["Characters per second of synthesised speech", f"{u.chars_per_audio_second:g}"],
         [f"Cloud STT: {c.stt_model}", f"${c.stt_per_minute:g} per minute"],
         [f"Cloud TTS: {c.tts_model}", f"${c.tts_per_million_chars:g} per 1M characters"],
-        [f"Instance: {f.instance_type} ({f.gpu})", f"${f.hourly:g}/h on demand"],
-        ["Spot share, spot discount, reserved discount",
-         f"{f.spot_share:.0%}, {f.spot_discount:.0%}, {f.reserved_discount:.0%}"],
-        ["Target GPU utilisation at the peak", f"{f.target_utilisation:.0%}"],
+        [f"Instance: {f.instance_type} ({f.gpu}, {f.vcpus} vCPU)", f"${f.hourly:g}/h on demand"],
+        ["Hours per month", f"{inputs.hours_per_month:g} (AWS bills 730; the design document prices 720)"],
+        ["Spot mix (the stack's)", f"{f.on_demand_base} on demand, then {f.on_demand_percent_above_base:g}% "
+         f"on demand: spot share {', '.join(f'{t.self_hosted.spot_share:.0%}' for t in tiers)}"],
+        ["Spot discount, reserved discount", f"{f.spot_discount:.0%}, {f.reserved_discount:.0%}"],
+        ["Target GPU / CPU utilisation at the peak",
+         f"{f.target_utilisation:.0%} / {inputs.cpu.target_utilisation:.0%}"],
+        ["CPU per live session", f"{inputs.cpu.vcpu_per_live_stream:g} vCPU"],
         [f"STT model: {stt.model} on {stt.gpu}",
          f"RTF {stt.rtf:g}, {stt.capacity:.1f} real-time streams/GPU ({stt.source})"],
-        [f"TTS model: {tts.model} on {tts.gpu}",
-         f"RTF {tts.rtf:g}, {tts.capacity:.1f} real-time streams/GPU ({tts.source})"],
+        [f"TTS model: {tts.model} on {tts.gpu}", tts_row],
         ["Egress", f"{p.egress} ({p.egress_gb_per_month:g} GB/month)"],
         ["One-time cost (migration, engineering)",
          ", ".join(f"{usd(inputs.one_time(n))} at {n:,}" for n in inputs.players)],
@@ -53,23 +64,39 @@ def _inputs_section(inputs: PlanInputs) -> str:
     return "## Inputs\n\n" + _table(["input", "value"], rows)
 
 
-def _money_tables(tiers: list[Tier]) -> str:
+def _money_tables(inputs: PlanInputs, tiers: list[Tier]) -> str:
     head = [f"{t.players:,} players" for t in tiers]
+    d = inputs.design
+
+    def doc(values: dict[int, float], t: Tier) -> str:
+        return dollars(values[t.players]) if t.players in values else "-"
+
     cloud = _table(["Cloud API (monthly)", *head], [
-        ["STT", *[cents(t.cloud_stt) for t in tiers]],
-        ["TTS", *[cents(t.cloud_tts) for t in tiers]],
-        ["**Total**", *[f"**{cents(t.cloud)}**" for t in tiers]],
+        ["STT", *[dollars(t.cloud_stt) for t in tiers]],
+        ["STT, design document", *[doc(d.cloud_stt, t) for t in tiers]],
+        ["TTS", *[dollars(t.cloud_tts) for t in tiers]],
+        ["TTS, design document", *[doc(d.cloud_tts, t) for t in tiers]],
+        ["**Total**", *[f"**{dollars(t.cloud)}**" for t in tiers]],
+        ["Total, design document",
+         *[dollars(d.cloud_stt[t.players] + d.cloud_tts[t.players])
+           if t.players in d.cloud_stt and t.players in d.cloud_tts else "-" for t in tiers]],
     ])
     cap = _table(["Capacity at the peak", *head], [
         ["STT load (GPUs at 100%)", *[f"{t.capacity.stt_gpu_load_peak:.2f}" for t in tiers]],
         ["TTS load (GPUs at 100%)", *[f"{t.capacity.tts_gpu_load_peak:.2f}" for t in tiers]],
-        ["**GPUs needed at the peak**", *[f"**{t.capacity.gpus_peak}**" for t in tiers]],
-        ["GPUs for the average load", *[str(t.capacity.gpus_average) for t in tiers]],
+        ["CPU load (vCPUs at 100%)", *[f"{t.capacity.vcpu_peak:.2f}" for t in tiers]],
+        ["Instances the GPUs need", *[str(t.capacity.gpu_bound) for t in tiers]],
+        ["Instances the CPUs need", *[str(t.capacity.cpu_bound) for t in tiers]],
+        ["**GPU instances at the peak**", *[f"**{t.capacity.gpus_peak}**" for t in tiers]],
+        ["GPU instances for the average load", *[str(t.capacity.gpus_average) for t in tiers]],
     ])
+    other_h = 720.0 if inputs.hours_per_month != 720.0 else 730.0
+    other = plan(inputs.model_copy(update={"hours_per_month": other_h}))
     lines = list(tiers[0].self_hosted.lines)
     selfhost = _table(["Self-hosted (monthly, peak fleet all month)", *head], [
         *[[name, *[usd(t.self_hosted.lines[name]) for t in tiers]] for name in lines],
         ["**Total, on demand**", *[f"**{usd(t.self_hosted.on_demand)}**" for t in tiers]],
+        [f"Total, on demand, {other_h:g} h month", *[usd(t.self_hosted.on_demand) for t in other]],
         ["Total, spot mix", *[usd(t.self_hosted.spot_mix) for t in tiers]],
         ["Total, reserved", *[usd(t.self_hosted.reserved) for t in tiers]],
     ])
@@ -90,13 +117,15 @@ def _money_tables(tiers: list[Tier]) -> str:
                         "## Savings, break-even, total cost of ownership", summary])
 
 
-def _claims_section(inputs: PlanInputs) -> str:
+def _claims_section(inputs: PlanInputs, tiers: list[Tier]) -> str:
     checks = check_claims(inputs)
     if not checks:
         return ""
     d = inputs.design
-    rows = [[f"{c.players:,}", str(c.claimed_gpus), str(c.needed_gpus), f"{c.claimed_savings_pct:.0f}%",
-             months(c.claimed_break_even), usd(c.implied_one_time) if c.implied_one_time is not None else "-"]
+    rows = [[f"{c.players:,}", str(c.claimed_gpus), f"{c.needed_gpus} ({c.limited_by})",
+             f"{c.claimed_savings_pct:.0f}%", months(c.claimed_break_even),
+             usd(c.implied_one_time) if c.implied_one_time is not None else "-",
+             months(c.break_even_from_implied), months(c.break_even_needed)]
             for c in checks]
     notes = []
     first, last = checks[0], checks[-1]
@@ -123,13 +152,33 @@ def _claims_section(inputs: PlanInputs) -> str:
     )
     return "\n\n".join([
         "## The design document's claims, checked",
-        _table(["players", "claimed GPUs", "GPUs needed (peak)", "savings at claimed GPUs",
-                "claimed break-even (months)", "implied one-time cost"], rows),
+        _table(["players", "claimed GPUs", "GPUs needed (peak, limit)", "savings at claimed GPUs",
+                "claimed break-even (months)", "implied one-time cost", "break-even from it",
+                "break-even, GPUs needed"], rows),
         "\n".join(notes),
     ])
 
 
-def _alternatives(inputs: PlanInputs) -> str:
+def max_tasks_warnings(inputs: PlanInputs, tiers: list[Tier]) -> list[str]:
+    """The stack's `max_tasks` must cover the plan's peak, or autoscaling stops short."""
+    return [f"{t.players:,} players need {t.capacity.gpus_peak} tasks at the peak, above the stack's "
+            f"max_tasks={inputs.stack_max_tasks}: deploy with -c max_tasks={t.capacity.gpus_peak}"
+            for t in tiers if t.capacity.gpus_peak > inputs.stack_max_tasks]
+
+
+def _stack_section(inputs: PlanInputs, tiers: list[Tier]) -> str:
+    rows = [[f"{t.players:,}", str(t.capacity.gpus_peak),
+             f"`make deploy CDK_ARGS='-c max_tasks={t.capacity.gpus_peak}'`"] for t in tiers]
+    warnings = max_tasks_warnings(inputs, tiers)
+    text = [f"## The stack's max_tasks\n\nThe plan's peak is the stack's `max_tasks` (the group may hold "
+            f"twice that, for deploys). Assumed deployed: max_tasks={inputs.stack_max_tasks} "
+            "(`stack_max_tasks`).", _table(["players", "max_tasks", "deploy"], rows)]
+    if warnings:
+        text.append("\n".join(f"- **Warning:** {w}" for w in warnings))
+    return "\n\n".join(text)
+
+
+def _alternatives(inputs: PlanInputs, tiers: list[Tier]) -> str:
     rows = []
     for stt_model in ("whisper-1", "gpt-4o-mini-transcribe"):
         for tts_model in ("tts-1", "tts-1-hd"):
@@ -144,17 +193,38 @@ def _alternatives(inputs: PlanInputs) -> str:
         ["cloud models", *[f"{n:,} players" for n in inputs.players]], rows)
 
 
-def render_report(inputs: PlanInputs, plot_name: str | None = None) -> str:
+def summary_rows(tiers: list[Tier]) -> list[list[str]]:
+    """The terminal summary, transposed as plan.md is: one row per figure, one column
+    per player count, so it stays readable at 80 columns."""
+    months_ = tiers[0].tco_months
+    rows = [
+        ("cloud API /mo", lambda t: dollars(t.cloud)),
+        ("GPU instances at peak", lambda t: f"{t.capacity.gpus_peak} ({t.capacity.limited_by})"),
+        ("self-hosted /mo, on demand", lambda t: dollars(t.self_hosted.on_demand)),
+        ("self-hosted /mo, spot mix", lambda t: dollars(t.self_hosted.spot_mix)),
+        ("savings, on demand", lambda t: f"{t.savings_pct(t.self_hosted.on_demand):.0f}%"),
+        ("break-even (months)", lambda t: months(t.break_even_months(t.self_hosted.on_demand))),
+        (f"{months_}-mo TCO, cloud", lambda t: dollars(t.tco_cloud())),
+        (f"{months_}-mo TCO, self-hosted", lambda t: dollars(t.tco_self(t.self_hosted.on_demand))),
+    ]
+    return [[label, *[cell(t) for t in tiers]] for label, cell in rows]
+
+
+# Each section renders from the inputs and the tiers; a planner module adds its
+# own table by appending to this list (or passing `sections`).
+Section = Callable[[PlanInputs, list[Tier]], str]
+SECTIONS: list[Section] = [_inputs_section, _money_tables, _claims_section, _stack_section, _alternatives]
+
+
+def render_report(inputs: PlanInputs, plot_name: str | None = None,
+                  sections: list[Section] | None = None) -> str:
     tiers = plan(inputs)
     parts = [
         "# voxhost cost and capacity plan",
         "Generated by `voxhost plan`. Prices: src/voxhost/ops/cost.py unless the plan file overrides them. "
-        "Self-hosted cost prices the GPUs the peak needs, running all month (autoscaling only lowers it, "
-        "towards the average-load GPU count).",
-        _inputs_section(inputs),
-        _money_tables(tiers),
-        _claims_section(inputs),
-        _alternatives(inputs),
+        "Self-hosted cost prices the GPU instances the peak needs (GPU or CPU, whichever binds), running all "
+        "month (autoscaling only lowers it, towards the average-load count).",
+        *[section(inputs, tiers) for section in (SECTIONS if sections is None else sections)],
     ]
     if plot_name:
         parts.append(f"## Monthly cost against players\n\n![monthly cost against players]({plot_name})")

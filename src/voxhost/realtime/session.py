@@ -262,6 +262,18 @@ class TranscriptionSession:
             self._detector.reset()
         await self._emit(ev.Cleared())
 
+    async def finish(self) -> None:
+        """The server is draining: commit the turn in progress (if it holds enough
+        audio) and wait until every final transcript has been sent."""
+        if self._item_id is not None:
+            try:
+                await self.commit()
+            except InvalidRequest:  # under the minimum commit: nothing to transcribe
+                pass
+        pending = [t for t in self._finals if not t.done()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
     async def close(self) -> None:
         """Cancel everything still pending (the client is gone)."""
         self._closed = True

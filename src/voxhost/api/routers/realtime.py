@@ -31,6 +31,7 @@ from voxhost.errors import InvalidRequest, NotReady, Overloaded, SessionRejected
 from voxhost.realtime import events as ev
 from voxhost.realtime.config import SessionConfig, SessionLimits
 from voxhost.realtime.session import SchedulerDecoder, TranscriptionSession, new_id
+from voxhost.scheduler.sessions import DRAINING_MESSAGE
 
 log = logging.getLogger("voxhost.realtime")
 router = APIRouter(tags=["live speech-to-text"])
@@ -138,6 +139,7 @@ async def _serve(conn: Connection, state: AppState, generation: Generation) -> N
     opened = time.monotonic()
     log.info("realtime session %s opened (%d live)", session_id, state.sessions.active)
     await conn.send(session_event("created", session.config, generation, session_id, expiry))
+    draining = asyncio.ensure_future(state.sessions.wait_draining())
     try:
         while conn.open:
             remaining = deadline - loop.time()
@@ -147,9 +149,8 @@ async def _serve(conn: Connection, state: AppState, generation: Generation) -> N
                     code="session_expired"), CLOSE_NORMAL)
                 break
             try:
-                message = await asyncio.wait_for(
-                    conn.websocket.receive(), min(settings.realtime_idle_timeout_seconds, remaining)
-                )
+                message = await _receive_unless_draining(
+                    conn.websocket, min(settings.realtime_idle_timeout_seconds, remaining), draining)
             except TimeoutError:
                 if deadline - loop.time() > 0:
                     await conn.refuse(InvalidRequest(
@@ -157,18 +158,36 @@ async def _serve(conn: Connection, state: AppState, generation: Generation) -> N
                         code="idle_timeout"), CLOSE_NORMAL)
                     break
                 continue
+            if message is None:  # draining: the turn in progress and its transcript, then the drain's close
+                await session.finish()
+                await conn.refuse(NotReady(DRAINING_MESSAGE), CLOSE_TRY_AGAIN)
+                break
             if message["type"] == "websocket.disconnect":
                 conn.open = False
                 break
             generation = await _handle(conn, session, message, generation, settings.realtime_max_event_bytes,
                                        session_id, expiry)
     finally:
+        draining.cancel()
         await session.close()  # cancels its partial and queued finals
         await conn.close()
         state.metrics.speculative_finals.labels("used").inc(session.speculative_used)
         state.metrics.speculative_finals.labels("dropped").inc(session.speculative_dropped)
         log.info("realtime session %s closed after %.1fs, %d turns",
                  session_id, time.monotonic() - opened, session.turns)
+
+
+async def _receive_unless_draining(websocket: WebSocket, timeout: float, draining: asyncio.Future) -> dict | None:
+    """The client's next message; None once the server drains (SIGTERM or the
+    load balancer deregistering this task). Raises TimeoutError when idle."""
+    receive = asyncio.ensure_future(websocket.receive())
+    done, _ = await asyncio.wait({receive, draining}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if receive in done:  # a message that arrived with the drain is still handled
+        return receive.result()
+    receive.cancel()
+    if draining in done:
+        return None
+    raise TimeoutError
 
 
 async def _handle(conn: Connection, session: TranscriptionSession, message: dict, generation: Generation,

@@ -1,0 +1,58 @@
+"""The server's keep-alive is a setting the stack raises above the ALB idle timeout.
+
+A real `voxhost serve`, a real TCP connection: with uvicorn's 5 s default the
+server closes an idle connection the ALB would reuse (the ALB answers 502).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+IDLE_S = 6.5  # past uvicorn's 5 s default, inside the 9 s configured here
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get_health(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: voxhost\r\n\r\n")
+    return sock.recv(65536)
+
+
+def test_idle_connection_survives_past_the_default_keepalive():
+    port = _free_port()
+    env = {**os.environ, "VOXHOST_KEEPALIVE_TIMEOUT_S": "9", "VOXHOST_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port), "--stt-model", "whisper-tiny.en"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+            time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            assert _get_health(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(IDLE_S)  # what an ALB connection does between requests
+            # Same connection, reused: the server must still hold it open.
+            assert _get_health(sock).startswith(b"HTTP/1.1 200")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
