@@ -6,10 +6,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from voxhost.errors import RateLimited, VoxhostError
+from voxhost.api.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected
+from voxhost.errors import VoxhostError
 
 log = logging.getLogger("voxhost.api")
 
@@ -18,10 +19,14 @@ def error_body(message: str, *, type_: str, param: str | None = None, code: str 
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+def retry_after(exc: VoxhostError) -> str | None:
+    """The Retry-After header value (whole seconds) for errors a client should retry."""
+    seconds = getattr(exc, "retry_after", None)
+    return None if seconds is None else str(max(1, int(round(seconds))))
+
+
 def _voxhost_error(_: Request, exc: VoxhostError) -> JSONResponse:
-    headers = {}
-    if isinstance(exc, RateLimited):
-        headers["Retry-After"] = str(max(1, int(round(exc.retry_after))))
+    headers = {"Retry-After": retry_after(exc)} if retry_after(exc) is not None else {}
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 
@@ -47,6 +52,10 @@ def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     )
 
 
+def _client_gone(_: Request, exc: ClientDisconnected) -> Response:
+    return Response(status_code=CLIENT_CLOSED_REQUEST)  # for the log and metrics; the client is gone
+
+
 def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(
@@ -58,4 +67,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VoxhostError, _voxhost_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnected, _client_gone)
     app.add_exception_handler(Exception, _unhandled)
