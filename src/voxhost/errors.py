@@ -80,6 +80,20 @@ class NotReady(VoxhostError):
     code = "not_ready"
 
 
+class Draining(NotReady):
+    """Shutting down: new work goes to another instance (503 + Retry-After)."""
+
+    retry_after = 5.0
+
+
+class OriginNotAllowed(VoxhostError):
+    """A browser page on an origin outside VOXHOST_CORS_ORIGINS opened a WebSocket."""
+
+    status_code = 403
+    error_type = "invalid_request_error"
+    code = "origin_not_allowed"
+
+
 class DeadlineExceeded(Overloaded):
     """A queued job outlived its deadline before it could run: shed, retry later."""
 

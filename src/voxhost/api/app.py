@@ -13,6 +13,7 @@ from starlette.formparsers import MultiPartParser
 from voxhost import __version__
 from voxhost.api.errors import install_error_handlers
 from voxhost.api.middleware import BodySizeLimit, Gatekeeper, RequestAccounting
+from voxhost.api.origins import install_cors
 from voxhost.api.routers import console, health, metrics, models, realtime, speech, transcriptions
 from voxhost.api.state import AppState
 from voxhost.cache.phrases import PhraseCache
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
     app.add_middleware(Gatekeeper, state=state)
     app.add_middleware(RequestAccounting, state=state)
+    install_cors(app, settings.cors_origins)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(models.router)

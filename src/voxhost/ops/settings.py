@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_keys_file: Path | None = None
     metrics_api_key_sha256: str | None = None  # /metrics' own key (sha256 hex)
+    # --- hardening (issue 14): browser origins ---
+    # Origins (scheme://host[:port]) whose pages may call the API: CORS on HTTP,
+    # the Origin check on WebSockets. Empty (default): no cross-origin access.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Keep audio/text content in logs: "none" (default) never logs content.
     retain_content: Literal["none", "logs"] = "none"
 
@@ -131,7 +135,7 @@ class Settings(BaseSettings):
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)
 
-    @field_validator("stt_models", "tts_engines", "api_keys", mode="before")
+    @field_validator("stt_models", "tts_engines", "api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
