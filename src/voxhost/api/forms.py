@@ -76,6 +76,8 @@ def list_field(form: FormData, name: str) -> list[str]:
 
 
 async def file_field(form: FormData, name: str, max_bytes: int) -> tuple[bytes, str]:
+    if len(form.getlist(name)) > 1:  # which one to decode would be a guess
+        raise InvalidRequest(f"Send exactly one '{name}' part; got {len(form.getlist(name))}.", param=name)
     upload = form.get(name)
     if upload is None:
         raise InvalidRequest(

@@ -22,9 +22,11 @@ from voxhost.api.protocol.transcriptions import (
     sse,
 )
 from voxhost.api.state import AppState, require_ready
-from voxhost.audio.decode import decode_audio
+from voxhost.api.disconnect import unless_disconnected
+from voxhost.audio.decode import WHISPER_RATE, decode_audio
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
 from voxhost.errors import InvalidRequest, Overloaded, PayloadTooLarge
+from voxhost.stt.languages import check_model_language, whisper_language
 from voxhost.scheduler.lanes import Lane
 
 router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
@@ -105,13 +107,12 @@ async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
     stream = forms.bool_field(form, "stream", False)
     if stream and response_format not in ("json", "text"):
         raise InvalidRequest("Streaming supports response_format 'json' or 'text'.", param="stream")
-    language = forms.text_field(form, "language")
-    if language is not None and (len(language) > 8 or not language.replace("-", "").isalpha()):
-        raise InvalidRequest(f"'language' must be an ISO-639-1 code such as 'en', got {language[:20]!r}.",
-                             param="language")
+    # BCP-47 tags (en-US) map to Whisper's codes; unknown ones are refused
+    # here, before any decoding (they used to surface as a 500).
+    language = whisper_language(forms.text_field(form, "language"))
     options = TranscriptionOptions(
         task=task,
-        language=language.lower() if language else None,
+        language=language,
         prompt=forms.text_field(form, "prompt"),
         temperature=forms.float_field(form, "temperature", 0.0, 0.0, 1.0),
         beam_size=forms.int_field(form, "beam_size", s.stt_beam_size, 1, 10),
@@ -137,37 +138,37 @@ async def _handle(request: Request, state: AppState, task: str) -> Response:
         raise Overloaded("Every speech-to-text queue is full; retry shortly.", retry_after=2.0)
     req = await _parse(request, state, task)
     engine = state.stt.get(req.model)
-    if task == "translate" and not engine.multilingual:
-        raise InvalidRequest(
-            f"Model '{engine.name}' is English-only and cannot translate; use a multilingual model.",
-            param="model",
-        )
-    if req.options.language and not engine.multilingual and req.options.language != "en":
-        raise InvalidRequest(
-            f"Model '{engine.name}' is English-only; language '{req.options.language}' is not supported.",
-            param="language",
-        )
+    check_model_language(engine, req.options.language, task)
     if not state.stt_scheduler.can_admit(engine, Lane.INTERACTIVE):
         raise Overloaded(f"The {engine.name} queue is full; retry shortly.", retry_after=2.0)
-    audio = await asyncio.to_thread(
-        decode_audio, req.audio_bytes, max_seconds=state.settings.max_audio_seconds
-    )
-    del req.audio_bytes  # the raw upload is no longer needed; free it early
-
-    # Long files would hold up players' short clips: they wait in the bulk lane.
-    long_file = len(audio) > state.settings.bulk_threshold_s * 16_000
-    lane = Lane.BULK if long_file else Lane.INTERACTIVE
     if req.stream:
-        return StreamingResponse(
-            _sse_events(state, engine, audio, req.options, lane),
+        audio = await _decode(state, req)
+        return StreamingResponse(  # Starlette stops the stream (and so the decode) on disconnect
+            _sse_events(state, engine, audio, req.options, _lane(state, audio)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    transcript: Transcript = await state.stt_scheduler.transcribe(engine, audio, req.options, lane=lane)
+
+    async def decode_and_transcribe() -> Transcript:
+        audio = await _decode(state, req)
+        return await state.stt_scheduler.transcribe(engine, audio, req.options, lane=_lane(state, audio))
+
+    transcript = await unless_disconnected(request, decode_and_transcribe())
     if state.settings.retain_content == "logs":  # opt-in only: transcripts are players' words
         log.info("transcript", extra={"content": transcript.text})
     body = render(transcript, req.response_format, task=task, granularities=req.granularities)
     return Response(body, media_type=MEDIA_TYPES[req.response_format])
+
+
+async def _decode(state: AppState, req: SttRequest):
+    audio = await asyncio.to_thread(decode_audio, req.audio_bytes, max_seconds=state.settings.max_audio_seconds)
+    req.audio_bytes = b""  # the raw upload is no longer needed; free it early
+    return audio
+
+
+def _lane(state: AppState, audio) -> Lane:
+    # Long files would hold up players' short clips: they wait in the bulk lane.
+    return Lane.BULK if len(audio) > state.settings.bulk_threshold_s * WHISPER_RATE else Lane.INTERACTIVE
 
 
 async def _sse_events(state: AppState, engine, audio, options: TranscriptionOptions, lane: Lane):
