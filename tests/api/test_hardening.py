@@ -5,21 +5,18 @@ language tags, decompression bombs, CORS, and the smaller ones."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import subprocess
 import sys
 import time
 
-import av
 import httpx
-import numpy as np
 import pytest
 import websockets
 import websockets.sync.client as ws_client
 from fastapi import WebSocket
-from voxhost_testing import assert_openai_error, free_port
+from voxhost_testing import assert_openai_error, free_port, silent_flac
 
 from voxhost.ops.auth import new_entry
 
@@ -207,23 +204,8 @@ def test_query_string_keys_only_open_websockets(sibling):
 
 # ---- 6. decompression bombs -----------------------------------------------------
 
-def _silent_flac(seconds: int, rate: int = 8000) -> bytes:
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="flac") as out:
-        stream = out.add_stream("flac", rate=rate, layout="mono")
-        silence = np.zeros((1, rate * 60), dtype=np.int16)
-        for _ in range(seconds // 60):
-            frame = av.AudioFrame.from_ndarray(silence, format="s16", layout="mono")
-            frame.sample_rate = rate
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buf.getvalue()
-
-
 def test_a_flac_declaring_hours_is_refused_on_its_header(base_url, settings):
-    bomb = _silent_flac(2 * 3600)
+    bomb = silent_flac(2 * 3600)
     assert len(bomb) < settings.max_upload_bytes
     response = httpx.post(base_url + URL, files={"file": ("bomb.flac", bomb)}, data={"model": "whisper-1"},
                           timeout=120)
@@ -269,3 +251,19 @@ def test_drain_503_says_when_to_retry(sibling):
     live.app.state.voxhost.draining.set()
     response = httpx.get(live.base_url + "/v1/models")
     assert response.status_code == 503 and int(response.headers["retry-after"]) >= 1
+
+
+def test_invalid_json_names_no_param(base_url):
+    response = httpx.post(base_url + "/v1/audio/speech", content=b'{"model": "tts-1", "input": "hi",,}',
+                          headers={"content-type": "application/json"})
+    error = assert_openai_error(response, 400, None)
+    assert error["code"] == "invalid_json"
+
+
+def test_huge_model_names_are_not_echoed(base_url, short_clip):
+    name = "m" * 20_000
+    response = httpx.post(base_url + URL, files={"file": ("a.wav", short_clip.read_bytes())},
+                          data={"model": name}, timeout=120)
+    assert_openai_error(response, 400, "model")
+    assert len(response.content) < 1000
+    assert len(httpx.get(base_url + "/v1/models/" + name).content) < 1000

@@ -32,6 +32,9 @@ def _voxhost_error(_: Request, exc: VoxhostError) -> JSONResponse:
 
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":  # its loc is a character offset, not a field
+        message = f"The request body is not valid JSON: {first.get('ctx', {}).get('error', 'parse error')}."
+        return JSONResponse(error_body(message, type_="invalid_request_error", code="invalid_json"), status_code=400)
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form")]
     param = ".".join(loc) or None
     message = first.get("msg", "Invalid request")

@@ -1,0 +1,354 @@
+"""The hostile tester's probe, rerunnable: bad inputs, orphaned work, bombs, memory.
+
+Starts a real `voxhost serve` (from `--src`, so the same script measures an
+older tree for before/after) and reports:
+
+- bad inputs: how many were tried over REST, TTS and WebSocket, and how many
+  got a 4xx, a 5xx, or crashed the server / connection;
+- orphaned work: N clients post a clip and hang up while queued behind one
+  busy decoder; then the time a fresh request takes (before the fix it
+  waited behind every orphan);
+- a 2-hour FLAC: how long until it is refused;
+- memory: RSS series for a soak (mixed REST + live sessions, with some large
+  decodes) and after a WebSocket flood, against the warm baseline.
+
+    PYTHONPATH=src python bench/hostile_probe.py --out bench/results/hostile_probe.json
+    PYTHONPATH=src python bench/hostile_probe.py --src /tmp/base/src --skip-memory   # an older tree
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import concurrent.futures as cf
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import httpx
+import numpy as np
+import websockets
+from _ready import wait_ready  # bench/ is on sys.path when run as a script
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from voxhost_testing import free_port, silent_flac  # noqa: E402  (the tests' own bomb and port helpers)
+
+from voxhost.evaluation.dataset import load_manifest
+
+URL = "/v1/audio/transcriptions"
+MODEL = "whisper-tiny.en"
+
+
+class Server:
+    def __init__(self, src: Path, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PYTHONPATH": str(src), "VOXHOST_LOG_LEVEL": "warning",
+                    "VOXHOST_TTS_ENGINES": "hibari", **{f"VOXHOST_{k.upper()}": str(v) for k, v in env.items()}}
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(self.port), "--stt-model", MODEL],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_ready(self.url, timeout=180):
+            raise RuntimeError("server did not start")
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+# ---- bad inputs -------------------------------------------------------------
+
+def rest_cases(clip: bytes) -> list[tuple[str, dict]]:
+    """(name, httpx.request kwargs) for hostile REST/TTS requests."""
+    post = lambda **kw: {"method": "POST", "url": URL, **kw}  # noqa: E731
+    speech = lambda body: {"method": "POST", "url": "/v1/audio/speech", "json": body}  # noqa: E731
+    file = {"file": ("a.wav", clip)}
+    cases = [
+        ("no body", post()),
+        ("json body", post(json={"file": "x"})),
+        ("no file", post(data={"model": "whisper-1"}, files={"x": ("a", b"1")})),
+        ("file as text", post(data={"file": "abc"})),
+        ("two files", post(files=[("file", ("a.wav", clip)), ("file", ("b.wav", clip))])),
+        ("empty file", post(files={"file": ("a.wav", b"")})),
+        ("junk audio", post(files={"file": ("a.mp3", os.urandom(20_000))})),
+        ("truncated header", post(files={"file": ("a.wav", clip[:30])})),
+        ("huge model name", post(files=file, data={"model": "m" * 20_000})),
+        ("unknown model", post(files=file, data={"model": "gpt-9"})),
+        ("null byte model", post(files=file, data={"model": "whisper\x00-1"})),
+        ("model as file", post(files={**file, "model": ("m", b"whisper-1")})),
+        ("bad response_format", post(files=file, data={"response_format": "xml"})),
+        ("temperature nan", post(files=file, data={"temperature": "nan"})),
+        ("temperature inf", post(files=file, data={"temperature": "inf"})),
+        ("temperature 5", post(files=file, data={"temperature": "5"})),
+        ("beam 0", post(files=file, data={"beam_size": "0"})),
+        ("beam 1e9", post(files=file, data={"beam_size": "1000000000"})),
+        ("bad granularity", post(files=file, data={"timestamp_granularities[]": "char",
+                                                   "response_format": "verbose_json"})),
+        ("stream srt", post(files=file, data={"stream": "true", "response_format": "srt"})),
+        ("stream maybe", post(files=file, data={"stream": "maybe"})),
+        ("translate on .en", post(files=file, data={"model": MODEL}) | {"url": "/v1/audio/translations"}),
+        ("prompt 1 MB", post(files=file, data={"prompt": "x" * 1_000_000})),
+        ("hotwords 1 MB", post(files=file, data={"hotwords": "y " * 500_000})),
+        ("bad multipart", {"method": "POST", "url": URL, "content": b"--x\r\nnonsense",
+                           "headers": {"content-type": "multipart/form-data; boundary=x"}}),
+        ("no boundary", {"method": "POST", "url": URL, "content": b"abc",
+                         "headers": {"content-type": "multipart/form-data"}}),
+        ("declared 1 TB", {"method": "POST", "url": URL, "content": b"abc",
+                           "headers": {"content-type": "multipart/form-data; boundary=x",
+                                       "content-length": str(10**12)}}),
+        ("GET transcriptions", {"method": "GET", "url": URL}),
+        ("unknown route", {"method": "GET", "url": "/v1/nothing"}),
+        ("path traversal model", {"method": "GET", "url": "/v1/models/..%2F..%2Fetc%2Fpasswd"}),
+        ("query api_key", {"method": "GET", "url": "/v1/models?api_key=vxh_wrong"}),
+        ("tts no input", speech({"model": "tts-1", "voice": "alloy"})),
+        ("tts empty input", speech({"model": "tts-1", "voice": "alloy", "input": ""})),
+        ("tts huge input", speech({"model": "tts-1", "voice": "alloy", "input": "a" * 100_000})),
+        ("tts null input", speech({"model": "tts-1", "voice": "alloy", "input": None})),
+        ("tts bad voice", speech({"model": "tts-1", "voice": "nobody", "input": "hi"})),
+        ("tts huge voice", speech({"model": "tts-1", "voice": "v" * 20_000, "input": "hi"})),
+        ("tts bad model", speech({"model": "m" * 20_000, "voice": "alloy", "input": "hi"})),
+        ("tts bad format", speech({"model": "tts-1", "voice": "alloy", "input": "hi", "response_format": "xm"})),
+        ("tts speed 0", speech({"model": "tts-1", "voice": "alloy", "input": "hi", "speed": 0})),
+        ("tts speed nan", {"method": "POST", "url": "/v1/audio/speech",
+                           "content": b'{"model":"tts-1","voice":"alloy","input":"hi","speed":NaN}',
+                           "headers": {"content-type": "application/json"}}),
+        ("tts invalid json", {"method": "POST", "url": "/v1/audio/speech", "content": b'{"input": "hi",,}',
+                              "headers": {"content-type": "application/json"}}),
+        ("tts list body", speech([1, 2, 3])),
+        ("tts control chars", speech({"model": "tts-1", "voice": "alloy", "input": "\x00\x01\x02"})),
+    ]
+    for lang in ("en-US", "xx", "klingon", "en-", "zz-ZZ", "e" * 200, "en;drop"):
+        for stream in ("false", "true"):
+            expected_ok = lang == "en-US"
+            cases.append((f"language {lang[:12]} stream={stream}" + (" (valid)" if expected_ok else ""),
+                          post(files=file, data={"language": lang, "stream": stream, "model": "whisper-1"})))
+    return cases
+
+
+WS_CASES = [
+    "{not json", "[1,2]", "null", '"str"', json.dumps({"type": "nope"}),
+    json.dumps({"type": "input_audio_buffer.append", "audio": "%%%"}),
+    json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\x01\x02\x03").decode()}),
+    json.dumps({"type": "input_audio_buffer.commit"}),
+    json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "transcription": {"model": "whisper-1", "language": "xx"}}}}}),
+    json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "transcription": {"model": "m" * 20_000}}}}}),
+    json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "turn_detection": {"type": "server_vad", "threshold": 1e308}}}}}),
+    json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "format": {"type": "audio/pcm", "rate": -1}}}}}),
+    json.dumps({"type": "session.update", "session": "x"}),
+    json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "transcription": {"model": "whisper-1", "language": 7}}}}}),
+]
+
+
+async def ws_probe(url: str) -> list[tuple[str, str]]:
+    """(case, outcome): 'error-event', 'ok', 'closed:<code>' or 'crash:<exc>'."""
+    outcomes = []
+    ws_url = url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    async with websockets.connect(ws_url, max_size=None) as ws:
+        await asyncio.wait_for(ws.recv(), 30)  # session.created
+        for message in [*WS_CASES, b"\x00\x01\x02"]:
+            try:
+                await ws.send(message)
+                event = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                outcomes.append((str(message)[:40], "error-event" if event["type"] == "error" else "ok"))
+            except websockets.ConnectionClosed as closed:
+                outcomes.append((str(message)[:40], f"closed:{closed.rcvd.code if closed.rcvd else None}"))
+                break
+            except Exception as exc:
+                outcomes.append((str(message)[:40], f"crash:{type(exc).__name__}"))
+                break
+    for query in ("intent=transcription&api_key=vxh_wrong", "intent=conversation", "intent=" + "x" * 5000):
+        try:
+            async with websockets.connect(url.replace("http://", "ws://") + "/v1/realtime?" + query) as ws:
+                await asyncio.wait_for(ws.recv(), 10)
+                outcomes.append((query[:40], "ok"))
+        except websockets.InvalidStatus as exc:
+            outcomes.append((query[:40], f"http:{exc.response.status_code}"))
+        except websockets.ConnectionClosed as closed:
+            outcomes.append((query[:40], f"closed:{closed.rcvd.code if closed.rcvd else None}"))
+        except Exception as exc:
+            outcomes.append((query[:40], f"crash:{type(exc).__name__}"))
+    return outcomes
+
+
+def bad_inputs(srv: Server, clip: bytes) -> dict:
+    statuses: dict[str, int | str] = {}
+    with httpx.Client(base_url=srv.url, timeout=120) as client:
+        for name, kw in rest_cases(clip):
+            try:
+                statuses[name] = client.request(**kw).status_code
+            except httpx.HTTPError as exc:
+                statuses[name] = f"crash:{type(exc).__name__}"
+    ws = asyncio.run(ws_probe(srv.url))
+    rest = list(statuses.values())
+    return {
+        "tried": len(rest) + len(ws),
+        "rest_4xx": sum(isinstance(s, int) and 400 <= s < 500 for s in rest),
+        "rest_5xx": sum(isinstance(s, int) and s >= 500 for s in rest),
+        "rest_2xx": sum(isinstance(s, int) and s < 300 for s in rest),
+        "ws_refused_cleanly": sum(o.startswith(("error-event", "closed:1008", "closed:1013", "http:4")) for _, o in ws),
+        "crashes": sum(str(s).startswith("crash") for s in rest) + sum(o.startswith("crash") for _, o in ws),
+        "server_alive": srv.alive,
+        "5xx_cases": [n for n, s in statuses.items() if isinstance(s, int) and s >= 500],
+        "2xx_cases": [n for n, s in statuses.items() if isinstance(s, int) and s < 300],
+        "ws": ws,
+    }
+
+
+# ---- orphaned work ---------------------------------------------------------------
+
+def orphans(srv: Server, clip: bytes, count: int) -> dict:
+    """`count` clients hang up 0.3 s after sending; then a fresh request is timed."""
+    def orphan(_):
+        try:
+            httpx.post(srv.url + URL, files={"file": ("a.wav", clip)}, data={"model": MODEL},
+                       timeout=httpx.Timeout(30, read=0.3))
+        except httpx.TimeoutException:
+            pass
+
+    with cf.ThreadPoolExecutor(count) as pool:
+        list(pool.map(orphan, range(count)))
+    start = time.perf_counter()
+    fresh = httpx.post(srv.url + URL, files={"file": ("a.wav", clip)}, data={"model": MODEL}, timeout=600)
+    return {"orphans": count, "fresh_status": fresh.status_code, "fresh_s": round(time.perf_counter() - start, 2)}
+
+
+def bomb(srv: Server) -> dict:
+    data = silent_flac(2 * 3600)
+    start = time.perf_counter()
+    r = httpx.post(srv.url + URL, files={"file": ("bomb.flac", data)}, data={"model": MODEL}, timeout=600)
+    return {"bytes": len(data), "status": r.status_code, "refused_s": round(time.perf_counter() - start, 3)}
+
+
+# ---- memory ---------------------------------------------------------------------------
+
+def _pcm24k(audio_bytes: bytes) -> bytes:
+    from voxhost.realtime.client import pcm16
+    from voxhost.audio.decode import decode_audio
+
+    return pcm16(decode_audio(audio_bytes), 24_000)
+
+
+async def _live_session(url: str, pcm: bytes) -> None:
+    ws_url = url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    async with websockets.connect(ws_url, max_size=None) as ws:
+        await ws.recv()
+        for offset in range(0, len(pcm), 48_000):
+            await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                      "audio": base64.b64encode(pcm[offset:offset + 48_000]).decode()}))
+        await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        try:
+            while json.loads(await asyncio.wait_for(ws.recv(), 60))["type"] not in (
+                    "conversation.item.input_audio_transcription.completed", "error"):
+                pass
+        except (asyncio.TimeoutError, websockets.ConnectionClosed):
+            pass
+
+
+def _wav(pcm24k: bytes) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24_000)
+        w.writeframes(pcm24k)
+    return buf.getvalue()
+
+
+def memory(srv: Server, clips: list[bytes], long_clip: bytes, soak_s: float, flood: int) -> dict:
+    post = lambda c: httpx.post(srv.url + URL, files={"file": ("a.wav", c)}, data={"model": MODEL},  # noqa: E731
+                                timeout=600).status_code
+    for clip in clips[:4]:  # warm: the first decodes allocate the model's working memory
+        post(clip)
+    asyncio.run(_live_session(srv.url, _pcm24k(clips[0])))
+    time.sleep(2)
+    warm = srv.rss_mb()
+    series = [(0.0, warm)]
+    start = time.perf_counter()
+    pcm = _pcm24k(clips[1])
+
+    async def soak():
+        loop = asyncio.get_running_loop()
+        with cf.ThreadPoolExecutor(4) as pool:
+            n = 0
+            while time.perf_counter() - start < soak_s:
+                work = [loop.run_in_executor(pool, post, clips[(n + i) % len(clips)]) for i in range(3)]
+                work.append(loop.run_in_executor(pool, post, long_clip))  # a large decode each round
+                work.append(_live_session(srv.url, pcm))
+                await asyncio.gather(*work)
+                series.append((round(time.perf_counter() - start, 1), srv.rss_mb()))
+                n += 3
+
+    asyncio.run(soak())
+    peak = max(r for _, r in series)
+    time.sleep(5)
+    after_soak = srv.rss_mb()
+
+    async def flood_sessions():
+        await asyncio.gather(*[_live_session(srv.url, pcm) for _ in range(flood)], return_exceptions=True)
+
+    asyncio.run(flood_sessions())
+    flood_peak = srv.rss_mb()
+    time.sleep(5)
+    after_flood = srv.rss_mb()
+    return {"warm_mb": round(warm), "soak_peak_mb": round(peak), "after_soak_mb": round(after_soak),
+            "flood_sessions": flood, "flood_end_mb": round(flood_peak), "after_flood_mb": round(after_flood),
+            "after_soak_vs_warm": round(after_soak / warm, 3), "after_flood_vs_warm": round(after_flood / warm, 3),
+            "series": [(t, round(r)) for t, r in series]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--src", type=Path, default=Path("src"), help="the source tree to serve")
+    parser.add_argument("--orphans", type=int, default=20)
+    parser.add_argument("--soak-seconds", type=float, default=60.0)
+    parser.add_argument("--flood", type=int, default=16)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    english = load_manifest(lang="en")
+    clips = [u.audio.read_bytes() for u in english if 2.0 <= u.duration <= 8.0][:12]
+    long_clip = _wav(b"".join(_pcm24k(c) for c in clips) * 3)  # a few minutes: a large decode
+
+    result = {"src": str(args.src), "load_avg_start": os.getloadavg()}
+    with Server(args.src, stt_num_workers=1, max_audio_seconds=3600) as srv:
+        result["bad_inputs"] = bad_inputs(srv, clips[0])
+        result["bomb_2h_flac"] = bomb(srv)
+        result["orphans"] = orphans(srv, clips[-1], args.orphans)
+        if not args.skip_memory:
+            result["memory"] = memory(srv, clips, long_clip, args.soak_seconds, args.flood)
+        result["server_alive_at_end"] = srv.alive
+    result["load_avg_end"] = os.getloadavg()
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
