@@ -22,6 +22,7 @@ from voxhost.engines.tts.registry import TtsRegistry
 from voxhost.ops.auth import KeyStore, load_keys_file, parse_keys
 from voxhost.ops.cost import ComputeCost
 from voxhost.ops.emf import EmfEmitter, task_id
+from voxhost.ops.memory import configure_allocator, trim_when_idle
 from voxhost.ops.metrics import Metrics
 from voxhost.ops.settings import Settings, get_settings
 from voxhost.scheduler.sessions import SessionGate
@@ -33,6 +34,7 @@ log = logging.getLogger("voxhost")
 
 # Multipart overhead allowed on top of the audio itself.
 FORM_OVERHEAD_BYTES = 256 * 1024
+TRIM_INTERVAL_S = 10.0  # how soon after load stops memory is handed back
 
 
 def _load_models(state: AppState) -> None:
@@ -109,6 +111,9 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             # reports progress (ECS health checks start before models are warm).
             threading.Thread(target=_load_models, args=(state,), name="model-loader", daemon=True).start()
         emf_task = None
+        configure_allocator()
+        # After a burst, RSS must come back down (hostile probe: it stayed 2.7x up).
+        trimmer = asyncio.create_task(trim_when_idle(lambda: state.http_in_flight == 0, TRIM_INTERVAL_S))
         if settings.emf_enabled:
             emitter = EmfEmitter(
                 namespace=settings.emf_namespace, service_name=settings.emf_service_name,
@@ -120,6 +125,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             state.metrics.attach_emf(emitter)
             emf_task = asyncio.create_task(emitter.run(settings.emf_interval_s))
         yield
+        trimmer.cancel()
         if emf_task is not None:
             emf_task.cancel()
         state.stt_scheduler.shutdown()
