@@ -11,8 +11,10 @@ from fastapi import FastAPI
 from starlette.formparsers import MultiPartParser
 
 from voxhost import __version__
-from voxhost.api.errors import install_error_handlers
-from voxhost.api.middleware import BodySizeLimit, Gatekeeper, RequestAccounting
+from fastapi.openapi.utils import get_openapi
+
+from voxhost.api.errors import ERROR_RESPONSES, install_error_handlers, truthful_responses
+from voxhost.api.middleware import PROBE_PATHS, BodySizeLimit, Gatekeeper, RequestAccounting
 from voxhost.api.origins import install_cors
 from voxhost.api.routers import console, health, metrics, models, realtime, speech, transcriptions
 from voxhost.api.state import AppState
@@ -94,6 +96,16 @@ def build_state(settings: Settings) -> AppState:
     return state
 
 
+def _truthful_openapi(app: FastAPI):
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = truthful_responses(get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes),
+                PROBE_PATHS)
+        return app.openapi_schema
+    return openapi
+
+
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
     settings = settings or get_settings()
     # Uploads stay in memory: Starlette would otherwise spool parts over 1 MB
@@ -136,7 +148,9 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         version=__version__,
         description="Self-hosted, OpenAI-compatible speech-to-text and text-to-speech.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
+    app.openapi = _truthful_openapi(app)
     app.state.voxhost = state
     install_error_handlers(app)
     # Added innermost first: accounting wraps everything, then keys/drain, then body size.

@@ -7,12 +7,55 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voxhost.api.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected
 from voxhost.errors import VoxhostError
 
 log = logging.getLogger("voxhost.api")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """OpenAI's error body: every non-2xx JSON response has this shape."""
+
+    error: ErrorDetail
+
+
+# What the OpenAPI document promises for every operation (clients and fuzzers
+# generate from it). Validation errors are 400 here, never FastAPI's 422.
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (400, "Invalid request (OpenAI error body; `param` names the field)"),
+        (401, "Missing or wrong API key"),
+        (413, "Request body over the upload limit"),
+        (429, "Rate limit or queue full; see Retry-After"),
+        (503, "Not ready, or draining; see Retry-After"),
+    )
+}
+
+
+def truthful_responses(schema: dict, open_paths: frozenset[str]) -> dict:
+    """Remove FastAPI's generated 422 entries (this API answers 400 instead),
+    and from the open probes every error but 503 (they need no key, take no body)."""
+    for name, path in schema.get("paths", {}).items():
+        for operation in path.values():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.get("responses", {})
+            responses.pop("422", None)
+            if name in open_paths:
+                for status in ("400", "401", "413", "429"):
+                    responses.pop(status, None)
+    return schema
 
 
 def error_body(message: str, *, type_: str, param: str | None = None, code: str | None = None) -> dict:
