@@ -6,7 +6,6 @@ speech is the engine's, running it off the event loop is the scheduler's.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -23,11 +22,9 @@ from voxhost.api.protocol.transcriptions import (
 )
 from voxhost.api.state import AppState, require_ready
 from voxhost.api.disconnect import unless_disconnected
-from voxhost.audio.decode import WHISPER_RATE, decode_audio
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
 from voxhost.errors import InvalidRequest, Overloaded, PayloadTooLarge
-from voxhost.stt.languages import check_model_language, whisper_language
-from voxhost.scheduler.lanes import Lane
+from voxhost.stt.service import SttService
 
 router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
 log = logging.getLogger("voxhost.stt")
@@ -109,10 +106,9 @@ async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
         raise InvalidRequest("Streaming supports response_format 'json' or 'text'.", param="stream")
     # BCP-47 tags (en-US) map to Whisper's codes; unknown ones are refused
     # here, before any decoding (they used to surface as a 500).
-    language = whisper_language(forms.text_field(form, "language"))
-    options = TranscriptionOptions(
+    options = state.transcription.options(
         task=task,
-        language=language,
+        language=forms.text_field(form, "language"),
         prompt=forms.text_field(form, "prompt"),
         temperature=forms.float_field(form, "temperature", 0.0, 0.0, 1.0),
         beam_size=forms.int_field(form, "beam_size", s.stt_beam_size, 1, 10),
@@ -134,24 +130,27 @@ async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
 async def _handle(request: Request, state: AppState, task: str) -> Response:
     # Shed before the costly parts (reading the upload, decoding): under
     # overload a rejection must cost next to nothing.
-    if not state.stt_scheduler.can_admit_any(Lane.INTERACTIVE):
+    service = state.transcription
+    if not service.can_admit():
         raise Overloaded("Every speech-to-text queue is full; retry shortly.", retry_after=2.0)
     req = await _parse(request, state, task)
-    engine = state.stt.get(req.model)
-    check_model_language(engine, req.options.language, task)
-    if not state.stt_scheduler.can_admit(engine, Lane.INTERACTIVE):
+    engine = service.engine(req.model, req.options)
+    if not service.can_admit(engine):
         raise Overloaded(f"The {engine.name} queue is full; retry shortly.", retry_after=2.0)
+    audio_bytes, req.audio_bytes = req.audio_bytes, b""  # dropped as soon as decoded
     if req.stream:
-        audio = await _decode(state, req)
+        audio = await service.decode(audio_bytes)
         return StreamingResponse(  # Starlette stops the stream (and so the decode) on disconnect
-            _sse_events(state, engine, audio, req.options, _lane(state, audio)),
+            _sse_events(service, engine, audio, req.options),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
     async def decode_and_transcribe() -> Transcript:
-        audio = await _decode(state, req)
-        return await state.stt_scheduler.transcribe(engine, audio, req.options, lane=_lane(state, audio))
+        nonlocal audio_bytes
+        audio = await service.decode(audio_bytes)
+        audio_bytes = b""
+        return await service.transcribe(engine, audio, req.options)
 
     transcript = await unless_disconnected(request, decode_and_transcribe())
     if state.settings.retain_content == "logs":  # opt-in only: transcripts are players' words
@@ -160,21 +159,10 @@ async def _handle(request: Request, state: AppState, task: str) -> Response:
     return Response(body, media_type=MEDIA_TYPES[req.response_format])
 
 
-async def _decode(state: AppState, req: SttRequest):
-    audio = await asyncio.to_thread(decode_audio, req.audio_bytes, max_seconds=state.settings.max_audio_seconds)
-    req.audio_bytes = b""  # the raw upload is no longer needed; free it early
-    return audio
-
-
-def _lane(state: AppState, audio) -> Lane:
-    # Long files would hold up players' short clips: they wait in the bulk lane.
-    return Lane.BULK if len(audio) > state.settings.bulk_threshold_s * WHISPER_RATE else Lane.INTERACTIVE
-
-
-async def _sse_events(state: AppState, engine, audio, options: TranscriptionOptions, lane: Lane):
+async def _sse_events(service: SttService, engine, audio, options: TranscriptionOptions):
     """One `transcript.text.delta` per decoded segment, then `transcript.text.done`."""
     parts: list[str] = []
-    async for segment in state.stt_scheduler.stream(engine, audio, options, lane=lane):
+    async for segment in service.stream(engine, audio, options):
         delta = segment.text if parts else segment.text.lstrip()
         parts.append(delta)
         yield sse({"type": "transcript.text.delta", "delta": delta, "logprobs": None})
