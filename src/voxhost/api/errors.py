@@ -36,6 +36,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     for status, description in (
         (400, "Invalid request (OpenAI error body; `param` names the field)"),
         (401, "Missing or wrong API key"),
+        (404, "No such route (a path parameter that doesn't fit the route, e.g. with a newline)"),
         (413, "Request body over the upload limit"),
         (429, "Rate limit or queue full; see Retry-After"),
         (503, "Not ready, or draining; see Retry-After"),
@@ -53,7 +54,7 @@ def truthful_responses(schema: dict, open_paths: frozenset[str]) -> dict:
             responses = operation.get("responses", {})
             responses.pop("422", None)
             if name in open_paths:
-                for status in ("400", "401", "413", "429"):
+                for status in ("400", "401", "404", "413", "429"):
                     responses.pop(status, None)
     return schema
 
