@@ -267,3 +267,17 @@ def test_huge_model_names_are_not_echoed(base_url, short_clip):
     assert_openai_error(response, 400, "model")
     assert len(response.content) < 1000
     assert len(httpx.get(base_url + "/v1/models/" + name).content) < 1000
+
+
+def test_refused_live_sessions_are_counted(sibling):
+    live = sibling(max_live_sessions=0)
+    with ws_client.connect(_ws(live.base_url)) as ws:  # at capacity: error event, then 1013
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            while True:
+                ws.recv(timeout=10)
+    live.app.state.voxhost.draining.set()
+    with ws_client.connect(_ws(live.base_url)) as ws:
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            ws.recv(timeout=10)
+    assert _metric(live.base_url, "voxhost_live_sessions_rejected_total", reason="capacity") == 1
+    assert _metric(live.base_url, "voxhost_live_sessions_rejected_total", reason="draining") == 1

@@ -14,6 +14,7 @@ from voxhost.errors import (
     AuthenticationError,
     Draining,
     OriginNotAllowed,
+    RateLimited,
     PayloadTooLarge,
     SessionRejected,
     VoxhostError,
@@ -218,6 +219,8 @@ class Gatekeeper:
                 state.rate_limiter.check(key)
         except VoxhostError as exc:
             scope["voxhost.denied"] = "(denied)"
+            if websocket and isinstance(exc, (Draining, RateLimited)):  # closed with 1013
+                state.metrics.sessions_rejected.labels("draining" if isinstance(exc, Draining) else "rate_limited").inc()
             return await _deny(scope, receive, send, exc)
         return await self.app(scope, receive, send)
 

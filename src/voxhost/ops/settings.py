@@ -93,7 +93,6 @@ class Settings(BaseSettings):
     stt_max_batch_wait_ms: float = 10.0  # how long the oldest job waits for company
     queue_max_per_lane: int = 64  # queued jobs per engine and lane; more get 429
     request_deadline_s: float = 120.0  # REST job still queued after this: 429, not a late answer
-    live_deadline_s: float = 15.0  # same for live-session turns
     bulk_threshold_s: float = 60.0  # REST audio longer than this goes to the bulk lane
     drain_timeout_s: float = 30.0  # SIGTERM: time for in-flight work (ECS stopTimeout)
 
