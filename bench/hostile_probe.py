@@ -28,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import wave
 from pathlib import Path
@@ -44,6 +45,7 @@ from voxhost.evaluation.dataset import load_manifest
 
 URL = "/v1/audio/transcriptions"
 MODEL = "whisper-tiny.en"
+IDLE_S = 15.0  # after load stops: longer than the server's idle-trim interval (10 s)
 
 
 class Server:
@@ -292,7 +294,10 @@ def _wav(pcm24k: bytes) -> bytes:
     return buf.getvalue()
 
 
-def memory(srv: Server, clips: list[bytes], long_clip: bytes, soak_s: float, flood: int) -> dict:
+def memory(srv: Server, clips: list[bytes], soak_s: float, flood: int) -> dict:
+    """RSS (MB) at warm, then the peak during and the level IDLE_S after each
+    phase: a soak of short requests and live sessions, large legitimate
+    decodes, a burst of decompression bombs, and a WebSocket flood."""
     def post(clip: bytes) -> int | str:
         try:
             return httpx.post(srv.url + URL, files={"file": ("a.wav", clip)}, data={"model": MODEL},
@@ -303,65 +308,78 @@ def memory(srv: Server, clips: list[bytes], long_clip: bytes, soak_s: float, flo
     for clip in clips[:4]:  # warm: the first decodes allocate the model's working memory
         post(clip)
     asyncio.run(_live_session(srv.url, _pcm24k(clips[0])))
-    time.sleep(2)
+    time.sleep(IDLE_S)
     warm = srv.rss_mb()
-    series = [(0.0, warm)]
-    start = time.perf_counter()
     pcm = _pcm24k(clips[1])
+    ten_minutes = _wav(np.zeros(24_000 * 600, dtype="<i2").tobytes())  # 29 MB at 24 kHz: a long decode
+    bombs = silent_flac(2 * 3600)
 
-    async def soak():
-        loop = asyncio.get_running_loop()
-        with cf.ThreadPoolExecutor(4) as pool:
-            n = 0
-            while time.perf_counter() - start < soak_s:
-                work = [loop.run_in_executor(pool, post, clips[(n + i) % len(clips)]) for i in range(3)]
-                work.append(loop.run_in_executor(pool, post, long_clip))  # a large decode each round
-                work.append(_live_session(srv.url, pcm))
-                await asyncio.gather(*work)
-                series.append((round(time.perf_counter() - start, 1), srv.rss_mb()))
-                n += 3
-
-    asyncio.run(soak())
-    peak = max(r for _, r in series)
-    time.sleep(5)
-    after_soak = srv.rss_mb()
+    def soak():
+        end = time.perf_counter() + soak_s
+        n = 0
+        while time.perf_counter() < end:
+            with cf.ThreadPoolExecutor(3) as pool:
+                list(pool.map(post, [clips[(n + i) % len(clips)] for i in range(3)]))
+            asyncio.run(_live_session(srv.url, pcm))
+            n += 3
 
     async def flood_sessions():
         await asyncio.gather(*[_live_session(srv.url, pcm) for _ in range(flood)], return_exceptions=True)
 
-    asyncio.run(flood_sessions())
-    flood_peak = srv.rss_mb()
-    time.sleep(5)
-    after_flood = srv.rss_mb()
-    return {"warm_mb": round(warm), "soak_peak_mb": round(peak), "after_soak_mb": round(after_soak),
-            "flood_sessions": flood, "flood_end_mb": round(flood_peak), "after_flood_mb": round(after_flood),
-            "after_soak_vs_warm": round(after_soak / warm, 3), "after_flood_vs_warm": round(after_flood / warm, 3),
-            "series": [(t, round(r)) for t, r in series]}
+    phases = {
+        "soak": soak,
+        "large_decodes": lambda: _parallel(post, [ten_minutes[:20_000_000]] * 4),  # ~7 min each, under 25 MB
+        "bombs": lambda: _parallel(post, [bombs] * 8),
+        "ws_flood": lambda: asyncio.run(flood_sessions()),
+    }
+    out = {"warm_mb": round(warm), "idle_s": IDLE_S}
+    for name, run in phases.items():
+        peak = [srv.rss_mb()]
+        stop = threading.Event()
+        sampler = threading.Thread(target=lambda: [peak.append(srv.rss_mb()) for _ in iter(lambda: stop.wait(0.2), True)])
+        sampler.start()
+        start = time.perf_counter()
+        run()
+        stop.set()
+        sampler.join()
+        seconds = time.perf_counter() - start
+        time.sleep(IDLE_S)
+        after = srv.rss_mb()
+        out[name] = {"seconds": round(seconds, 1), "peak_mb": round(max(peak)), "after_mb": round(after),
+                     "after_vs_warm": round(after / warm, 3)}
+    return out
+
+
+def _parallel(fn, items) -> list:
+    with cf.ThreadPoolExecutor(len(items)) as pool:
+        return list(pool.map(fn, items))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--src", type=Path, default=Path("src"), help="the source tree to serve")
     parser.add_argument("--orphans", type=int, default=20)
-    parser.add_argument("--soak-seconds", type=float, default=45.0)
+    parser.add_argument("--soak-seconds", type=float, default=30.0)
     parser.add_argument("--flood", type=int, default=8)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--only-memory", action="store_true")
+    parser.add_argument("--only-orphans", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     english = load_manifest(lang="en")
     clips = [u.audio.read_bytes() for u in english if 2.0 <= u.duration <= 8.0][:12]
-    long_clip = _wav(b"".join(_pcm24k(c) for c in clips[:8]))  # ~40 s: a large decode each soak round
 
     result = {"src": str(args.src), "load_avg_start": os.getloadavg()}
     with Server(args.src, stt_num_workers=1, max_audio_seconds=3600) as srv:
-        if not args.only_memory:
+        if args.only_orphans:
+            result["orphans"] = orphans(srv, clips[-1], args.orphans)
+        elif not args.only_memory:
             result["bad_inputs"] = bad_inputs(srv, clips[0])
             result["bomb_2h_flac"] = bomb(srv)
             result["orphans"] = orphans(srv, clips[-1], args.orphans)
-        if not args.skip_memory:
-            result["memory"] = memory(srv, clips, long_clip, args.soak_seconds, args.flood)
+        if not args.skip_memory and not args.only_orphans:
+            result["memory"] = memory(srv, clips, args.soak_seconds, args.flood)
         result["server_alive_at_end"] = srv.alive
     result["load_avg_end"] = os.getloadavg()
     text = json.dumps(result, indent=1)

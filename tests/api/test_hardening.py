@@ -281,3 +281,10 @@ def test_refused_live_sessions_are_counted(sibling):
             ws.recv(timeout=10)
     assert _metric(live.base_url, "voxhost_live_sessions_rejected_total", reason="capacity") == 1
     assert _metric(live.base_url, "voxhost_live_sessions_rejected_total", reason="draining") == 1
+
+
+def test_megabyte_prompts_are_refused_before_work(base_url, short_clip):
+    for field in ("prompt", "hotwords"):
+        response = httpx.post(base_url + URL, files={"file": ("a.wav", short_clip.read_bytes())},
+                              data={"model": "whisper-1", field: "y " * 500_000}, timeout=120)
+        assert_openai_error(response, 400, field)

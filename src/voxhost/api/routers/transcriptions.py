@@ -26,6 +26,11 @@ from voxhost.engines.stt.base import Transcript, TranscriptionOptions
 from voxhost.errors import InvalidRequest, Overloaded, PayloadTooLarge
 from voxhost.stt.service import SttService
 
+# Whisper keeps only the last 223 prompt tokens (~1,000 characters); a 1 MB
+# prompt or hotwords field was tokenised on every window and held the
+# decoder for minutes (hostile probe), so longer text is refused.
+MAX_PROMPT_CHARS = 4096
+
 router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
 log = logging.getLogger("voxhost.stt")
 
@@ -109,12 +114,12 @@ async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
     options = state.transcription.options(
         task=task,
         language=forms.text_field(form, "language"),
-        prompt=forms.text_field(form, "prompt"),
+        prompt=forms.text_field(form, "prompt", max_chars=MAX_PROMPT_CHARS),
         temperature=forms.float_field(form, "temperature", 0.0, 0.0, 1.0),
         beam_size=forms.int_field(form, "beam_size", s.stt_beam_size, 1, 10),
         word_timestamps="word" in granularities,
         vad_filter=forms.bool_field(form, "vad_filter", s.stt_vad_filter),
-        hotwords=forms.text_field(form, "hotwords"),
+        hotwords=forms.text_field(form, "hotwords", max_chars=MAX_PROMPT_CHARS),
         timestamps_needed=stream or response_format not in ("json", "text"),
     )
     return SttRequest(
