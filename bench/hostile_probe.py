@@ -40,6 +40,7 @@ from _ready import wait_ready  # bench/ is on sys.path when run as a script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from voxhost_testing import free_port, silent_flac  # noqa: E402  (the tests' own bomb and port helpers)
+from serving_throughput import cpu_seconds  # noqa: E402
 
 from voxhost.evaluation.dataset import load_manifest
 
@@ -245,11 +246,14 @@ def orphans(srv: Server, clip: bytes, count: int) -> dict:
         except httpx.TimeoutException:
             pass
 
+    cpu0 = cpu_seconds(srv.proc.pid)
     with cf.ThreadPoolExecutor(count) as pool:
         list(pool.map(orphan, range(count)))
     start = time.perf_counter()
     fresh = httpx.post(srv.url + URL, files={"file": ("a.wav", clip)}, data={"model": MODEL}, timeout=600)
-    return {"orphans": count, "fresh_status": fresh.status_code, "fresh_s": round(time.perf_counter() - start, 2)}
+    # Server CPU for orphans + the fresh request: independent of other load on the machine.
+    return {"orphans": count, "fresh_status": fresh.status_code, "fresh_s": round(time.perf_counter() - start, 2),
+            "server_cpu_s": round(cpu_seconds(srv.proc.pid) - cpu0, 1)}
 
 
 def bomb(srv: Server) -> dict:
