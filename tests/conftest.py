@@ -14,6 +14,21 @@ from voxhost.evaluation.dataset import eval_dir, load_manifest
 from voxhost_testing import LiveServer, free_port  # noqa: F401  (re-exported for tests)
 
 
+MODEL_FIXTURES = {"server", "sibling", "make_server"}
+
+
+def pytest_collection_modifyitems(items):
+    """Markers by place and by fixture, so each group can be selected (`-m "not model"`)."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "web" in parts:
+            item.add_marker(pytest.mark.browser)
+        if "deploy" in parts:
+            item.add_marker(pytest.mark.deploy)
+        if "engines" in parts or MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
+
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory):
     from voxhost.ops.settings import Settings

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
 
+import av
 import httpx
+import numpy as np
 import uvicorn
 
 
@@ -65,3 +68,20 @@ def assert_openai_error(response: httpx.Response, status: int, param: str | None
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+def silent_flac(seconds: int, rate: int = 8000) -> bytes:
+    """A real FLAC of `seconds` of silence: tiny on the wire, long when decoded
+    (a decompression bomb). Its header declares the length."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="flac") as out:
+        stream = out.add_stream("flac", rate=rate, layout="mono")
+        silence = np.zeros((1, rate * 60), dtype=np.int16)
+        for _ in range(seconds // 60):
+            frame = av.AudioFrame.from_ndarray(silence, format="s16", layout="mono")
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()

@@ -7,12 +7,26 @@ error `type`, `code` and offending `param`, and the API layer renders them.
 from __future__ import annotations
 
 
+# Error messages quote what the client sent; a 20 KB model name must not
+# come back whole (nor fill logs).
+MAX_ECHO_CHARS = 100
+MAX_MESSAGE_CHARS = 1000
+
+
+def echo(value: object) -> str:
+    """A client-supplied value, shortened for quoting in an error message."""
+    text = str(value)
+    return text if len(text) <= MAX_ECHO_CHARS else text[:MAX_ECHO_CHARS] + "..."
+
+
 class VoxhostError(Exception):
     status_code = 500
     error_type = "server_error"
     code: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        if len(message) > MAX_MESSAGE_CHARS:  # backstop for messages that quote input unshortened
+            message = message[:MAX_MESSAGE_CHARS] + "..."
         super().__init__(message)
         self.message = message
         self.param = param
@@ -78,6 +92,20 @@ class NotReady(VoxhostError):
     status_code = 503
     error_type = "server_error"
     code = "not_ready"
+
+
+class Draining(NotReady):
+    """Shutting down: new work goes to another instance (503 + Retry-After)."""
+
+    retry_after = 5.0
+
+
+class OriginNotAllowed(VoxhostError):
+    """A browser page on an origin outside VOXHOST_CORS_ORIGINS opened a WebSocket."""
+
+    status_code = 403
+    error_type = "invalid_request_error"
+    code = "origin_not_allowed"
 
 
 class DeadlineExceeded(Overloaded):

@@ -41,3 +41,15 @@ def test_models_json():
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
     assert {"whisper-base", "whisper-tiny.en"} <= {r["id"] for r in rows}
+
+
+def test_transcribe_applies_the_servers_checks(eval_audio):
+    """The CLI goes through the STT service: English-only models refuse to
+    translate, and language tags are mapped (or refused) as over REST."""
+    clip = str(eval_audio / "lj_LJ001-0002.wav")
+    refused = runner.invoke(app, ["transcribe", clip, "--model", "whisper-tiny.en", "--translate"])
+    assert refused.exit_code == 2 and "English-only" in " ".join(refused.output.split())
+    unknown = runner.invoke(app, ["transcribe", clip, "--model", "whisper-tiny.en", "--language", "xx"])
+    assert unknown.exit_code == 2 and "Unsupported language" in " ".join(unknown.output.split())
+    mapped = runner.invoke(app, ["transcribe", clip, "--model", "whisper-tiny.en", "--language", "en-US"])
+    assert mapped.exit_code == 0 and "modern" in mapped.output.lower()

@@ -11,9 +11,12 @@ from fastapi import FastAPI
 from starlette.formparsers import MultiPartParser
 
 from voxhost import __version__
-from voxhost.api.errors import install_error_handlers
+from fastapi.openapi.utils import get_openapi
+
+from voxhost.api.errors import ERROR_RESPONSES, install_error_handlers, truthful_responses
 from voxhost.api.lifecycle import start_target_drain_watch
-from voxhost.api.middleware import BodySizeLimit, Gatekeeper, RequestAccounting
+from voxhost.api.middleware import PROBE_PATHS, BodySizeLimit, Gatekeeper, RequestAccounting
+from voxhost.api.origins import install_cors
 from voxhost.api.routers import console, health, metrics, models, realtime, speech, transcriptions
 from voxhost.api.state import AppState
 from voxhost.cache.phrases import PhraseCache
@@ -22,6 +25,7 @@ from voxhost.engines.tts.registry import TtsRegistry
 from voxhost.ops.auth import KeyStore, load_keys_file, parse_keys
 from voxhost.ops.cost import ComputeCost, resolve_instance_type
 from voxhost.ops.emf import EmfEmitter, task_id
+from voxhost.ops.memory import configure_allocator, trim_when_idle
 from voxhost.ops.metrics import Metrics
 from voxhost.ops.settings import Settings, get_settings
 from voxhost.scheduler.sessions import SessionGate
@@ -33,6 +37,7 @@ log = logging.getLogger("voxhost")
 
 # Multipart overhead allowed on top of the audio itself.
 FORM_OVERHEAD_BYTES = 256 * 1024
+TRIM_INTERVAL_S = 10.0  # how soon after load stops memory is handed back
 
 
 def _load_models(state: AppState) -> None:
@@ -92,6 +97,16 @@ def build_state(settings: Settings) -> AppState:
     return state
 
 
+def _truthful_openapi(app: FastAPI):
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = truthful_responses(get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes),
+                PROBE_PATHS)
+        return app.openapi_schema
+    return openapi
+
+
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
     settings = settings or get_settings()
     # Uploads stay in memory: Starlette would otherwise spool parts over 1 MB
@@ -109,6 +124,9 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             # reports progress (ECS health checks start before models are warm).
             threading.Thread(target=_load_models, args=(state,), name="model-loader", daemon=True).start()
         emf_task = None
+        configure_allocator()
+        # After a burst, RSS must come back down (hostile probe: it stayed 2.7x up).
+        trimmer = asyncio.create_task(trim_when_idle(lambda: state.http_in_flight == 0, TRIM_INTERVAL_S))
         if settings.emf_enabled:
             emitter = EmfEmitter(
                 namespace=settings.emf_namespace, service_name=settings.emf_service_name,
@@ -121,6 +139,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             emf_task = asyncio.create_task(emitter.run(settings.emf_interval_s))
         target_watch = start_target_drain_watch(state)
         yield
+        trimmer.cancel()
         if emf_task is not None:
             emf_task.cancel()
         if target_watch is not None:
@@ -133,13 +152,16 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         version=__version__,
         description="Self-hosted, OpenAI-compatible speech-to-text and text-to-speech.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
+    app.openapi = _truthful_openapi(app)
     app.state.voxhost = state
     install_error_handlers(app)
     # Added innermost first: accounting wraps everything, then keys/drain, then body size.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
     app.add_middleware(Gatekeeper, state=state)
     app.add_middleware(RequestAccounting, state=state)
+    install_cors(app, settings.cors_origins)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(models.router)

@@ -7,12 +7,14 @@ from starlette.datastructures import FormData, UploadFile
 from voxhost.errors import InvalidRequest, PayloadTooLarge
 
 
-def text_field(form: FormData, name: str, default: str | None = None) -> str | None:
+def text_field(form: FormData, name: str, default: str | None = None, max_chars: int | None = None) -> str | None:
     value = form.get(name)
     if value is None:
         return default
     if isinstance(value, UploadFile):
         raise InvalidRequest(f"'{name}' must be a text field, not a file.", param=name)
+    if max_chars is not None and len(value) > max_chars:
+        raise InvalidRequest(f"'{name}' is longer than {max_chars} characters.", param=name, code="invalid_value")
     value = value.strip()
     return value if value else default
 
@@ -76,6 +78,8 @@ def list_field(form: FormData, name: str) -> list[str]:
 
 
 async def file_field(form: FormData, name: str, max_bytes: int) -> tuple[bytes, str]:
+    if len(form.getlist(name)) > 1:  # which one to decode would be a guess
+        raise InvalidRequest(f"Send exactly one '{name}' part; got {len(form.getlist(name))}.", param=name)
     upload = form.get(name)
     if upload is None:
         raise InvalidRequest(

@@ -8,12 +8,14 @@ import time
 
 from starlette.datastructures import Headers, QueryParams
 
-from voxhost.api.errors import error_body
+from voxhost.api.errors import error_body, retry_after
+from voxhost.api.origins import check_websocket_origin
 from voxhost.errors import (
     AuthenticationError,
-    NotReady,
-    PayloadTooLarge,
+    Draining,
+    OriginNotAllowed,
     RateLimited,
+    PayloadTooLarge,
     SessionRejected,
     VoxhostError,
 )
@@ -158,7 +160,7 @@ class RequestAccounting:
             state.metrics.http_in_flight.set(state.http_in_flight)
             method = scope.get("method", "WS")
             state.metrics.observe_request(ctx, method, status, elapsed)
-            if ctx.key_name and ctx.audio_seconds and state.key_for(ctx.key_name):
+            if ctx.key_name and ctx.audio_seconds and not ctx.abandoned and state.key_for(ctx.key_name):
                 state.rate_limiter.charge_audio(state.key_for(ctx.key_name), ctx.audio_seconds)
             request_log.info(
                 "%s %s %s", method, ctx.route, status,
@@ -190,14 +192,24 @@ class Gatekeeper:
             return await self.app(scope, receive, send)
         state = self.state
         headers = Headers(scope=scope)
-        query = QueryParams(scope.get("query_string", b""))
+        websocket = scope["type"] == "websocket"
+        # ?api_key= only on the WebSocket handshake (browsers can't set its
+        # headers): on plain HTTP it would land in proxy/ALB logs and history.
+        query = QueryParams(scope.get("query_string", b"")) if websocket else {}
         presented = extract_api_key(headers, query)
         try:
+            if websocket:
+                check_websocket_origin(headers, state.settings.cors_origins)
+            if presented is None and not websocket and b"api_key=" in scope.get("query_string", b""):
+                raise AuthenticationError(
+                    "API keys in the URL are accepted only on the WebSocket handshake; send "
+                    "'Authorization: Bearer <key>' or 'X-API-Key'."
+                )
             if path == METRICS_PATH:
                 state.keys.authenticate_metrics(presented)
                 return await self.app(scope, receive, send)
             if state.draining.is_set():
-                raise NotReady("The server is draining for shutdown; retry on another instance.")
+                raise Draining("The server is draining for shutdown; retry on another instance.")
             if not state.keys.open:
                 key = state.keys.authenticate(presented)
                 ctx = context.current()
@@ -207,21 +219,23 @@ class Gatekeeper:
                 state.rate_limiter.check(key)
         except VoxhostError as exc:
             scope["voxhost.denied"] = "(denied)"
+            if websocket and isinstance(exc, (Draining, RateLimited)):  # closed with 1013
+                state.metrics.sessions_rejected.labels("draining" if isinstance(exc, Draining) else "rate_limited").inc()
             return await _deny(scope, receive, send, exc)
         return await self.app(scope, receive, send)
 
 
 async def _deny(scope, receive, send, exc: VoxhostError) -> None:
     headers = [(b"content-type", b"application/json")]
-    if isinstance(exc, RateLimited):
-        headers.append((b"retry-after", str(max(1, int(round(exc.retry_after)))).encode()))
+    if retry_after(exc) is not None:
+        headers.append((b"retry-after", retry_after(exc).encode()))
     body = json.dumps(exc.to_dict()).encode()
     headers.append((b"content-length", str(len(body)).encode()))
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return
-    if isinstance(exc, AuthenticationError):
+    if isinstance(exc, (AuthenticationError, OriginNotAllowed)):
         if "websocket.http.response" in scope.get("extensions", {}):
             # A 401 at the handshake, with the same JSON body as HTTP.
             await send({"type": "websocket.http.response.start", "status": exc.status_code, "headers": headers})

@@ -19,6 +19,7 @@ from voxhost.scheduler.lanes import Lane
 from voxhost.scheduler.sessions import SessionGate
 from voxhost.scheduler.stt import SttScheduler
 from voxhost.scheduler.tts import TtsScheduler
+from voxhost.stt.service import SttService
 from voxhost.tts.service import SpeechService
 
 
@@ -50,6 +51,11 @@ class AppState:
         if self.draining.is_set() or self.sessions is None or not self.sessions.can_admit_session(key_name):
             return False
         return engine is None or self.stt_scheduler.can_admit(engine, Lane.LIVE)
+
+    @property
+    def transcription(self) -> SttService:
+        """Speech-to-text for the routers (built on use: tests swap `stt` in)."""
+        return SttService(self.stt, self.stt_scheduler, self.settings)
 
     def key_for(self, name: str) -> ApiKey | None:
         return next((k for k in self.keys.keys if k.name == name), None)

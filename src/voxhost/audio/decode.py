@@ -39,6 +39,8 @@ def decode_audio(
             if not container.streams.audio:
                 raise InvalidAudio("The file contains no audio stream.", param="file")
             stream = container.streams.audio[0]
+            if max_seconds:
+                _refuse_declared_length(container, stream, max_seconds)
             resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
             for frame in _frames(container, stream):
                 for out in resampler.resample(frame):
@@ -59,6 +61,24 @@ def decode_audio(
         raise AudioTooLong(f"Audio is longer than the limit of {max_seconds:g} seconds.", param="file")
     pcm = np.concatenate(chunks)
     return pcm.astype(np.float32) / 32768.0
+
+
+def _refuse_declared_length(container, stream, max_seconds: float) -> None:
+    """Refuse on the length the container declares, before decoding a sample.
+
+    A few MB of FLAC can declare hours of (silent) audio; decoding it to the
+    cap cost ~115 MB and seconds of CPU per request. Files that declare no
+    length are still stopped at the cap while decoding."""
+    declared = None
+    if stream.duration is not None and stream.time_base is not None:
+        declared = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        declared = container.duration / av.time_base
+    if declared is not None and declared > max_seconds:
+        raise AudioTooLong(
+            f"The audio declares {declared:.0f} seconds, longer than the limit of {max_seconds:g} seconds.",
+            param="file",
+        )
 
 
 def _frames(container, stream):

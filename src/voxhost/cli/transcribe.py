@@ -35,10 +35,10 @@ def transcribe(
     """Transcribe files locally, without a server."""
     from voxhost.api.protocol.transcriptions import render
     from voxhost.audio.decode import decode_audio
-    from voxhost.engines.stt.base import TranscriptionOptions
     from voxhost.engines.stt.registry import SttRegistry
     from voxhost.errors import VoxhostError
     from voxhost.ops.settings import get_settings
+    from voxhost.stt.service import options_from, resolve_engine
 
     formats = {"txt": "text", "srt": "srt", "vtt": "vtt", "json": "verbose_json"}
     if fmt not in formats:
@@ -48,13 +48,14 @@ def transcribe(
         raise typer.BadParameter("no audio files found")
     settings = get_settings()
     registry = SttRegistry(settings)
-    with console.status(f"Loading {model or settings.stt_models[0]}..."):
-        engine = registry.load(model or settings.stt_models[0], warm_up=False)
-    options = TranscriptionOptions(
-        task="translate" if translate else "transcribe", language=language,
-        beam_size=settings.stt_beam_size, vad_filter=settings.stt_vad_filter,
-        word_timestamps=fmt == "json",
-    )
+    try:  # the server's defaults and checks (language tags, English-only models)
+        options = options_from(settings, task="translate" if translate else "transcribe", language=language,
+                               word_timestamps=fmt == "json")
+        with console.status(f"Loading {model or settings.stt_models[0]}..."):
+            registry.load(model or settings.stt_models[0], warm_up=False)
+        engine = resolve_engine(registry, model or settings.stt_models[0], options)
+    except VoxhostError as exc:
+        raise typer.BadParameter(exc.message, param_hint=f"--{exc.param or 'model'}") from None
     if out:
         out.mkdir(parents=True, exist_ok=True)
     failures = 0

@@ -30,6 +30,9 @@ class RequestContext:
     characters: int = 0  # text synthesised for this request
     cache_hits: int = 0
     cache_misses: int = 0
+    # The client hung up before the response: its work was cancelled, and it
+    # is counted as abandoned, never priced or charged to the key's quota.
+    abandoned: bool = False
 
     def add_job(self, queue_seconds: float, compute_seconds: float, cost_usd: float) -> None:
         self.queue_seconds += queue_seconds

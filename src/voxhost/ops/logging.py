@@ -9,8 +9,26 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+
+# Every way a key can appear in text: a query parameter (uvicorn logs each
+# WebSocket handshake's path with its query string), the browser subprotocol,
+# a bearer header, and voxhost's own key format anywhere else. Wrong keys
+# are redacted too: they are often a real key with a typo, or another
+# service's secret.
+_SECRETS = re.compile(
+    r"(?i)(api[_-]?key=)[^&\s\"']+"
+    r"|(openai-insecure-api-key\.)[^,\s\"']+"
+    r"|(bearer\s+)[^\s\"',]+"
+    r"|(vxh_)[A-Za-z0-9_-]+"
+)
+
+
+def redact(text: str) -> str:
+    """`text` with any API key replaced by `[redacted]`."""
+    return _SECRETS.sub(lambda m: next(g for g in m.groups() if g) + "[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,7 +37,7 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for key in ("request_id", "route", "status", "duration_ms", "queue_ms", "compute_ms", "cost_usd",
                     "api_key"):
@@ -28,7 +46,7 @@ class JsonFormatter(logging.Formatter):
         if _retain_content and hasattr(record, "content"):
             entry["content"] = record.content
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry)
 
 
@@ -45,4 +63,14 @@ def configure_logging(level: str = "info", *, retain_content: str = "none") -> N
     root.setLevel(level.upper())
     # uvicorn's access log would print query strings (which may carry ?api_key=).
     logging.getLogger("uvicorn.access").disabled = True
+    # A refused WebSocket handshake is a client error, not a server fault: at
+    # error level anyone could flood the error log (and its alarms) with bad keys.
+    logging.getLogger("uvicorn.error").addFilter(_quiet_refused_handshakes)
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+
+
+def _quiet_refused_handshakes(record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.ERROR and "without completing handshake" in str(record.msg):
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "WebSocket handshake refused", None
+    return True

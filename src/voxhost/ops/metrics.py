@@ -44,6 +44,8 @@ class Metrics:
         self.characters = Counter("voxhost_tts_characters", "Characters synthesised.", ["route"], registry=r)
         self.cache_hits = Counter("voxhost_cache_hits", "Cache hits.", ["route"], registry=r)
         self.cache_misses = Counter("voxhost_cache_misses", "Cache misses.", ["route"], registry=r)
+        self.abandoned = Counter("voxhost_requests_abandoned", "Requests whose client hung up before the "
+                                 "response; their work was cancelled and is not priced.", ["route"], registry=r)
         self.live_sessions = Gauge("voxhost_live_sessions", "Live (WebSocket) sessions open now.", registry=r)
         self.sessions_rejected = Counter("voxhost_live_sessions_rejected", "Live sessions refused (1013).",
                                          ["reason"], registry=r)
@@ -96,6 +98,9 @@ class Metrics:
             kind = "rejected" if status in (429, 503) else ("client" if status < 500 else "server")
             self.errors.labels(route, str(status), kind).inc()
         self.latency.labels(route).observe(seconds)
+        if ctx.abandoned:
+            self.abandoned.labels(route).inc()
+            return
         if ctx.queue_seconds or ctx.compute_seconds:
             self.queue_wait.labels(route).observe(ctx.queue_seconds)
             self.compute.labels(route).observe(ctx.compute_seconds)

@@ -93,7 +93,6 @@ class Settings(BaseSettings):
     stt_max_batch_wait_ms: float = 10.0  # how long the oldest job waits for company
     queue_max_per_lane: int = 64  # queued jobs per engine and lane; more get 429
     request_deadline_s: float = 120.0  # REST job still queued after this: 429, not a late answer
-    live_deadline_s: float = 15.0  # same for live-session turns
     bulk_threshold_s: float = 60.0  # REST audio longer than this goes to the bulk lane
     drain_timeout_s: float = 30.0  # SIGTERM: time for in-flight work (ECS stopTimeout)
 
@@ -125,6 +124,10 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_keys_file: Path | None = None
     metrics_api_key_sha256: str | None = None  # /metrics' own key (sha256 hex)
+    # --- hardening (issue 14): browser origins ---
+    # Origins (scheme://host[:port]) whose pages may call the API: CORS on HTTP,
+    # the Origin check on WebSockets. Empty (default): no cross-origin access.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Keep audio/text content in logs: "none" (default) never logs content.
     retain_content: Literal["none", "logs"] = "none"
 
@@ -145,7 +148,7 @@ class Settings(BaseSettings):
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)
 
-    @field_validator("stt_models", "tts_engines", "api_keys", mode="before")
+    @field_validator("stt_models", "tts_engines", "api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

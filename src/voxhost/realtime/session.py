@@ -45,6 +45,7 @@ from voxhost.realtime.config import SessionConfig, SessionLimits
 from voxhost.realtime.partials import LocalAgreement
 from voxhost.realtime.vad import WINDOW, StreamingSilero, TurnDetector
 from voxhost.scheduler.stt import Lane, SttScheduler
+from voxhost.stt.languages import check_model_language
 
 log = logging.getLogger("voxhost.realtime")
 
@@ -199,18 +200,9 @@ class TranscriptionSession:
         except VoxhostError as exc:
             exc.param = "session.audio.input.transcription.model"
             raise
-        language = config.language
-        if language is not None:
-            if len(language) > 8 or not language.replace("-", "").isalpha():
-                raise InvalidRequest(
-                    f"'language' must be an ISO-639-1 code such as 'en', got {language[:20]!r}.",
-                    param="session.audio.input.transcription.language",
-                )
-            if not engine.multilingual and language != "en":
-                raise InvalidRequest(
-                    f"Model '{engine.name}' is English-only; language '{language}' is not supported.",
-                    param="session.audio.input.transcription.language",
-                )
+        # The code itself was checked (and mapped to Whisper's) when parsed.
+        check_model_language(engine, config.language, param="session.audio.input.transcription.language",
+                             model_param="session.audio.input.transcription.model")
         return engine
 
     async def update(self, config: SessionConfig) -> None:

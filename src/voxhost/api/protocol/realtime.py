@@ -25,6 +25,7 @@ from voxhost.realtime import events as ev
 from voxhost.realtime.audio import SUPPORTED_RATES
 from voxhost.realtime.config import SessionConfig
 from voxhost.realtime.vad import TurnDetection
+from voxhost.stt.languages import MAX_TAG_CHARS, whisper_language
 
 
 class Generation(str, Enum):
@@ -141,11 +142,12 @@ def _parse_transcription(value: Any, param: str, config: SessionConfig) -> Sessi
         if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
             raise InvalidRequest(f"'{param}.keywords' must be a list of strings.", param=f"{param}.keywords")
         hotwords = " ".join([*(hotwords.split() if hotwords else []), *keywords])[:4096] or None
-    language = _opt_str(data, "language", param, 16)
+    # Refused here, at session.update, not on every later turn.
+    language = whisper_language(_opt_str(data, "language", param, MAX_TAG_CHARS), param=f"{param}.language")
     return replace(
         config,
         model=_opt_str(data, "model", param, 200) or "whisper-1",
-        language=language.lower() if language else None,
+        language=language,
         prompt=_opt_str(data, "prompt", param),
         hotwords=hotwords,
     )

@@ -12,11 +12,22 @@ STREAM_FORMATS = ("audio", "sse")
 SSE_PIECE_BYTES = 32 * 1024  # a cached line is sent as a few deltas, not one huge event
 
 
+def _documented(schema: dict) -> None:
+    """The OpenAPI schema states OpenAI's contract (required strings), while
+    parsing stays loose so the service can answer with OpenAI's own errors."""
+    schema["required"] = ["model", "input", "voice"]
+    props = schema["properties"]
+    props["model"] = {"type": "string", "title": "Model"}
+    props["input"] = {"type": "string", "title": "Input", "minLength": 1, "maxLength": 4096}
+    props["voice"] = {"title": "Voice", "anyOf": [
+        {"type": "string"}, {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}]}
+
+
 class SpeechRequest(BaseModel):
     """Types are loose on purpose: values are checked by the service, which
     answers with OpenAI's error codes and the offending `param`."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_documented)
 
     model: str | None = None
     input: Any = None

@@ -7,6 +7,7 @@ import math
 from typing import Literal
 
 from voxhost.engines.stt.base import Segment, Transcript
+from voxhost.stt.languages import language_name
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 RESPONSE_FORMATS: tuple[str, ...] = ("json", "text", "srt", "verbose_json", "vtt")
@@ -50,7 +51,7 @@ def _finite(value: float) -> float:
 def to_verbose_json(transcript: Transcript, *, task: str, granularities: set[str]) -> dict:
     body: dict = {
         "task": task,
-        "language": _language_name(transcript.info.language),
+        "language": language_name(transcript.info.language),  # by name, like OpenAI ("english")
         "duration": round(transcript.info.duration, 3),
         "text": transcript.text,
     }
@@ -100,14 +101,3 @@ def sse(event: dict) -> str:
     return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
 
 
-# OpenAI's verbose_json reports the language by name ("english"), not code.
-_LANGUAGE_NAMES = {
-    "en": "english", "de": "german", "es": "spanish", "fr": "french", "it": "italian",
-    "pt": "portuguese", "ja": "japanese", "ko": "korean", "zh": "chinese", "ru": "russian",
-    "nl": "dutch", "pl": "polish", "sv": "swedish", "tr": "turkish", "ar": "arabic",
-    "hi": "hindi", "uk": "ukrainian", "cs": "czech", "fi": "finnish", "da": "danish",
-}
-
-
-def _language_name(code: str) -> str:
-    return _LANGUAGE_NAMES.get(code, code)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from voxhost.api.state import AppState, get_state
-from voxhost.errors import ModelNotFound
+from voxhost.errors import ModelNotFound, echo
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
@@ -34,4 +34,4 @@ async def get_model(model_id: str, state: AppState = Depends(get_state)) -> dict
     for row in _model_rows(state):
         if row["id"] == model_id:
             return row
-    raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
+    raise ModelNotFound(f"The model '{echo(model_id)}' does not exist.", param="model")

@@ -113,8 +113,10 @@ async def realtime(websocket: WebSocket) -> None:
             f"intent '{intent[:40]}' is not supported: voxhost serves ?intent=transcription sessions.",
             param="intent", code="invalid_value"), CLOSE_POLICY)
     if not state.is_ready:
+        state.metrics.sessions_rejected.labels("not_ready").inc()
         return await conn.refuse(NotReady("Models are still loading; retry shortly."), CLOSE_TRY_AGAIN)
     if not state.can_admit_session(key_name, state.stt.get(None)):
+        state.metrics.sessions_rejected.labels("capacity").inc()
         return await conn.refuse(Overloaded(
             f"The server is at capacity ({state.sessions.active} live sessions, limit "
             f"{settings.max_live_sessions}); retry shortly.", retry_after=1.0), CLOSE_TRY_AGAIN)
@@ -125,6 +127,7 @@ async def realtime(websocket: WebSocket) -> None:
         async with state.sessions.session(key_name):
             await _serve(conn, state, Generation.BETA if beta else Generation.GA)
     except SessionRejected as exc:  # lost a race for the last slot
+        state.metrics.sessions_rejected.labels("capacity").inc()
         await conn.refuse(Overloaded(exc.message, retry_after=1.0), CLOSE_TRY_AGAIN)
 
 

@@ -6,7 +6,6 @@ speech is the engine's, running it off the event loop is the scheduler's.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -22,10 +21,15 @@ from voxhost.api.protocol.transcriptions import (
     sse,
 )
 from voxhost.api.state import AppState, require_ready
-from voxhost.audio.decode import decode_audio
+from voxhost.api.disconnect import unless_disconnected
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
 from voxhost.errors import InvalidRequest, Overloaded, PayloadTooLarge
-from voxhost.scheduler.lanes import Lane
+from voxhost.stt.service import SttService
+
+# Whisper keeps only the last 223 prompt tokens (~1,000 characters); a 1 MB
+# prompt or hotwords field was tokenised on every window and held the
+# decoder for minutes (hostile probe), so longer text is refused.
+MAX_PROMPT_CHARS = 4096
 
 router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
 log = logging.getLogger("voxhost.stt")
@@ -105,19 +109,17 @@ async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
     stream = forms.bool_field(form, "stream", False)
     if stream and response_format not in ("json", "text"):
         raise InvalidRequest("Streaming supports response_format 'json' or 'text'.", param="stream")
-    language = forms.text_field(form, "language")
-    if language is not None and (len(language) > 8 or not language.replace("-", "").isalpha()):
-        raise InvalidRequest(f"'language' must be an ISO-639-1 code such as 'en', got {language[:20]!r}.",
-                             param="language")
-    options = TranscriptionOptions(
+    # BCP-47 tags (en-US) map to Whisper's codes; unknown ones are refused
+    # here, before any decoding (they used to surface as a 500).
+    options = state.transcription.options(
         task=task,
-        language=language.lower() if language else None,
-        prompt=forms.text_field(form, "prompt"),
+        language=forms.text_field(form, "language"),
+        prompt=forms.text_field(form, "prompt", max_chars=MAX_PROMPT_CHARS),
         temperature=forms.float_field(form, "temperature", 0.0, 0.0, 1.0),
         beam_size=forms.int_field(form, "beam_size", s.stt_beam_size, 1, 10),
         word_timestamps="word" in granularities,
         vad_filter=forms.bool_field(form, "vad_filter", s.stt_vad_filter),
-        hotwords=forms.text_field(form, "hotwords"),
+        hotwords=forms.text_field(form, "hotwords", max_chars=MAX_PROMPT_CHARS),
         timestamps_needed=stream or response_format not in ("json", "text"),
     )
     return SttRequest(
@@ -133,47 +135,39 @@ async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
 async def _handle(request: Request, state: AppState, task: str) -> Response:
     # Shed before the costly parts (reading the upload, decoding): under
     # overload a rejection must cost next to nothing.
-    if not state.stt_scheduler.can_admit_any(Lane.INTERACTIVE):
+    service = state.transcription
+    if not service.can_admit():
         raise Overloaded("Every speech-to-text queue is full; retry shortly.", retry_after=2.0)
     req = await _parse(request, state, task)
-    engine = state.stt.get(req.model)
-    if task == "translate" and not engine.multilingual:
-        raise InvalidRequest(
-            f"Model '{engine.name}' is English-only and cannot translate; use a multilingual model.",
-            param="model",
-        )
-    if req.options.language and not engine.multilingual and req.options.language != "en":
-        raise InvalidRequest(
-            f"Model '{engine.name}' is English-only; language '{req.options.language}' is not supported.",
-            param="language",
-        )
-    if not state.stt_scheduler.can_admit(engine, Lane.INTERACTIVE):
+    engine = service.engine(req.model, req.options)
+    if not service.can_admit(engine):
         raise Overloaded(f"The {engine.name} queue is full; retry shortly.", retry_after=2.0)
-    audio = await asyncio.to_thread(
-        decode_audio, req.audio_bytes, max_seconds=state.settings.max_audio_seconds
-    )
-    del req.audio_bytes  # the raw upload is no longer needed; free it early
-
-    # Long files would hold up players' short clips: they wait in the bulk lane.
-    long_file = len(audio) > state.settings.bulk_threshold_s * 16_000
-    lane = Lane.BULK if long_file else Lane.INTERACTIVE
+    audio_bytes, req.audio_bytes = req.audio_bytes, b""  # dropped as soon as decoded
     if req.stream:
-        return StreamingResponse(
-            _sse_events(state, engine, audio, req.options, lane),
+        audio = await service.decode(audio_bytes)
+        return StreamingResponse(  # Starlette stops the stream (and so the decode) on disconnect
+            _sse_events(service, engine, audio, req.options),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    transcript: Transcript = await state.stt_scheduler.transcribe(engine, audio, req.options, lane=lane)
+
+    async def decode_and_transcribe() -> Transcript:
+        nonlocal audio_bytes
+        audio = await service.decode(audio_bytes)
+        audio_bytes = b""
+        return await service.transcribe(engine, audio, req.options)
+
+    transcript = await unless_disconnected(request, decode_and_transcribe())
     if state.settings.retain_content == "logs":  # opt-in only: transcripts are players' words
         log.info("transcript", extra={"content": transcript.text})
     body = render(transcript, req.response_format, task=task, granularities=req.granularities)
     return Response(body, media_type=MEDIA_TYPES[req.response_format])
 
 
-async def _sse_events(state: AppState, engine, audio, options: TranscriptionOptions, lane: Lane):
+async def _sse_events(service: SttService, engine, audio, options: TranscriptionOptions):
     """One `transcript.text.delta` per decoded segment, then `transcript.text.done`."""
     parts: list[str] = []
-    async for segment in state.stt_scheduler.stream(engine, audio, options, lane=lane):
+    async for segment in service.stream(engine, audio, options):
         delta = segment.text if parts else segment.text.lstrip()
         parts.append(delta)
         yield sse({"type": "transcript.text.delta", "delta": delta, "logprobs": None})

@@ -7,7 +7,7 @@ import time
 
 from voxhost.engines.stt.bundled import BUNDLED_STT, resolve_stt_model
 from voxhost.engines.stt.whisper import WhisperEngine
-from voxhost.errors import ModelNotFound
+from voxhost.errors import ModelNotFound, echo
 from voxhost.ops.settings import Settings
 
 log = logging.getLogger("voxhost.stt")
@@ -65,7 +65,7 @@ class SttRegistry:
         if engine is None:
             available = ", ".join([*OPENAI_STT_ALIASES[:1], *self.engines])
             raise ModelNotFound(
-                f"The model '{requested}' does not exist or is not loaded. Available: {available}.",
+                f"The model '{echo(requested)}' does not exist or is not loaded. Available: {available}.",
                 param="model",
             )
         return engine

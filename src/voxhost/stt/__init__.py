@@ -1,0 +1,1 @@
+"""Speech-to-text domain logic shared by the REST router, the CLI and live sessions."""

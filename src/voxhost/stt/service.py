@@ -1,0 +1,70 @@
+"""Speech to text as a service: request in, transcript out. Knows nothing of HTTP.
+
+options from settings -> language tag to Whisper code -> model and language
+checks -> decode (capped) -> lane by length -> the scheduler. The REST router
+and `voxhost transcribe` both come through here, so defaults and checks are
+written once (the CLI used to skip the English-only and translate checks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+import numpy as np
+
+from voxhost.audio.decode import WHISPER_RATE, decode_audio
+from voxhost.engines.stt.base import Segment, Transcript, TranscriptionOptions
+from voxhost.engines.stt.registry import SttRegistry
+from voxhost.ops.settings import Settings
+from voxhost.scheduler.lanes import Lane
+from voxhost.scheduler.stt import SttScheduler
+from voxhost.stt.languages import check_model_language, whisper_language
+
+
+def options_from(settings: Settings, *, task: str = "transcribe", language: str | None = None,
+                 **fields) -> TranscriptionOptions:
+    """Options with the server's defaults (beam, VAD) unless the caller set
+    them; `language` may be any tag a client sends (mapped, or refused)."""
+    fields.setdefault("beam_size", settings.stt_beam_size)
+    fields.setdefault("vad_filter", settings.stt_vad_filter)
+    return TranscriptionOptions(task=task, language=whisper_language(language), **fields)
+
+
+def resolve_engine(registry: SttRegistry, model: str | None, options: TranscriptionOptions):
+    """The engine for `model`, if it can do what `options` ask (else InvalidRequest)."""
+    engine = registry.get(model)
+    check_model_language(engine, options.language, options.task)
+    return engine
+
+
+class SttService:
+    def __init__(self, registry: SttRegistry, scheduler: SttScheduler, settings: Settings):
+        self.registry = registry
+        self.scheduler = scheduler
+        self.settings = settings
+
+    def options(self, **kw) -> TranscriptionOptions:
+        return options_from(self.settings, **kw)
+
+    def engine(self, model: str | None, options: TranscriptionOptions):
+        return resolve_engine(self.registry, model, options)
+
+    def can_admit(self, engine=None) -> bool:
+        if engine is None:
+            return self.scheduler.can_admit_any(Lane.INTERACTIVE)
+        return self.scheduler.can_admit(engine, Lane.INTERACTIVE)
+
+    async def decode(self, data: bytes) -> np.ndarray:
+        """Any container -> 16 kHz mono, off the event loop, refused past the length cap."""
+        return await asyncio.to_thread(decode_audio, data, max_seconds=self.settings.max_audio_seconds)
+
+    def lane(self, audio: np.ndarray) -> Lane:
+        # Long files would hold up players' short clips: they wait in the bulk lane.
+        return Lane.BULK if len(audio) > self.settings.bulk_threshold_s * WHISPER_RATE else Lane.INTERACTIVE
+
+    async def transcribe(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
+        return await self.scheduler.transcribe(engine, audio, options, lane=self.lane(audio))
+
+    def stream(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> AsyncIterator[Segment]:
+        return self.scheduler.stream(engine, audio, options, lane=self.lane(audio))
