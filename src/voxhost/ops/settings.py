@@ -132,6 +132,13 @@ class Settings(BaseSettings):
     # silence_duration_ms has passed; kept if the pause ends the turn. 0: off.
     realtime_speculative_final_ms: int = 200
 
+    # --- issue 12: simulated-gpu STT engine (capacity benchmarks only, never a default) ---
+    # With VOXHOST_STT_MODELS=simulated-gpu every decode runs the real VAD gate and
+    # mel features, then sleeps this long per model call plus per item in a batch.
+    stt_simulated_call_ms: float = 30.0
+    stt_simulated_item_ms: float = 10.0
+    stt_simulated_text: str = "simulated transcript"
+
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)
 
