@@ -133,3 +133,19 @@ def test_a_server_on_simulated_gpu_answers_the_openai_sdk(short_clip):
             text = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="text")
         assert text.strip() == "simulated transcript"
         assert live.app.state.voxhost.stt.get("simulated-gpu").device == "cuda"  # batching on, as on a GPU
+
+
+@pytest.mark.parametrize("short_window, expected", [(True, 15), (False, 30)])
+def test_rest_clips_decode_in_a_window_sized_to_the_clip_when_enabled(speech, short_window, expected):
+    from voxhost.stt.service import SttService
+
+    settings = Settings(stt_models=["simulated-gpu"], stt_rest_short_window=short_window,
+                        stt_simulated_call_ms=0, stt_simulated_item_ms=0)
+    registry = stt_registry.SttRegistry(settings)
+    registry.load_all(warm_up=False)
+    executor = EngineExecutor("sim", workers=1)
+    service = SttService(registry, SttScheduler(executor), settings)
+    engine = registry.get(None)
+    assert asyncio.run(service.transcribe(engine, speech, OPTIONS)).text == "simulated transcript"
+    assert engine.last_window_s == expected  # a ~2 s clip: 15 s, the live finals' floor
+    executor.shutdown()

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     stt_simulated_call_ms: float = 30.0
     stt_simulated_item_ms: float = 10.0
     stt_simulated_text: str = "simulated transcript"
+    # REST clips decode in an encoder window sized to the clip (>= 15 s, as live finals)
+    # instead of 30 s. Off until its WER and throughput are measured side by side.
+    stt_rest_short_window: bool = False
 
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)

@@ -55,6 +55,7 @@ class SimulatedGpuEngine:
         # What the "GPU" was asked to do (tests and benchmarks read these).
         self.calls = 0
         self.batch_sizes: list[int] = []
+        self.last_window_s: int | None = None
 
     def warm_up(self) -> None:
         tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
@@ -74,7 +75,7 @@ class SimulatedGpuEngine:
         duration = len(audio) / SAMPLE_RATE
         if options.vad_filter and not get_speech_timestamps(audio, self.gate_options):
             return _Prepared(duration, [])  # Whisper skips the model on no speech; so do we
-        window_s = self._window_seconds(options)
+        window_s = self.last_window_s = self._window_seconds(options)
         features = self._extractor(window_s)(audio)  # faster-whisper: features of the whole clip once
         frames = window_s * FRAMES_PER_SECOND
         content = max(1, features.shape[-1] - 1)  # its last frame is padding
