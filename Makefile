@@ -6,7 +6,7 @@ EXTRAS ?= piper
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 
-.PHONY: install install-test system-deps run test bench lint clean
+.PHONY: install install-test system-deps run test bench capacity lint clean
 
 $(BIN)/python:
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "voxhost needs Python >= 3.11"'
@@ -38,6 +38,12 @@ test: install-test
 bench: install
 	$(BIN)/python bench/stt_overhead.py
 	$(BIN)/python bench/tts_latency.py
+
+# Players per host (issue 12): server pinned to CAPACITY_CORES, profiled with py-spy (bench extra).
+CAPACITY_CORES ?= 0
+capacity:
+	$(MAKE) install EXTRAS=piper,test,bench
+	$(BIN)/python bench/capacity.py --cores $(CAPACITY_CORES) $(CAPACITY_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
