@@ -224,7 +224,7 @@ async def run_stage(base: str, load: tuple[int, float, int], seconds: float, row
 def stage(args, kind: str, load: tuple[int, float, int], rows, clips, sentences, out_dir: Path) -> dict:
     players, rps, streams = load
     profile = out_dir / f"{kind}-{players}-{rps:g}-{streams}.txt"
-    with Server(args.cores, profile, args.rate) as server:
+    with Server(args.cores, profile, args.rate, dict(e.split("=", 1) for e in args.env)) as server:
         # Not recorded: the first decodes of each window shape and the first TTS line.
         asyncio.run(run_stage(server.base, (min(players, 1), 0, min(streams, 1)), 4, rows, clips, sentences))
         cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
@@ -232,7 +232,7 @@ def stage(args, kind: str, load: tuple[int, float, int], rows, clips, sentences,
         wall, cpu = time.monotonic() - wall0, cpu_seconds(server.pid) - cpu0
     samples = breakdown(profile)
     total = sum(samples.values()) or 1
-    row = {"kind": kind, "players": players, "rps": rps, "tts_streams": streams, "cores": args.cores,
+    row = {"kind": kind, "players": players, "env": args.env, "rps": rps, "tts_streams": streams, "cores": args.cores,
            "n_cores": len(parse_cores(args.cores)), "wall_s": wall, "server_cpu_s": cpu,
            "cpu_percent_of_one_core": 100 * cpu / wall, "load_avg": os.getloadavg()[0],
            "breakdown": {k: v / total for k, v in samples.most_common()}}
@@ -310,6 +310,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--profiles", type=Path, default=Path(tempfile.gettempdir()) / "voxhost-capacity",
                         help="py-spy's raw stacks, one file per stage")
+    parser.add_argument("--env", action="append", default=[],
+                        help="server setting NAME=VALUE, e.g. VOXHOST_STT_SIMULATED_CALL_MS=5 (the GPU decode time)")
     parser.add_argument("--json", type=Path, help="append results here")
     args = parser.parse_args()
 
