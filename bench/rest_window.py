@@ -38,12 +38,19 @@ def main() -> None:
     engine = SttRegistry(settings).load(args.model)
     rows = [r for r in load_manifest(lang="en") if r.duration < args.max_seconds][: args.clips]
     base = options_from(settings, language="en", timestamps_needed=False)  # REST json
-    hyps = {"30 s window": [], "clip-sized window": []}
-    times = {k: [] for k in hyps}
+    configs = {
+        "30 s window": lambda d: base,
+        "clip-sized window": lambda d: replace(base, chunk_length=final_window_seconds(d)),
+        # As live finals decode: no timestamp tokens as well (REST json/text shows none).
+        "clip-sized window, text-only": lambda d: replace(base, chunk_length=final_window_seconds(d),
+                                                          without_timestamps=True),
+    }
+    hyps = {k: [] for k in configs}
+    times = {k: [] for k in configs}
     for row in rows:
         audio = decode_audio(row.audio.read_bytes())
-        for label, options in [("30 s window", base),
-                               ("clip-sized window", replace(base, chunk_length=final_window_seconds(row.duration)))]:
+        for label, make in configs.items():
+            options = make(row.duration)
             started = time.perf_counter()
             hyps[label].append(engine.transcribe(audio, options).text)
             times[label].append(time.perf_counter() - started)

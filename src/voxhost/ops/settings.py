@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     stt_simulated_item_ms: float = 10.0
     stt_simulated_text: str = "simulated transcript"
     # REST clips decode in an encoder window sized to the clip (>= 15 s, as live finals)
-    # instead of 30 s. Off until its WER and throughput are measured side by side.
+    # instead of 30 s. Off: 0.39x the decode time, but +2.2 WER points on 24 short clips.
     stt_rest_short_window: bool = False
 
     # --- storage ---
