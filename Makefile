@@ -7,7 +7,7 @@ EXTRAS ?= piper
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install install-test system-deps run test bench lint clean deploy-synth deploy deploy-destroy checkov
+.PHONY: install install-test system-deps run test bench capacity lint clean deploy-synth deploy deploy-destroy checkov
 
 $(BIN)/python:
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "voxhost needs Python >= 3.11"'
@@ -48,6 +48,12 @@ test: install-test
 bench: install
 	$(BIN)/python bench/stt_overhead.py
 	$(BIN)/python bench/tts_latency.py
+
+# Players per host (issue 12): server pinned to CAPACITY_CORES, profiled with py-spy (bench extra).
+CAPACITY_CORES ?= 0
+capacity:
+	$(MAKE) install EXTRAS=piper,test,bench
+	$(BIN)/python bench/capacity.py --cores $(CAPACITY_CORES) $(CAPACITY_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

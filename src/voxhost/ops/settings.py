@@ -145,6 +145,16 @@ class Settings(BaseSettings):
     # silence_duration_ms has passed; kept if the pause ends the turn. 0: off.
     realtime_speculative_final_ms: int = 200
 
+    # --- issue 12: simulated-gpu STT engine (capacity benchmarks only, never a default) ---
+    # With VOXHOST_STT_MODELS=simulated-gpu every decode runs the real VAD gate and
+    # mel features, then sleeps this long per model call plus per item in a batch.
+    stt_simulated_call_ms: float = 30.0
+    stt_simulated_item_ms: float = 10.0
+    stt_simulated_text: str = "simulated transcript"
+    # REST clips decode in an encoder window sized to the clip (>= 15 s, as live finals)
+    # instead of 30 s. Off: 0.39x the decode time, but +2.2 WER points on 24 short clips.
+    stt_rest_short_window: bool = False
+
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)
 

@@ -9,6 +9,7 @@ written once (the CLI used to skip the English-only and translate checks).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import AsyncIterator
 
 import numpy as np
@@ -17,6 +18,7 @@ from voxhost.audio.decode import WHISPER_RATE, decode_audio
 from voxhost.engines.stt.base import Segment, Transcript, TranscriptionOptions
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.ops.settings import Settings
+from voxhost.realtime.session import final_window_seconds
 from voxhost.scheduler.lanes import Lane
 from voxhost.scheduler.stt import SttScheduler
 from voxhost.stt.languages import check_model_language, whisper_language
@@ -63,8 +65,15 @@ class SttService:
         # Long files would hold up players' short clips: they wait in the bulk lane.
         return Lane.BULK if len(audio) > self.settings.bulk_threshold_s * WHISPER_RATE else Lane.INTERACTIVE
 
+    def windowed(self, audio: np.ndarray, options: TranscriptionOptions) -> TranscriptionOptions:
+        """With stt_rest_short_window, a short clip decodes in an encoder window sized
+        to it, as a live final does (>= 15 s), instead of paying for Whisper's 30 s."""
+        if not self.settings.stt_rest_short_window or options.chunk_length:
+            return options
+        return replace(options, chunk_length=final_window_seconds(len(audio) / WHISPER_RATE))
+
     async def transcribe(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
-        return await self.scheduler.transcribe(engine, audio, options, lane=self.lane(audio))
+        return await self.scheduler.transcribe(engine, audio, self.windowed(audio, options), lane=self.lane(audio))
 
     def stream(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> AsyncIterator[Segment]:
-        return self.scheduler.stream(engine, audio, options, lane=self.lane(audio))
+        return self.scheduler.stream(engine, audio, self.windowed(audio, options), lane=self.lane(audio))

@@ -7,7 +7,7 @@ only see these types.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Protocol
+from typing import Hashable, Iterator, Literal, Protocol
 
 import numpy as np
 
@@ -78,8 +78,18 @@ class Transcript:
 
 
 class SpeechToText(Protocol):
+    """What every STT engine provides (Whisper, `simulated-gpu`, or a plugin from
+    the `voxhost.stt_engines` entry-point group). The scheduler queues, batches,
+    cancels and expires jobs; an engine only decodes, synchronously, in a worker
+    thread, and says which requests may share a batch."""
+
     name: str
     multilingual: bool
+    device: str  # "cpu" or "cuda": decides whether batching is on by default
+
+    def warm_up(self) -> None:
+        """One decode at load, so the first request does not pay for lazy init."""
+        ...
 
     def transcribe_stream(
         self, audio: np.ndarray, options: TranscriptionOptions
@@ -88,3 +98,13 @@ class SpeechToText(Protocol):
         ...
 
     def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript: ...
+
+    def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> Hashable | None:
+        """Requests with equal keys may share one `transcribe_batch` call; None: decode alone."""
+        ...
+
+    def transcribe_batch(
+        self, audios: list[np.ndarray], options: list[TranscriptionOptions] | TranscriptionOptions
+    ) -> list[Transcript | Exception]:
+        """One result per clip, in order; an exception instance fails only its clip."""
+        ...
