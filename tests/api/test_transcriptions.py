@@ -205,11 +205,13 @@ def test_gate_threshold_trades_whispers_for_tonal_noise(server, base_url, eval_a
     whisper = (eval_audio / "mfa_whisper.wav").read_bytes()
     assert transcribe(siren) == "" and transcribe(whisper) == ""
 
-    # VOXHOST_STT_VAD_GATE_THRESHOLD=0.25 decodes the whisper (poorly, as the
-    # raw engine does) and lets the siren through to Whisper.
+    # VOXHOST_STT_VAD_GATE_THRESHOLD=0.25 lets the whisper through to Whisper,
+    # which decodes it poorly and only by temperature-fallback sampling: its
+    # words differ from run to run (CI once got "... forced ...", a loaded box
+    # "montreal forest alainer"), so the test asserts that it was decoded, not what.
     engine = server.app.state.voxhost.stt.get("whisper-base")
     monkeypatch.setattr(engine, "gate_options", VadOptions(threshold=0.25))
-    assert "forced" in normalize(transcribe(whisper)).split()
+    assert normalize(transcribe(whisper)).split()
 
 
 def test_health_answers_while_long_file_decodes(base_url, eval_audio):
