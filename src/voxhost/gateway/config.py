@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
+
 from voxhost.ops.settings import Settings
 
 log = logging.getLogger("voxhost.gateway")
@@ -127,11 +129,12 @@ def from_settings(settings: Settings) -> GatewayConfig | None:
                                  f"https://api.openai.com/v1, got {s.upstream_url!r}")
     if parts.username or parts.password:
         raise GatewayConfigError("VOXHOST_UPSTREAM_URL must not carry credentials; use VOXHOST_UPSTREAM_API_KEY")
-    key = s.upstream_api_key.get_secret_value().strip() if s.upstream_api_key else None
+    raw = s.upstream_api_key
+    key = (raw.get_secret_value() if isinstance(raw, SecretStr) else raw or "").strip() if raw is not None else None
     if s.upstream_api_key is not None and not key:
         raise GatewayConfigError("VOXHOST_UPSTREAM_API_KEY is set but empty")
     if key is not None and any(c.isspace() for c in key):
-        raise GatewayConfigError("VOXHOST_UPSTREAM_API_KEY contains whitespace (a pasted newline?)")
+        raise GatewayConfigError("VOXHOST_UPSTREAM_API_KEY contains whitespace (two keys pasted together?)")
     bad = set(s.upstream_models) - set(HTTP_ROUTES.values())
     if bad:
         raise GatewayConfigError(f"VOXHOST_UPSTREAM_MODELS: unknown routes {sorted(bad)} "

@@ -39,21 +39,29 @@ def wants_local(player_id: str, local_share: float) -> bool:
     return player_slot(player_id) < local_share
 
 
-def local_state(state, route: str, burst_queue: int) -> Served:
+def local_state(state, route: str, burst_queue: int, in_flight: int = 0) -> Served:
     """For a player whose share says local: LOCAL, or why the request goes
-    upstream before it is even tried here (FALLBACK, BURST)."""
+    upstream before it is even tried here (FALLBACK, BURST). `in_flight`:
+    this route's local requests not yet answered (some still uploading or
+    decoding, so not in the scheduler's queue yet)."""
     if not state.is_ready:  # loading, failed to load, or draining
         return Served.FALLBACK
-    if burst_queue > 0 and queue_depth(state, route) > burst_queue:
+    if burst_queue > 0 and queue_depth(state, route, in_flight) > burst_queue:
         return Served.BURST
     return Served.LOCAL
 
 
-def queue_depth(state, route: str) -> int:
-    """Jobs waiting in the lane this route uses: the least-loaded STT engine's
-    interactive lane (a request can pick its model) or the TTS queue."""
+def queue_depth(state, route: str, in_flight: int = 0) -> int:
+    """Requests waiting for the lane this route uses: the scheduler's queue
+    (the least-loaded STT engine's interactive lane, a request can pick its
+    model; or the TTS queue), or the requests in flight beyond its workers
+    when that is more (those are on their way into the queue)."""
     if route == "speech":
-        executor = state.tts_scheduler.executor
-        return executor.depth(Lane.INTERACTIVE) if executor is not None else 0
-    executors = state.stt_scheduler.executors.values()
-    return min((e.depth(Lane.INTERACTIVE) for e in executors), default=0)
+        executors = [state.tts_scheduler.executor]
+    else:
+        executors = list(state.stt_scheduler.executors.values())
+    if not executors:
+        return max(0, in_flight - 1)
+    queued = min(e.depth(Lane.INTERACTIVE) for e in executors)
+    workers = max(e.workers for e in executors)
+    return max(queued, in_flight - workers)

@@ -112,6 +112,7 @@ class Gateway:
         self.config = config
         self.state = state
         self.shares = LiveShares(config)
+        self.in_flight = {"stt": 0, "tts": 0}  # local requests not yet answered, per engine kind
         self.upstream = Upstream(config, transport)
         self.metrics = GatewayMetrics(state.metrics.registry)
         self.shadow = Shadow(self.upstream, self.metrics, config.shadow_log,
@@ -140,17 +141,23 @@ class Gateway:
         shares = self.shares.current()
         if not wants_local(await incoming.player_id(), shares.local(route)):
             return await self.serve_upstream(incoming, Served.UPSTREAM, send)
-        served = local_state(self.state, route, self.config.burst_queue)
+        lane = "tts" if route == "speech" else "stt"
+        served = local_state(self.state, route, self.config.burst_queue, self.in_flight[lane])
         if served is Served.BURST or (served is Served.FALLBACK and self.config.fallback):
             reason = "burst" if served is Served.BURST else ("draining" if self.state.draining.is_set()
                                                              else "not_ready")
             return await self.serve_upstream(incoming, served, send, reason=reason)
         sample = shares.shadow_share > 0 and random.random() < shares.shadow_share
-        await self.serve_local(app, incoming, receive, send, shadow=sample)
+        self.in_flight[lane] += 1
+        try:
+            await self.serve_local(app, incoming, receive, send, shadow=sample)
+        finally:
+            self.in_flight[lane] -= 1
 
     # ---- local, with fallback ------------------------------------------
     async def serve_local(self, app, incoming: _Incoming, receive, send, *, shadow: bool) -> None:
         fallback = self.config.fallback
+        burst = self.config.burst_queue > 0
         held: _Held | None = None
         committed = False
         captured = bytearray()
@@ -162,7 +169,7 @@ class Gateway:
             nonlocal held, committed, status, content_type
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if fallback and _may_fall_back(status):
+                if (fallback or (burst and status == 429)) and _may_fall_back(status):
                     held = _Held(message, bytearray())
                     return
                 committed = True
@@ -185,7 +192,9 @@ class Gateway:
             return await self.serve_upstream(incoming, Served.FALLBACK, send, reason="engine_error")
         if held is not None:
             reason = _fallback_reason(held)
-            if reason is not None:
+            if burst and reason in ("queue_full", "deadline"):  # overloaded after all: burst, not 429
+                return await self.serve_upstream(incoming, Served.BURST, send, reason="burst")
+            if reason is not None and fallback:
                 return await self.serve_upstream(incoming, Served.FALLBACK, send, reason=reason)
             await send(_with_route(held.start, Served.LOCAL))
             await send({"type": "http.response.body", "body": bytes(held.body)})
@@ -268,9 +277,9 @@ class Gateway:
             return cloud_usd("speech", model, characters=len(text or ""))
         try:
             upload = (await incoming.form()).get("file")
-            data = await upload.read() if upload is not None and not isinstance(upload, str) else b""
-            await upload.seek(0)
-        except Exception:
+            await upload.seek(0)  # building the upstream request read it
+            data = await upload.read()
+        except Exception:  # no file: the upstream refuses it, nothing to price
             return 0.0
         seconds = await asyncio.to_thread(_duration_s, data)
         ctx = context.current()
