@@ -68,7 +68,11 @@ def gateway(server, settings):
     def start(*, setup=None, **overrides):
         from voxhost.api.app import create_app
 
+        from pydantic import SecretStr
+
         overrides.setdefault("stt_models", ["whisper-tiny.en", "whisper-base"])
+        if isinstance(overrides.get("upstream_api_key"), str):  # as the environment would give it
+            overrides["upstream_api_key"] = SecretStr(overrides["upstream_api_key"])
         app = create_app(settings.model_copy(update=overrides), load_models=False)
         state, loaded = app.state.voxhost, server.app.state.voxhost
         state.stt.engines = loaded.stt.engines

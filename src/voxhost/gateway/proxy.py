@@ -99,6 +99,11 @@ class _Incoming:
         return player[:MAX_PLAYER_ID]
 
 
+@dataclass(frozen=True)
+class _RoutePath:
+    path: str
+
+
 @dataclass
 class _Held:
     """A local refusal kept back until we know whether to fall back."""
@@ -233,6 +238,8 @@ class Gateway:
     # ---- upstream ------------------------------------------------------
     async def serve_upstream(self, incoming: _Incoming, served: Served, send, *, reason: str | None = None) -> None:
         route = incoming.route
+        # Request logs and metrics label it by path, as if the router had matched it.
+        incoming.scope.setdefault("route", _RoutePath(incoming.scope["path"]))
         self.metrics.served.labels(route, served.value).inc()
         if reason is not None:
             self.metrics.fallbacks.labels(route, reason).inc()
