@@ -197,6 +197,10 @@ class Gateway:
             return await self.serve_upstream(incoming, Served.FALLBACK, send, reason="engine_error")
         if held is not None:
             reason = _fallback_reason(held)
+            if shadow and reason is not None and (fallback or burst):
+                self.shadow.local_failed(incoming.route, self._engine_label(await incoming.field("model")),
+                                         _language_label(await incoming.field("language")),
+                                         time.perf_counter() - started)
             if burst and reason in ("queue_full", "deadline"):  # overloaded after all: burst, not 429
                 return await self.serve_upstream(incoming, Served.BURST, send, reason="burst")
             if reason is not None and fallback:

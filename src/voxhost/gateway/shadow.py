@@ -54,6 +54,7 @@ class ShadowRecord:
     local_usd: float
     upstream_usd: float
     ok: bool  # the upstream answered
+    local_ok: bool = True  # False: the local attempt failed and the request fell back (error rate)
     words: int | None = None  # upstream transcript words (STT)
     errors: int | None = None  # word edits local vs upstream (STT)
     local_text: str | None = None  # only with VOXHOST_RETAIN_CONTENT=logs
@@ -113,6 +114,17 @@ class Shadow:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return True
+
+    def local_failed(self, route: str, model: str, language: str, seconds: float) -> None:
+        """A sampled request whose local attempt failed (it fell back): the
+        report's local error rate is these over all sampled requests."""
+        record = ShadowRecord(ts=time.time(), route=route, model=model, language=language, local_s=seconds,
+                              upstream_s=None, local_usd=0.0, upstream_usd=0.0, ok=False, local_ok=False)
+        self.metrics.shadow.labels(route, "local_failed").inc()
+        self.records = [*self.records[-99:], record]
+        task = asyncio.get_running_loop().create_task(self._write(record))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         if self.tasks:
