@@ -33,7 +33,8 @@ def main() -> None:
     log.unlink(missing_ok=True)
     clips = [u for u in load_manifest(lang="en") if u.duration <= args.max_seconds][: args.limit]
     with upstream_and_gateway(route_local_share="0.1", route_shadow_share="1.0",
-                              route_shadow_log=str(log.resolve())) as (_, gateway):
+                              route_shadow_log=str(log.resolve()),
+                              upstream_timeout_s="900") as (_, gateway):  # a shared CPU box is slow
         client = OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0, timeout=300)
         for i, clip in enumerate(clips):
             with clip.audio.open("rb") as f:
@@ -41,12 +42,16 @@ def main() -> None:
                 client.audio.transcriptions.create(model="whisper-1", file=f, language="en",
                                                    extra_headers={"X-Player-Id": f"local-{_local_player(i)}"})
             print(f"{i + 1}/{len(clips)} {clip.audio.name}", flush=True)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and sum(1 for _ in log.open()) < len(clips) if log.exists() else True:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and _lines(log) < len(clips):  # the last comparisons finish
             time.sleep(0.5)
     subprocess.run([sys.executable, "-m", "voxhost.cli.main", "migrate", "report", "--shadow-log", str(log),
                     "--out", str(args.out), "--current-share", "0.1", "--min-samples", str(min(50, len(clips)))],
                    env={"PYTHONPATH": str(SRC), "PATH": ""}, check=True)
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for _ in path.open()) if path.exists() else 0
 
 
 def _local_player(i: int) -> int:

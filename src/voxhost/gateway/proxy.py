@@ -144,7 +144,9 @@ class Gateway:
         body = await _read_body(receive)
         incoming = _Incoming(route, scope, body, self.state.settings.max_upload_bytes + 1)
         shares = self.shares.current()
-        if not wants_local(await incoming.player_id(), shares.local(route)):
+        share = shares.local(route)
+        # The player id may need the form parsed: only when the share splits players.
+        if share < 1.0 and (share <= 0.0 or not wants_local(await incoming.player_id(), share)):
             return await self.serve_upstream(incoming, Served.UPSTREAM, send)
         lane = "tts" if route == "speech" else "stt"
         served = local_state(self.state, route, self.config.burst_queue, self.in_flight[lane])
