@@ -174,8 +174,8 @@ def render_plot(records: list[dict], path: Path, bins: int = 20) -> Path:
     axes[0].set_ylabel("agreement (1 - WER)")
     for side, color in (("local", "tab:blue"), ("upstream", "tab:red")):
         axes[1].plot(minutes, [s.p95(side) or np.nan for s in sums], "o-", color=color, label=f"{side} p95")
-        usd = [(s.local_usd / max(1, len(s.local_s))) if side == "local" else (s.upstream_usd / max(1, s.compared))
-               for s in sums]
+        usd = [np.nan if not (s.local_s if side == "local" else s.compared) else  # empty bin: a gap, not 0
+               (s.local_usd / len(s.local_s)) if side == "local" else (s.upstream_usd / s.compared) for s in sums]
         axes[2].plot(minutes, np.array(usd) * 1000, "o-", color=color, label=side)
     axes[1].set_ylabel("latency (s)")
     axes[1].legend(fontsize=8)
