@@ -28,7 +28,7 @@ from voxhost.gateway.config import HTTP_ROUTES, GatewayConfig, LiveShares
 from voxhost.gateway.metrics import GatewayMetrics
 from voxhost.gateway.policy import Served, local_state, wants_local
 from voxhost.gateway.shadow import LocalResult, Shadow
-from voxhost.gateway.upstream import Upstream, UpstreamFailure, error_body
+from voxhost.gateway.upstream import PASS_HEADERS, Upstream, UpstreamFailure, error_body
 from voxhost.ops import context
 from voxhost.ops.auth import extract_api_key
 from voxhost.ops.cost import cloud_usd
@@ -266,8 +266,7 @@ class Gateway:
                     ctx.cost_usd += price  # X-Cost-USD (RequestAccounting writes it)
                 self.metrics.upstream_cost.labels(route).inc(price)
                 headers = [(name.encode(), response.headers[name].encode())
-                           for name in ("content-type", "retry-after", "content-disposition")
-                           if name in response.headers]
+                           for name in PASS_HEADERS if name in response.headers]
                 await send(_with_route({"type": "http.response.start", "status": response.status_code,
                                         "headers": headers}, served))
                 try:
