@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import time
 
 import httpx
 import pytest
@@ -174,3 +175,17 @@ def test_a_stream_cut_mid_way_is_a_broken_response_not_a_short_one(gateway, faul
             response.read()
     faulty.mode = "ok"
     assert 'kind="cut"' in httpx.get(gw.base_url + "/metrics").text
+
+
+def test_shares_change_without_a_restart_and_a_broken_edit_is_ignored(gateway, faulty, short_clip, tmp_path):
+    faulty.mode = "ok"
+    shares = tmp_path / "shares.json"
+    shares.write_text('{"local_share": 0.0}')
+    gw = gateway(upstream_url=faulty.base_url, route_shares_file=shares)
+    assert post_clip(gw.base_url, short_clip, "p").headers["x-voxhost-route"] == "upstream"
+    shares.write_text('{"local_share": 1.0}')
+    time.sleep(1.2)  # re-read at most once a second
+    assert post_clip(gw.base_url, short_clip, "p").headers["x-voxhost-route"] == "local"
+    shares.write_text('{"local_share": 7}')  # rejected: the last good shares stay
+    time.sleep(1.2)
+    assert post_clip(gw.base_url, short_clip, "p").headers["x-voxhost-route"] == "local"
