@@ -23,7 +23,7 @@ from voxhost.ops.settings import Settings
 log = logging.getLogger("voxhost.gateway")
 
 ROUTES = ("transcriptions", "translations", "speech", "realtime")
-# Routes the HTTP proxy serves (realtime sessions are not proxied yet: see below).
+# Routes the HTTP proxy serves (realtime sessions: gateway/realtime.py).
 HTTP_ROUTES = {"/v1/audio/transcriptions": "transcriptions", "/v1/audio/translations": "translations",
                "/v1/audio/speech": "speech"}
 RELOAD_INTERVAL_S = 1.0  # how often the shares file's mtime is checked
@@ -42,8 +42,6 @@ class Shares:
     shadow_share: float = 0.0
 
     def local(self, route: str) -> float:
-        if route == "realtime":  # live sessions are served here until realtime proxying exists
-            return self.local_shares.get(route, 1.0)
         return self.local_shares.get(route, self.local_share)
 
 
@@ -92,10 +90,6 @@ def parse_shares(data: dict, *, where: str) -> Shares:
         local_shares={route: _share(f"{where} local_shares.{route}", v) for route, v in per_route.items()},
         shadow_share=_share(f"{where} shadow_share", data.get("shadow_share", 0.0)),
     )
-    if shares.local("realtime") < 1.0:
-        # Realtime sessions are always served here for now; say so rather than ignore the setting.
-        raise GatewayConfigError(f"{where}: realtime sessions can't be routed upstream yet; "
-                                 "leave its local share at 1")
     return shares
 
 

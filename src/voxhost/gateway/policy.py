@@ -11,8 +11,21 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from dataclasses import dataclass
 
 from voxhost.scheduler.lanes import Lane
+
+
+ROUTE_HEADER = b"x-voxhost-route"
+MAX_PLAYER_ID = 256
+
+
+@dataclass(frozen=True)
+class RoutePath:
+    """Stands in for the router's matched route on upstream-served requests,
+    so request logs and metrics label them by path."""
+
+    path: str
 
 
 class Served(str, enum.Enum):

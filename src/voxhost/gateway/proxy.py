@@ -26,7 +26,8 @@ from starlette.requests import Request
 
 from voxhost.gateway.config import HTTP_ROUTES, GatewayConfig, LiveShares
 from voxhost.gateway.metrics import GatewayMetrics
-from voxhost.gateway.policy import Served, local_state, wants_local
+from voxhost.gateway.policy import MAX_PLAYER_ID, ROUTE_HEADER, RoutePath, Served, local_state, wants_local
+from voxhost.gateway.realtime import PATH as REALTIME_PATH, RealtimeProxy
 from voxhost.gateway.shadow import LocalResult, Shadow
 from voxhost.gateway.upstream import PASS_HEADERS, Upstream, UpstreamFailure, error_body
 from voxhost.ops import context
@@ -35,8 +36,6 @@ from voxhost.ops.cost import cloud_usd
 
 log = logging.getLogger("voxhost.gateway")
 
-ROUTE_HEADER = b"x-voxhost-route"
-MAX_PLAYER_ID = 256
 SHADOW_CAPTURE_BYTES = 1024 * 1024  # a transcript, not audio; more than this is not compared
 # Local refusals that go upstream instead (status -> reason); 429 only for the
 # server's own overload codes, never for a per-key rate limit.
@@ -99,11 +98,6 @@ class _Incoming:
         return player[:MAX_PLAYER_ID]
 
 
-@dataclass(frozen=True)
-class _RoutePath:
-    path: str
-
-
 @dataclass
 class _Held:
     """A local refusal kept back until we know whether to fall back."""
@@ -122,10 +116,11 @@ class Gateway:
         self.metrics = GatewayMetrics(state.metrics.registry)
         self.shadow = Shadow(self.upstream, self.metrics, config.shadow_log,
                              retain_text=state.settings.retain_content == "logs")
+        self.realtime = RealtimeProxy(config, state, self.metrics)
 
     def takes(self, path: str) -> bool:
         """Whether requests to `path` can be served even while this server drains."""
-        return self.config.fallback and path in HTTP_ROUTES
+        return self.config.fallback and (path in HTTP_ROUTES or path == REALTIME_PATH)
 
     async def aclose(self) -> None:
         await self.shadow.drain()
@@ -133,11 +128,21 @@ class Gateway:
 
     def middleware(self, app):
         async def gateway(scope, receive, send):
+            if scope["type"] == "websocket" and scope.get("path") == REALTIME_PATH:
+                return await self.handle_realtime(app, scope, receive, send)
             route = HTTP_ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
             if route is None or scope.get("method") != "POST":
                 return await app(scope, receive, send)
             await self.handle(app, route, scope, receive, send)
         return gateway
+
+    async def handle_realtime(self, app, scope, receive, send) -> None:
+        """A live session is placed once, at connect, and stays there."""
+        served, reason = self.realtime.decide(scope, self.shares.current().local("realtime"))
+        if served is Served.LOCAL:
+            self.metrics.served.labels("realtime", Served.LOCAL.value).inc()
+            return await app(scope, receive, send)
+        await self.realtime.serve(scope, receive, send, served, reason)
 
     # ---- the decision --------------------------------------------------
     async def handle(self, app, route: str, scope, receive, send) -> None:
@@ -245,7 +250,7 @@ class Gateway:
     async def serve_upstream(self, incoming: _Incoming, served: Served, send, *, reason: str | None = None) -> None:
         route = incoming.route
         # Request logs and metrics label it by path, as if the router had matched it.
-        incoming.scope.setdefault("route", _RoutePath(incoming.scope["path"]))
+        incoming.scope.setdefault("route", RoutePath(incoming.scope["path"]))
         self.metrics.served.labels(route, served.value).inc()
         if reason is not None:
             self.metrics.fallbacks.labels(route, reason).inc()
