@@ -31,6 +31,8 @@ def upstream_process(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(SRC), "VOXHOST_PORT": str(port), "VOXHOST_STT_MODELS": "whisper-base",
            "VOXHOST_TTS_ENGINES": "hibari", "VOXHOST_TTS_CACHE_ENABLED": "false", "VOXHOST_LOG_LEVEL": "warning",
+           # Realtime finals through the gateway must not be dropped as late on a loaded CI box.
+           "VOXHOST_REALTIME_MAX_FINAL_WAIT_SECONDS": "120",
            "VOXHOST_API_KEYS": "gateway:" + hashlib.sha256(UPSTREAM_KEY.encode()).hexdigest()}
     log = tmp_path_factory.mktemp("upstream") / "serve.log"
     with log.open("w") as out:

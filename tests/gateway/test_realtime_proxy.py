@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 
 import httpx
 import pytest
 from openai import AsyncOpenAI
+from websockets.exceptions import ConnectionClosed
 
 from faulty_upstream import UPSTREAM_KEY
 from voxhost.evaluation.wer import wer
@@ -54,11 +56,12 @@ async def _transcribe(base_url: str, pcm: bytes, *, beta: bool, player: str = "p
             await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[offset:offset + 48_000]).decode())
         await conn.input_audio_buffer.commit()
         seen = []
-        async for event in conn:
+        while True:
+            event = await asyncio.wait_for(conn.recv(), 120)
             seen.append(event.type)
+            assert event.type != "error", event.error
             if event.type == DONE:
                 return route, seen, event
-    raise AssertionError(f"closed before the transcript: {seen}")
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +113,9 @@ def test_upstream_refusal_reaches_the_player_without_the_key(gateway, upstream_p
 
     async def run():
         async with _client(gw.base_url).realtime.connect(extra_query={"intent": "transcription"}) as conn:
-            event = await conn.recv()
-            with pytest.raises(Exception):
-                await conn.recv()
+            event = await asyncio.wait_for(conn.recv(), 30)
+            with pytest.raises(Exception):  # closed by the gateway, not left open
+                await asyncio.wait_for(conn.recv(), 30)
             return event, conn._connection.close_code
 
     event, code = asyncio.run(run())
@@ -120,3 +123,31 @@ def test_upstream_refusal_reaches_the_player_without_the_key(gateway, upstream_p
     assert code == 1013
     for text in (caplog.text, event.model_dump_json()):
         assert wrong not in text and wrong[:12] not in text
+
+
+def test_a_draining_server_sends_new_sessions_upstream(gateway, upstream_process, pcm):
+    """Drain refuses new local sessions; with fallback on they are proxied instead of closed with 1013."""
+    gw = gateway(upstream_url=upstream_process, upstream_api_key=UPSTREAM_KEY,
+                 setup=lambda app: app.state.voxhost.draining.set())
+    route, _, done = asyncio.run(_transcribe(gw.base_url, pcm, beta=True))
+    assert route == "fallback"
+    assert wer(["in being comparatively modern."], [done.transcript]) == 0.0, done.transcript
+
+
+def test_the_upstreams_error_event_and_close_code_reach_the_player(gateway, upstream_process):
+    """The upstream refuses an intent it doesn't serve: its error event and 1008 pass through unchanged."""
+    from websockets.asyncio.client import connect
+
+    gw = gateway(upstream_url=upstream_process, upstream_api_key=UPSTREAM_KEY, route_local_share=0.0)
+
+    async def run():
+        async with connect(gw.base_url.replace("http://", "ws://") + "/v1/realtime?intent=conversation") as ws:
+            event = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 30)
+            return ws.response.headers["x-voxhost-route"], event, ws.close_code, ws.close_reason
+
+    route, event, code, reason = asyncio.run(run())
+    assert route == "upstream"
+    assert event["type"] == "error" and event["error"]["param"] == "intent"
+    assert code == 1008 and "intent" in reason

@@ -130,8 +130,7 @@ class RealtimeProxy:
                 upstream_uri(self.config, scope), additional_headers=extra,
                 subprotocols=["realtime"] if "realtime" in offered else None,
                 open_timeout=self.config.connect_timeout_s, max_queue=MAX_QUEUE,
-                max_size=MAX_UPSTREAM_EVENT_BYTES, user_agent_header=None,
-                proxy=None, logger=WS_LOG,
+                max_size=MAX_UPSTREAM_EVENT_BYTES, user_agent_header=None, logger=WS_LOG,
             )
         except Exception as exc:  # unreachable, refused, timed out: the player hears why, the key stays out
             kind, message = _connect_failure(exc)
@@ -139,7 +138,8 @@ class RealtimeProxy:
             log.warning("realtime upstream session could not open: %s", kind)
             return await self._refuse(send, served, message, kind)
         try:
-            await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol,
+            # Browsers fail the handshake unless the `realtime` they offered is echoed, whatever the upstream did.
+            await send({"type": "websocket.accept", "subprotocol": "realtime" if "realtime" in offered else None,
                         "headers": [(ROUTE_HEADER, served.value.encode())]})
             await _pump(upstream, receive, send, self.metrics)
         finally:
