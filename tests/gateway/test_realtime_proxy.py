@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 
@@ -151,3 +152,38 @@ def test_the_upstreams_error_event_and_close_code_reach_the_player(gateway, upst
     assert route == "upstream"
     assert event["type"] == "error" and event["error"]["param"] == "intent"
     assert code == 1008 and "intent" in reason
+
+
+def test_binary_and_text_frames_pass_both_ways_and_the_players_close_code_reaches_the_upstream(gateway):
+    """Frame types and the player's close code, against an echoing WebSocket upstream (in addition to the
+    real upstream above: it shows what the upstream received)."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    from voxhost_testing import free_port
+
+    port, got = free_port(), []
+
+    async def echo(ws):
+        with contextlib.suppress(ConnectionClosed):
+            async for message in ws:
+                got.append(message)
+                await ws.send(message)
+        got.append((ws.close_code, ws.close_reason))
+
+    async def run():
+        async with serve(echo, "127.0.0.1", port):
+            gw = await asyncio.to_thread(gateway, upstream_url=f"http://127.0.0.1:{port}/v1", route_local_share=0.0)
+            async with connect(gw.base_url.replace("http://", "ws://") + "/v1/realtime?intent=transcription") as ws:
+                await ws.send(b"\x00\x01pcm")
+                assert await ws.recv() == b"\x00\x01pcm"
+                await ws.send('{"type": "input_audio_buffer.commit"}')
+                assert await ws.recv() == '{"type": "input_audio_buffer.commit"}'
+                await ws.close(4000, "player left")
+            for _ in range(100):
+                if len(got) == 3:
+                    break
+                await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    assert got == [b"\x00\x01pcm", '{"type": "input_audio_buffer.commit"}', (4000, "player left")]

@@ -188,13 +188,12 @@ async def _pump(upstream: ClientConnection, receive, send, metrics: GatewayMetri
                 await asyncio.wait_for(send({"type": "websocket.send", key: frame}), SEND_TIMEOUT_S)
         except ConnectionClosed:
             pass
-        close = upstream.close_rcvd
-        if close is None:  # the connection dropped without a close frame
+        code, reason = upstream.close_code, upstream.close_reason or ""
+        if code is None or code == 1006:  # the connection dropped without a close frame
             metrics.upstream_errors.labels(ROUTE, "cut").inc()
             code, reason = CLOSE_INTERNAL, "The upstream provider's connection was lost."
-        else:
-            code = CLOSE_INTERNAL if close.code in UNSENDABLE else close.code
-            reason = close.reason
+        elif code in UNSENDABLE:  # 1005: closed without a code
+            code = 1000
         with contextlib.suppress(Exception):
             await send({"type": "websocket.close", "code": code, "reason": reason[:120]})
 
@@ -207,7 +206,7 @@ async def _pump(upstream: ClientConnection, receive, send, metrics: GatewayMetri
         for task in done:
             if task.exception() is not None and not isinstance(task.exception(), (ConnectionClosed, OSError,
                                                                                    TimeoutError)):
-                log.warning("realtime proxy side failed: %s", type(task.exception()).__name__)
+                log.warning("realtime proxy side failed: %s", type(task.exception()).__name__, exc_info=task.exception())
     finally:
         for task in tasks:
             task.cancel()
