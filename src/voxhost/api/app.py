@@ -22,6 +22,7 @@ from voxhost.api.state import AppState
 from voxhost.cache.phrases import PhraseCache
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.engines.tts.registry import TtsRegistry
+from voxhost.gateway.proxy import build_gateway
 from voxhost.ops.auth import KeyStore, load_keys_file, parse_keys
 from voxhost.ops.cost import ComputeCost, resolve_instance_type
 from voxhost.ops.emf import EmfEmitter, task_id
@@ -94,6 +95,7 @@ def build_state(settings: Settings) -> AppState:
         max_sessions=settings.max_live_sessions, max_per_key=settings.max_sessions_per_key,
         on_change=metrics.session_opened_or_closed,
     )
+    state.gateway = build_gateway(state)  # migration gateway: None unless an upstream is configured
     return state
 
 
@@ -105,6 +107,14 @@ def _truthful_openapi(app: FastAPI):
                 PROBE_PATHS)
         return app.openapi_schema
     return openapi
+
+
+class _GatewayMiddleware:
+    def __init__(self, app, *, gateway):
+        self.call = gateway.middleware(app)
+
+    async def __call__(self, scope, receive, send):
+        await self.call(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
@@ -146,6 +156,8 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             target_watch.cancel()
         state.stt_scheduler.shutdown()
         state.tts_scheduler.shutdown()
+        if state.gateway is not None:
+            await state.gateway.aclose()
 
     app = FastAPI(
         title="voxhost",
@@ -157,7 +169,10 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.openapi = _truthful_openapi(app)
     app.state.voxhost = state
     install_error_handlers(app)
-    # Added innermost first: accounting wraps everything, then keys/drain, then body size.
+    # Added innermost first: accounting wraps everything, then keys/drain, then
+    # body size, then the migration gateway (local or upstream, per request).
+    if state.gateway is not None:
+        app.add_middleware(_GatewayMiddleware, gateway=state.gateway)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
     app.add_middleware(Gatekeeper, state=state)
     app.add_middleware(RequestAccounting, state=state)

@@ -208,7 +208,7 @@ class Gatekeeper:
             if path == METRICS_PATH:
                 state.keys.authenticate_metrics(presented)
                 return await self.app(scope, receive, send)
-            if state.draining.is_set():
+            if state.draining.is_set() and not (state.gateway is not None and state.gateway.takes(path)):
                 raise Draining("The server is draining for shutdown; retry on another instance.")
             if not state.keys.open:
                 key = state.keys.authenticate(presented)

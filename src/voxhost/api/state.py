@@ -40,6 +40,7 @@ class AppState:
     draining: threading.Event = field(default_factory=threading.Event)
     load_error: str | None = None
     http_in_flight: int = 0  # requests and WebSockets being served (drain waits for 0)
+    gateway: object | None = None  # voxhost.gateway.proxy.Gateway when an upstream is configured
 
     @property
     def is_ready(self) -> bool:

@@ -17,6 +17,10 @@ def plan(
         None, "--inputs", "-i", help="Plan YAML file(s), merged in order (e.g. deploy/plan.example.yaml, bench.yaml)."
     ),
     out: Path = typer.Option(Path("plan"), "--out", "-o", help="Directory for plan.md and plan.png."),
+    burst: bool = typer.Option(False, "--burst", help="Also plan burst-to-cloud fleets (burst.md): sized below "
+                               "the peak, the overflow sent to the cloud API by the gateway."),
+    daily_curve: Optional[str] = typer.Option(None, help="With --burst: the load over a day, comma-separated "
+                                              "(e.g. 24 hourly figures); default: smooth, peak_to_average."),
 ) -> None:
     """Cost and capacity plan: cloud API against self-hosted, GPUs at the peak."""
     from pydantic import ValidationError
@@ -42,6 +46,31 @@ def plan(
     for warning in max_tasks_warnings(plan_inputs, tiers):
         console.print(f"[yellow]warning: {warning}[/yellow]")
     console.print(f"wrote {out / 'plan.md'} and {out / 'plan.png'}")
+    if burst:
+        _burst(plan_inputs, daily_curve, out)
+
+
+def _burst(plan_inputs, daily_curve: str | None, out: Path) -> None:
+    from voxhost.planner.burst import burst_table, render_markdown
+
+    try:
+        curve = [float(x) for x in daily_curve.split(",")] if daily_curve else None
+        rows = burst_table(plan_inputs, curve)
+    except ValueError as exc:
+        console.print(f"[red]invalid --daily-curve: {exc}[/red]")
+        raise typer.Exit(code=2)
+    note = (f"daily curve of {len(curve)} slots" if curve else
+            f"smooth daily curve, peak {plan_inputs.usage.peak_to_average:g}x the mean")
+    text = render_markdown(rows, note)
+    (out / "burst.md").write_text(text)
+    table = Table("players", "GPUs at peak", "peak /mo", "burst GPUs", "burst fleet /mo", "cloud overflow /mo",
+                  "burst total /mo", "cloud share", "saving", title="burst to cloud")
+    for r in rows:
+        table.add_row(f"{r.players:,}", str(r.peak_gpus), f"${r.peak_monthly:,.0f}", str(r.burst_gpus),
+                      f"${r.burst_fleet_monthly:,.0f}", f"${r.burst_cloud_monthly:,.0f}", f"${r.burst_monthly:,.0f}",
+                      f"{r.cloud_share:.1%}", f"${r.saving:,.0f} ({r.saving_pct:.0f}%)")
+    Console().print(table)
+    console.print(f"wrote {out / 'burst.md'}")
 
 
 def bench(

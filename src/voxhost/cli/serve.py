@@ -38,7 +38,13 @@ def serve(
     get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings.log_level, retain_content=settings.retain_content)
-    app_ = create_app(settings)
+    from voxhost.gateway.config import GatewayConfigError
+
+    try:
+        app_ = create_app(settings)
+    except GatewayConfigError as exc:  # bad upstream/routing settings: say which, don't start
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2)
     config = uvicorn.Config(
         app_,
         host=settings.host,

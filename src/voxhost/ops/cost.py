@@ -17,6 +17,18 @@ CLOUD_PRICES = {
     "tts-1-hd_per_million_chars": 30.0,
 }
 
+
+
+def cloud_usd(route: str, model: str | None, *, audio_seconds: float = 0.0, characters: int = 0) -> float:
+    """The cloud API's list price for one request (gateway: upstream-served
+    work and shadow comparisons). Unknown model names price as whisper-1 / tts-1."""
+    if route == "speech":
+        per_million = CLOUD_PRICES.get(f"{model}_per_million_chars", CLOUD_PRICES["tts-1_per_million_chars"])
+        return characters * per_million / 1e6
+    per_minute = CLOUD_PRICES.get(f"{model}_per_minute", CLOUD_PRICES["whisper-1_per_minute"])
+    return audio_seconds / 60.0 * per_minute
+
+
 # On-demand instance prices, us-east-1 (USD per hour).
 INSTANCE_PRICES_PER_HOUR = {
     "g4dn.xlarge": 0.526,

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic import field_validator
 
@@ -154,6 +154,31 @@ class Settings(BaseSettings):
     # REST clips decode in an encoder window sized to the clip (>= 15 s, as live finals)
     # instead of 30 s. Off: 0.39x the decode time, but +2.2 WER points on 24 short clips.
     stt_rest_short_window: bool = False
+
+    # --- migration gateway (issue 13, gateway/): share traffic with a cloud API ---
+    # None configured (the default): nothing ever leaves this server. With an
+    # upstream, player audio and text are forwarded to it per the shares below.
+    upstream_url: str | None = None  # an OpenAI-compatible API base, e.g. https://api.openai.com/v1
+    upstream_api_key: SecretStr | None = None  # never logged or echoed (SecretStr hides it in reprs)
+    # Model name sent upstream per route (transcriptions, translations, speech);
+    # a route not listed keeps the client's model name.
+    upstream_models: dict[str, str] = Field(
+        default_factory=lambda: {"transcriptions": "whisper-1", "translations": "whisper-1", "speech": "tts-1"})
+    upstream_timeout_s: float = 60.0  # whole upstream request (STT of a long file waits this long)
+    upstream_connect_timeout_s: float = 5.0
+    upstream_max_connections: int = 100  # pooled connections to the upstream
+    # Share of players served here (0-1); the rest go upstream. Sticky per player.
+    route_local_share: float = 1.0
+    # Per-route override, JSON: {"transcriptions": 0.5, "speech": 1.0, "realtime": 0.1}.
+    route_local_shares: dict[str, float] = Field(default_factory=dict)
+    # JSON file {"local_share": .., "local_shares": {..}, "shadow_share": ..} re-read when it
+    # changes: shares move without a restart (protect it with file permissions).
+    route_shares_file: Path | None = None
+    route_fallback: bool | None = None  # None: on whenever an upstream is configured
+    route_burst_queue: int = 0  # local queue depth above which new requests go upstream; 0: no burst
+    route_shadow_share: float = 0.0  # share of locally served requests also sent upstream to compare
+    # Shadow comparisons (metrics only: no audio, no text) appended as JSON lines; None: metrics only.
+    route_shadow_log: Path | None = None
 
     # --- storage ---
     cache_dir: Path = Field(default_factory=_default_cache_dir)
