@@ -31,7 +31,7 @@ import numpy as np
 
 from voxhost.evaluation.dataset import load_manifest
 from voxhost.evaluation.wer import wer
-from voxhost.realtime.client import load_pcm, session_update, stream
+from voxhost.loadtest.realtime_client import load_pcm, session_update, stream
 
 RATE = 24_000
 SILENCE_MS = 500
