@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from voxhost.audio.decode import WHISPER_RATE, decode_audio
+from voxhost.audio.decode import decode_audio
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.loadtest.realtime_client import pcm16, session_update, stream
 
 log = logging.getLogger("voxhost.loadtest")

@@ -26,6 +26,7 @@ from typing import Callable, Protocol
 import numpy as np
 import yaml
 
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.evaluation.dataset import Utterance, load_manifest, tts_sentences
 
 Progress = Callable[[str, int], None]  # (description, steps done) callback
@@ -93,7 +94,7 @@ def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progre
     s = base.model_copy(update={"stt_models": [model], "stt_num_workers": max(concurrency)})
     engine = SttRegistry(s).load(model, warm_up=True)
     audios = [decode_audio(c.audio.read_bytes()) for c in clips]
-    seconds = sum(len(a) for a in audios) / 16000.0
+    seconds = sum(len(a) for a in audios) / WHISPER_RATE
     options = [TranscriptionOptions(language=c.lang, beam_size=s.stt_beam_size, vad_filter=s.stt_vad_filter)
                for c in clips]
 

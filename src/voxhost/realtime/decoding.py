@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from voxhost.realtime.audio import WHISPER_RATE
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
 from voxhost.realtime.config import SessionConfig, SessionLimits
 

@@ -33,9 +33,10 @@ from typing import Awaitable, Callable
 
 import numpy as np
 
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.errors import InvalidRequest, Overloaded, VoxhostError
 from voxhost.realtime import events as ev
-from voxhost.realtime.audio import WHISPER_RATE, PcmInput
+from voxhost.realtime.audio import PcmInput
 from voxhost.realtime.buffer import AudioBuffer
 from voxhost.realtime.config import SessionConfig, SessionLimits
 from voxhost.realtime.decoding import (CONTEXT_MAX_GAP_S, CONTEXT_S, fits_with_context, repeats, turn_options,

@@ -14,7 +14,8 @@ from typing import AsyncIterator
 
 import numpy as np
 
-from voxhost.audio.decode import WHISPER_RATE, decode_audio
+from voxhost.audio.decode import decode_audio
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.base import Segment, Transcript, TranscriptionOptions
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.ops.settings import Settings

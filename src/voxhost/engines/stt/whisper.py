@@ -15,6 +15,7 @@ from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.whisper_batch import BatchItem, decode_batch
 from voxhost.engines.stt.base import (
     Segment,
@@ -25,7 +26,6 @@ from voxhost.engines.stt.base import (
 )
 
 log = logging.getLogger("voxhost.stt")
-SAMPLE_RATE = 16_000
 BATCH_MAX_SECONDS = 30.0  # one Whisper window: longer audio takes the sequential path
 FRAMES_PER_SECOND = 100  # mel frames
 
@@ -108,7 +108,7 @@ class WhisperEngine:
 
     def warm_up(self) -> None:
         """Run one decode so the first real request doesn't pay for lazy init."""
-        tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
+        tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(WHISPER_RATE) / WHISPER_RATE).astype(np.float32)
         self.transcribe(tone, TranscriptionOptions(vad_filter=False, beam_size=1, language="en"))
 
     def _model_for(self, chunk_length: int | None) -> WhisperModel:
@@ -142,7 +142,7 @@ class WhisperEngine:
         """Text-only decoding when nobody needs the timestamps, within one window
         (longer audio seeks by segment timestamps)."""
         if (self.text_only and not options.timestamps_needed and not options.without_timestamps
-                and not options.word_timestamps and len(audio) <= BATCH_MAX_SECONDS * SAMPLE_RATE):
+                and not options.word_timestamps and len(audio) <= BATCH_MAX_SECONDS * WHISPER_RATE):
             return replace(options, without_timestamps=True)
         return options
 
@@ -154,7 +154,7 @@ class WhisperEngine:
         timestamps back through; None when VAD finds no speech at all."""
         if not options.vad_filter:
             return audio, None
-        if len(audio) <= self.vad_trim_over_seconds * SAMPLE_RATE:
+        if len(audio) <= self.vad_trim_over_seconds * WHISPER_RATE:
             # One 30 s window costs the same trimmed or not, and Silero misses
             # whispered and creaky speech: on the eval set, gating only (no
             # trimming) cut voice-quality WER from 54% to 32%. The gate skips
@@ -168,7 +168,7 @@ class WhisperEngine:
     def transcribe_stream(
         self, audio: np.ndarray, options: TranscriptionOptions
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
-        duration = len(audio) / SAMPLE_RATE
+        duration = len(audio) / WHISPER_RATE
         options = self._resolve(audio, options)
         prepared = self._speech(audio, options)
         if prepared is None:
@@ -191,12 +191,12 @@ class WhisperEngine:
             without_timestamps=options.without_timestamps,
         )
         if chunks:
-            segments = restore_speech_timestamps(segments, chunks, SAMPLE_RATE)
+            segments = restore_speech_timestamps(segments, chunks, WHISPER_RATE)
         info = TranscriptionInfo(
             language=fw_info.language,
             language_probability=float(fw_info.language_probability),
             duration=duration,
-            speech_duration=len(audio) / SAMPLE_RATE,
+            speech_duration=len(audio) / WHISPER_RATE,
         )
         return info, (_convert(i, s) for i, s in enumerate(segments))
 
@@ -221,7 +221,7 @@ class WhisperEngine:
         not beam search with timestamp tokens (slower batched, measured). The
         language may differ per item (it is a token in each item's prompt).
         """
-        if len(audio) > BATCH_MAX_SECONDS * SAMPLE_RATE:
+        if len(audio) > BATCH_MAX_SECONDS * WHISPER_RATE:
             return None
         options = self._resolve(audio, options)
         if options.temperature > 0 or options.prompt or options.hotwords or options.word_timestamps:
@@ -231,7 +231,7 @@ class WhisperEngine:
             # clips one by one on a GPU (H200: 0.45x at 32, docs/benchmarks.md).
             return None
         window = self._window_seconds(options)
-        if len(audio) > window * SAMPLE_RATE:
+        if len(audio) > window * WHISPER_RATE:
             return None
         return (self.name, options.task, options.beam_size, options.vad_filter, options.without_timestamps,
                 window, options.max_new_tokens, options.temperature_fallback)
@@ -252,7 +252,7 @@ class WhisperEngine:
                 opts = self._resolve(audio, opts)
                 prepared = self._speech(audio, opts)
                 if prepared is None:  # no speech: as transcribe_stream, skip the model
-                    info = TranscriptionInfo(opts.language or "en", 0.0, len(audio) / SAMPLE_RATE, 0.0)
+                    info = TranscriptionInfo(opts.language or "en", 0.0, len(audio) / WHISPER_RATE, 0.0)
                     results[i] = Transcript(info, [])
                     continue
                 speech, found = prepared
@@ -283,12 +283,12 @@ class WhisperEngine:
                 continue
             segments = result.segments
             if i in chunks:
-                segments = restore_speech_timestamps(segments, chunks[i], SAMPLE_RATE)
+                segments = restore_speech_timestamps(segments, chunks[i], WHISPER_RATE)
             info = TranscriptionInfo(
                 language=result.language,
                 language_probability=result.language_probability,
-                duration=len(audios[i]) / SAMPLE_RATE,
-                speech_duration=len(item.audio) / SAMPLE_RATE,
+                duration=len(audios[i]) / WHISPER_RATE,
+                speech_duration=len(item.audio) / WHISPER_RATE,
             )
             results[i] = Transcript(info, [_convert(n, s) for n, s in enumerate(segments)])
         return results
