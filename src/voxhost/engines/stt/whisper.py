@@ -5,17 +5,18 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Iterator
 
 import numpy as np
-import faster_whisper.transcribe as _fw_transcribe
 from faster_whisper import WhisperModel
 from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
 from voxhost.audio.pcm import WHISPER_RATE
+from voxhost.engines.stt import fw_window
 from voxhost.engines.stt.whisper_batch import BatchItem, decode_batch
 from voxhost.engines.stt.base import (
     Segment,
@@ -28,24 +29,6 @@ from voxhost.engines.stt.base import (
 log = logging.getLogger("voxhost.stt")
 BATCH_MAX_SECONDS = 30.0  # one Whisper window: longer audio takes the sequential path
 FRAMES_PER_SECOND = 100  # mel frames
-
-# Whisper's encoder is trained on 30 s windows, and faster-whisper pads every
-# window to 3000 frames, so a 2 s turn costs as much as 30 s. CTranslate2
-# accepts shorter inputs (4x faster for a 5 s window, same text on our eval
-# set: docs/benchmarks.md). faster-whisper has no parameter for it, so its
-# padding function is wrapped: a thread-local window, set only for the
-# duration of one `transcribe` call that asked for it, replaces the 3000.
-_window = threading.local()
-_pad_or_trim = _fw_transcribe.pad_or_trim
-
-
-def _windowed_pad_or_trim(array, length: int = 3000, *, axis: int = -1):
-    frames = getattr(_window, "frames", None)
-    return _pad_or_trim(array, frames if frames and length == 3000 else length, axis=axis)
-
-
-_fw_transcribe.pad_or_trim = _windowed_pad_or_trim
-
 
 def resolve_device(device: str) -> str:
     if device != "auto":
@@ -113,7 +96,8 @@ class WhisperEngine:
 
     def _model_for(self, chunk_length: int | None) -> WhisperModel:
         """The model with a `chunk_length`-second window (segmentation; the
-        encoder input is shortened by `transcribe`, see `_windowed_pad_or_trim`).
+        encoder input is shortened by `transcribe`, see engines/stt/fw_window.py;
+        on a faster-whisper version it was not tested with, always the full window).
 
         faster-whisper's own `chunk_length=` argument mutates the shared
         feature extractor for good (every later call, REST included, would
@@ -122,7 +106,7 @@ class WhisperEngine:
         tokenizer are shared, so a copy costs a few KB.
         """
         default = self.model.feature_extractor.chunk_length
-        if not chunk_length or chunk_length >= default:
+        if not chunk_length or chunk_length >= default or not fw_window.available():
             return self.model
         with self._windowed_lock:
             model = self._windowed.get(chunk_length)
@@ -203,14 +187,10 @@ class WhisperEngine:
     def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
         window = self._window_seconds(options)
         short = window < self.model.feature_extractor.chunk_length
-        if short:  # segments are decoded lazily: the window must hold until the list is built
-            _window.frames = window * FRAMES_PER_SECOND
-        try:
+        # Segments are decoded lazily: the window must hold until the list is built.
+        with fw_window.encoder_window(window * FRAMES_PER_SECOND) if short else nullcontext():
             info, segments = self.transcribe_stream(audio, options)
             return Transcript(info=info, segments=list(segments))
-        finally:
-            if short:
-                _window.frames = None
 
     # ---- cross-request batching ------------------------------------------
     def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple | None:
