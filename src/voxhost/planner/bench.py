@@ -82,10 +82,17 @@ def pick_clips(count: int, max_seconds: float = 15.0, lang: str = "en") -> list[
     return rows[:count]
 
 
+def bench_options(settings, clips: list[Utterance]) -> list:
+    """Each clip's options exactly as a REST request for it would get them (the STT
+    service's defaults), so the measured throughput is the server's."""
+    from voxhost.stt.service import options_from
+
+    return [options_from(settings, language=c.lang) for c in clips]
+
+
 def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progress: Progress | None = None,
               settings=None) -> SttResult:
     from voxhost.audio.decode import decode_audio
-    from voxhost.engines.stt.base import TranscriptionOptions
     from voxhost.engines.stt.registry import SttRegistry
     from voxhost.ops.settings import get_settings
 
@@ -95,8 +102,7 @@ def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progre
     engine = SttRegistry(s).load(model, warm_up=True)
     audios = [decode_audio(c.audio.read_bytes()) for c in clips]
     seconds = sum(len(a) for a in audios) / WHISPER_RATE
-    options = [TranscriptionOptions(language=c.lang, beam_size=s.stt_beam_size, vad_filter=s.stt_vad_filter)
-               for c in clips]
+    options = bench_options(s, clips)
 
     def run_all() -> None:
         for audio, opts in zip(audios, options):

@@ -54,7 +54,13 @@ def repeats(text: str, n: int = 4) -> bool:
 def turn_options(config: SessionConfig, limits: SessionLimits, seconds: float, *, final: bool,
                  full_window: bool = False) -> TranscriptionOptions:
     """Options for decoding `seconds` of a turn: greedy and text-only for a
-    partial, beam search with timestamps and fallback for a final."""
+    partial, beam search with timestamps and fallback for a final.
+
+    Not the STT service's defaults (stt/service.py options_from), on purpose:
+    every field here is a live-decoding choice (its own beam setting,
+    VOXHOST_REALTIME_FINAL_BEAM_SIZE; VAD always on; windows sized to the turn),
+    and taking REST's stt_beam_size or stt_vad_filter would change live results.
+    The language was already mapped to Whisper's code when the session was updated."""
     window = None
     if limits.short_window and not full_window:
         window = final_window_seconds(seconds) if final else window_seconds(seconds)
