@@ -28,7 +28,7 @@ system-deps:
 	bash scripts/system-deps.sh
 
 install-test: system-deps
-	$(MAKE) install EXTRAS=piper,test,deploy
+	$(MAKE) install EXTRAS=piper,test,deploy,plot
 	$(MAKE) checkov
 
 # checkov in a venv of its own: its pins (boto3, packaging, networkx) clash with ours.
@@ -52,7 +52,7 @@ bench: install
 # Players per host (issue 12): server pinned to CAPACITY_CORES, profiled with py-spy (bench extra).
 CAPACITY_CORES ?= 0
 capacity:
-	$(MAKE) install EXTRAS=piper,test,bench
+	$(MAKE) install EXTRAS=piper,test,bench,plot
 	$(BIN)/python bench/capacity.py --cores $(CAPACITY_CORES) $(CAPACITY_ARGS)
 
 clean:

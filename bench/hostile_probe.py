@@ -266,7 +266,7 @@ def bomb(srv: Server) -> dict:
 # ---- memory ---------------------------------------------------------------------------
 
 def _pcm24k(audio_bytes: bytes) -> bytes:
-    from voxhost.realtime.client import pcm16
+    from voxhost.loadtest.realtime_client import pcm16
     from voxhost.audio.decode import decode_audio
 
     return pcm16(decode_audio(audio_bytes), 24_000)

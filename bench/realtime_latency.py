@@ -31,7 +31,7 @@ import numpy as np
 
 from voxhost.evaluation.dataset import load_manifest
 from voxhost.evaluation.wer import wer
-from voxhost.realtime.client import load_pcm, session_update, stream
+from voxhost.loadtest.realtime_client import load_pcm, session_update, stream
 
 RATE = 24_000
 SILENCE_MS = 500
@@ -157,7 +157,7 @@ def study(model: str, limit: int) -> None:
     from voxhost.engines.stt.base import TranscriptionOptions
     from voxhost.engines.stt.registry import SttRegistry
     from voxhost.ops.settings import Settings
-    from voxhost.realtime.session import window_seconds
+    from voxhost.realtime.decoding import window_seconds
 
     engine = SttRegistry(Settings(stt_models=[model])).load(model)
     rows = [r for r in load_manifest(lang="en") if r.duration <= 12][:limit]

@@ -33,7 +33,7 @@ from voxhost.evaluation.wer import wer
 from voxhost.ops.settings import Settings
 from voxhost.realtime import events as ev
 from voxhost.realtime import session as live
-from voxhost.realtime.client import load_pcm
+from voxhost.loadtest.realtime_client import load_pcm
 from voxhost.realtime.config import SessionConfig, SessionLimits
 from voxhost.realtime.vad import TurnDetection
 

@@ -23,7 +23,7 @@ from voxhost.engines.stt.registry import SttRegistry
 from voxhost.evaluation.dataset import load_manifest
 from voxhost.evaluation.wer import wer
 from voxhost.ops.settings import Settings
-from voxhost.realtime.session import final_window_seconds
+from voxhost.realtime.decoding import final_window_seconds
 from voxhost.stt.service import options_from
 
 

@@ -168,7 +168,7 @@ def test_ecs_stop_sequence_live_session_closes_cleanly_before_sigterm(fake_aws, 
     event and close frame, while the ALB would still hold the socket. SIGTERM,
     which comes after the deregistration delay, then finds it drained: exit 0 at once."""
     from voxhost.evaluation.wer import wer
-    from voxhost.realtime.client import load_pcm, session_update
+    from voxhost.loadtest.realtime_client import load_pcm, session_update
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"

@@ -12,7 +12,7 @@ import base64
 import pytest
 
 from voxhost.evaluation.wer import wer
-from voxhost.realtime.client import load_pcm, session_update, stream
+from voxhost.loadtest.realtime_client import load_pcm, session_update, stream
 
 # Every English file of the eval set (103 files, 11.5 min of speech), paced at
 # real time, 8 players at once: the comparison, not a sample of it.

@@ -14,7 +14,7 @@ import pytest
 from voxhost.ops.auth import hash_key
 import websockets
 
-from voxhost.realtime.client import load_pcm, session_update
+from voxhost.loadtest.realtime_client import load_pcm, session_update
 
 from voxhost_testing import LiveServer
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
 
 import faster_whisper.transcribe as fw_transcribe
 from voxhost.audio.decode import decode_audio
+from voxhost.engines.stt import fw_window
 from voxhost.engines.stt.base import TranscriptionOptions
 from voxhost.evaluation.wer import wer
 
@@ -24,10 +26,7 @@ def test_short_window_keeps_the_text_and_leaves_other_calls_alone(server, eval_a
     assert engine.model.feature_extractor.chunk_length == 30
     assert fw_transcribe.pad_or_trim(np.zeros((80, 10), dtype=np.float32)).shape[-1] == 3000
     # ...also from another thread while this one has a window set.
-    from voxhost.engines.stt import whisper
-
-    whisper._window.frames = 500
-    try:
+    with fw_window.encoder_window(500):
         seen = []
         worker = threading.Thread(target=lambda: seen.append(
             fw_transcribe.pad_or_trim(np.zeros((80, 10), dtype=np.float32)).shape[-1]))
@@ -35,5 +34,18 @@ def test_short_window_keeps_the_text_and_leaves_other_calls_alone(server, eval_a
         worker.join()
         assert seen == [3000]
         assert fw_transcribe.pad_or_trim(np.zeros((80, 10), dtype=np.float32)).shape[-1] == 500
-    finally:
-        whisper._window.frames = None
+    assert fw_transcribe.pad_or_trim(np.zeros((80, 10), dtype=np.float32)).shape[-1] == 3000
+
+
+def test_the_window_wrapper_is_pinned_to_tested_faster_whisper_versions():
+    assert fw_window.tested("1.1.0") and fw_window.tested("1.2.1")
+    assert not fw_window.tested("1.0.3") and not fw_window.tested("1.3.0") and not fw_window.tested("2.0")
+
+
+def test_an_untested_faster_whisper_falls_back_to_full_windows_with_a_warning(server, monkeypatch, caplog):
+    engine = server.app.state.voxhost.stt.get("whisper-base")
+    monkeypatch.setattr(fw_window, "_state", {})  # forget the version check made at first use
+    monkeypatch.setattr(fw_window, "version", lambda _name: "9.0.0")
+    with caplog.at_level(logging.WARNING, logger="voxhost.stt"):
+        assert engine._window_seconds(TranscriptionOptions(chunk_length=5)) == 30
+    assert "outside the versions" in caplog.text and "faster-whisper>=1.1,<1.3" in caplog.text

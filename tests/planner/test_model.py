@@ -208,3 +208,15 @@ def test_design_claims_checked():
         {50: pytest.approx(2.3), 500: pytest.approx(1.1), 5000: pytest.approx(0.4)}
     # The default one-time cost is that implied one.
     assert PlanInputs().one_time(500) == pytest.approx(10629.3)
+
+
+def test_bench_decodes_with_the_stt_services_defaults(english):
+    """`voxhost bench` measures what the server does: its options are the service's."""
+    from voxhost.ops.settings import Settings
+    from voxhost.planner.bench import bench_options
+    from voxhost.stt.service import options_from
+
+    settings = Settings(stt_beam_size=2, stt_vad_filter=False)
+    clips = english[:2]
+    assert bench_options(settings, clips) == [options_from(settings, language=c.lang) for c in clips]
+    assert {(o.beam_size, o.vad_filter) for o in bench_options(settings, clips)} == {(2, False)}

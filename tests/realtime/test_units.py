@@ -87,7 +87,7 @@ class FakeDecoder:
     def engine(self, model):
         return FakeEngine()
 
-    def busy(self):
+    def busy(self, engine):
         return self.running > 0
 
     async def transcribe(self, engine, audio, options):
@@ -302,7 +302,7 @@ def test_speculation_is_dropped_when_speech_resumes(speech):
 
 
 def test_final_windows_and_repetition_check():
-    from voxhost.realtime.session import final_window_seconds, repeats
+    from voxhost.realtime.decoding import final_window_seconds, repeats
 
     assert final_window_seconds(1.0) == 15 and final_window_seconds(12.0) == 20 and final_window_seconds(29) == 30
     assert repeats("The narrative would be tedious. The narrative would be tedious to him.")

@@ -12,9 +12,10 @@ import re
 import av
 import numpy as np
 
+from voxhost.audio.pcm import WHISPER_RATE, MonoResampler, from_pcm16
 from voxhost.errors import AudioTooLong, InvalidAudio
 
-WHISPER_RATE = 16_000
+__all__ = ["WHISPER_RATE", "decode_audio"]
 
 
 def decode_audio(
@@ -41,15 +42,15 @@ def decode_audio(
             stream = container.streams.audio[0]
             if max_seconds:
                 _refuse_declared_length(container, stream, max_seconds)
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+            resampler = MonoResampler(sample_rate)
             for frame in _frames(container, stream):
-                for out in resampler.resample(frame):
+                for out in resampler.frame(frame):
                     total += _append(chunks, out)
                 if max_samples is not None and total > max_samples:
                     raise AudioTooLong(
                         f"Audio is longer than the limit of {max_seconds:g} seconds.", param="file"
                     )
-            for out in resampler.resample(None):
+            for out in resampler.flush():
                 total += _append(chunks, out)
     except (InvalidAudio, AudioTooLong):
         raise
@@ -59,8 +60,7 @@ def decode_audio(
         raise InvalidAudio("The audio file contains no samples.", param="file")
     if max_samples is not None and total > max_samples:
         raise AudioTooLong(f"Audio is longer than the limit of {max_seconds:g} seconds.", param="file")
-    pcm = np.concatenate(chunks)
-    return pcm.astype(np.float32) / 32768.0
+    return from_pcm16(np.concatenate(chunks))
 
 
 def _refuse_declared_length(container, stream, max_seconds: float) -> None:
@@ -96,8 +96,7 @@ def _frames(container, stream):
             raise
 
 
-def _append(chunks: list[np.ndarray], frame) -> int:
-    array = frame.to_ndarray().reshape(-1)
+def _append(chunks: list[np.ndarray], array: np.ndarray) -> int:
     if array.size:
         chunks.append(array)
     return int(array.size)

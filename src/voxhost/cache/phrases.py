@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from voxhost.engines.assembly import file_lock
+from voxhost.ops.locks import file_lock
 
 log = logging.getLogger("voxhost.cache")
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from voxhost.cli.common import console
+from voxhost.cli.common import console, require_plotting
 
 
 def loadtest(
@@ -44,6 +44,7 @@ def loadtest(
         check_local(url, allow_remote)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--url") from None
+    require_plotting()  # before minutes of load, not after
     steps = [int(p) for p in players.split(",") if p.strip()]
     utterances = [u for u in load_manifest(lang="en") if u.duration <= max_clip_s]
     clips = load_clips(utterances)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from voxhost.cli.common import console, progress_bar
+from voxhost.cli.common import console, progress_bar, require_plotting
 
 
 def plan(
@@ -30,6 +30,7 @@ def plan(
     from voxhost.planner.plot import render_plot
     from voxhost.planner.report import max_tasks_warnings, render_report, summary_rows
 
+    require_plotting()
     try:
         plan_inputs = load_inputs(inputs or [])
         tiers = make_plan(plan_inputs)

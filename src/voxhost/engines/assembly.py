@@ -6,15 +6,15 @@ processes starting at once never see or produce a half-written model.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
+
+from voxhost.ops.locks import file_lock
 
 
 class AssemblyError(RuntimeError):
@@ -31,17 +31,6 @@ def package_path(package: str, *parts: str) -> Path:
     if not path.exists():
         raise AssemblyError(f"{path} is missing from package '{package}'.")
     return path
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:

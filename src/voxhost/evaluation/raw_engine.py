@@ -12,13 +12,12 @@ from faster_whisper import WhisperModel
 from faster_whisper.transcribe import Segment
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.ops.settings import Settings
-
-SAMPLE_RATE = 16_000
 
 
 def transcribe_like_voxhost(model: WhisperModel, audio: np.ndarray, settings: Settings) -> list[Segment]:
-    short = len(audio) <= settings.stt_vad_trim_over_seconds * SAMPLE_RATE
+    short = len(audio) <= settings.stt_vad_trim_over_seconds * WHISPER_RATE
     # voxhost skips short audio in which VAD hears no speech, and trims only long audio
     if short and not get_speech_timestamps(audio, VadOptions(threshold=settings.stt_vad_gate_threshold)):
         return []

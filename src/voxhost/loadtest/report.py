@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voxhost.plotting import pyplot
 from voxhost.loadtest.runner import LoadResult
 
 OK = {200, 1000}
@@ -41,10 +42,7 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def plot(result: LoadResult, rows: list[dict], path: Path, title: str = "voxhost under game traffic") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for route in sorted({r["route"] for r in rows}):

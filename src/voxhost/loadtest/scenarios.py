@@ -6,17 +6,16 @@ build of voxhost."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import random
 import time
 from dataclasses import dataclass, field
 
 import httpx
-import numpy as np
 
 from voxhost.audio.decode import decode_audio
+from voxhost.audio.pcm import WHISPER_RATE
+from voxhost.loadtest.realtime_client import pcm16, session_update, stream
 
 log = logging.getLogger("voxhost.loadtest")
 
@@ -42,10 +41,7 @@ def load_clips(utterances) -> list[Clip]:
     for u in utterances:
         data = u.audio.read_bytes()
         audio16 = decode_audio(data)
-        n24 = int(len(audio16) * 1.5)
-        audio24 = np.interp(np.linspace(0, len(audio16) - 1, n24), np.arange(len(audio16)), audio16)
-        pcm = (np.clip(audio24, -1, 1) * 32767).astype("<i2").tobytes()
-        clips.append(Clip(u.audio.name, data, pcm, len(audio16) / 16_000))
+        clips.append(Clip(u.audio.name, data, pcm16(audio16, 24_000), len(audio16) / WHISPER_RATE))
     return clips
 
 
@@ -115,39 +111,32 @@ class LiveTranscription(Scenario):
     chunk_ms: int = 100
 
     async def turn(self, client, rng):
-        import websockets
         from websockets.exceptions import ConnectionClosed, InvalidStatus
 
         clip = rng.choice(self.clips)
         url = self.base_url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
-        headers = {"OpenAI-Beta": "realtime=v1"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        update = session_update(turn_detection=None, beta=True)
         start = time.monotonic()
         try:
-            async with websockets.connect(url, additional_headers=headers, open_timeout=10, max_size=None) as ws:
-                await ws.send(json.dumps({"type": "transcription_session.update", "session": {
-                    "input_audio_format": "pcm16", "turn_detection": None,
-                    "input_audio_transcription": {"model": "whisper-1", "language": "en"}}}))
-                step = 24_000 * 2 * self.chunk_ms // 1000
-                for i in range(0, len(clip.pcm24k), step):
-                    await ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                              "audio": base64.b64encode(clip.pcm24k[i:i + step]).decode()}))
-                await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
-                start = time.monotonic()
-                while True:
-                    event = json.loads(await asyncio.wait_for(ws.recv(), 120))
-                    kind = event.get("type", "")
-                    if kind == "conversation.item.input_audio_transcription.completed":
-                        return Sample(self.route, start, time.monotonic() - start, 1000)
-                    if kind == "conversation.item.input_audio_transcription.failed":
-                        # A turn the server shed because it was behind real time is a
-                        # rejection (like 429), anything else an error.
-                        overloaded = (event.get("error") or {}).get("code") == "server_overloaded"
-                        return Sample(self.route, start, time.monotonic() - start, 1013 if overloaded else 4000)
-                    if kind == "error":
-                        log.warning("live turn error: %s", (event.get("error") or {}).get("message"))
-                        return Sample(self.route, start, time.monotonic() - start, 4000)
+            result = await stream(url, clip.pcm24k, update=update, headers=headers, chunk_ms=self.chunk_ms,
+                                  realtime=False, commit_at_end=True, settle_timeout=120)
+            start = result.commit_times[-1] if result.commit_times else start
+            for at, event in result.events:
+                kind = event.get("type", "")
+                if kind == "conversation.item.input_audio_transcription.completed":
+                    return Sample(self.route, start, at - start, 1000)
+                if kind == "conversation.item.input_audio_transcription.failed":
+                    # A turn the server shed because it was behind real time is a
+                    # rejection (like 429), anything else an error.
+                    overloaded = (event.get("error") or {}).get("code") == "server_overloaded"
+                    return Sample(self.route, start, at - start, 1013 if overloaded else 4000)
+                if kind == "error":
+                    log.warning("live turn error: %s", (event.get("error") or {}).get("message"))
+                    return Sample(self.route, start, at - start, 4000)
+            if result.close_code is not None:
+                return Sample(self.route, start, time.monotonic() - start, result.close_code)
+            return Sample(self.route, start, time.monotonic() - start, 0)  # no answer in time
         except InvalidStatus as exc:
             if exc.response.status_code in (403, 404):
                 self.skip(f"route absent ({exc.response.status_code})")

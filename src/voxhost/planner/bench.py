@@ -26,6 +26,7 @@ from typing import Callable, Protocol
 import numpy as np
 import yaml
 
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.evaluation.dataset import Utterance, load_manifest, tts_sentences
 
 Progress = Callable[[str, int], None]  # (description, steps done) callback
@@ -81,10 +82,17 @@ def pick_clips(count: int, max_seconds: float = 15.0, lang: str = "en") -> list[
     return rows[:count]
 
 
+def bench_options(settings, clips: list[Utterance]) -> list:
+    """Each clip's options exactly as a REST request for it would get them (the STT
+    service's defaults), so the measured throughput is the server's."""
+    from voxhost.stt.service import options_from
+
+    return [options_from(settings, language=c.lang) for c in clips]
+
+
 def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progress: Progress | None = None,
               settings=None) -> SttResult:
     from voxhost.audio.decode import decode_audio
-    from voxhost.engines.stt.base import TranscriptionOptions
     from voxhost.engines.stt.registry import SttRegistry
     from voxhost.ops.settings import get_settings
 
@@ -93,9 +101,8 @@ def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progre
     s = base.model_copy(update={"stt_models": [model], "stt_num_workers": max(concurrency)})
     engine = SttRegistry(s).load(model, warm_up=True)
     audios = [decode_audio(c.audio.read_bytes()) for c in clips]
-    seconds = sum(len(a) for a in audios) / 16000.0
-    options = [TranscriptionOptions(language=c.lang, beam_size=s.stt_beam_size, vad_filter=s.stt_vad_filter)
-               for c in clips]
+    seconds = sum(len(a) for a in audios) / WHISPER_RATE
+    options = bench_options(s, clips)
 
     def run_all() -> None:
         for audio, opts in zip(audios, options):

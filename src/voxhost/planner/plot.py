@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voxhost.plotting import pyplot
 from voxhost.planner.inputs import PlanInputs
 from voxhost.planner.model import tier
 
@@ -26,10 +27,7 @@ def break_even_players(inputs: PlanInputs, self_cost: str = "on_demand", lo: int
 
 
 def render_plot(inputs: PlanInputs, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     top = max(10_000, max(inputs.players) * 2)
     players = np.unique(np.geomspace(10, top, 300).astype(int))

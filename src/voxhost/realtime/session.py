@@ -27,83 +27,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import re
-import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Awaitable, Callable, Protocol
+from typing import Awaitable, Callable
 
 import numpy as np
 
-from voxhost.engines.stt.base import Transcript, TranscriptionOptions
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.errors import InvalidRequest, Overloaded, VoxhostError
 from voxhost.realtime import events as ev
-from voxhost.realtime.audio import WHISPER_RATE, PcmInput
+from voxhost.realtime.audio import PcmInput
 from voxhost.realtime.buffer import AudioBuffer
 from voxhost.realtime.config import SessionConfig, SessionLimits
+from voxhost.realtime.decoding import (CONTEXT_MAX_GAP_S, CONTEXT_S, fits_with_context, repeats, turn_options,
+                                       words_after_context)
 from voxhost.realtime.partials import LocalAgreement
 from voxhost.realtime.vad import WINDOW, StreamingSilero, TurnDetector
-from voxhost.scheduler.stt import Lane, SttScheduler
+# SchedulerDecoder is re-exported: api/routers/realtime.py builds sessions with it.
+from voxhost.realtime.scheduling import Decoder, SchedulerDecoder  # noqa: F401
 from voxhost.stt.languages import check_model_language
 
 log = logging.getLogger("voxhost.realtime")
 
 INGEST_SLICE = 4096  # samples (256 ms): VAD and turn limits are checked at this grain
 Emit = Callable[[ev.Event], Awaitable[None]]
-
-
-class Decoder(Protocol):
-    def engine(self, model: str | None): ...
-
-    async def transcribe(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> Transcript: ...
-
-    def busy(self) -> bool: ...
-
-
-class _StartBy:
-    """Engine proxy that refuses to start a decode after its deadline.
-
-    A final that waited too long for a worker is worth less than saying so:
-    the turn fails with `server_overloaded` instead of arriving late and
-    pushing every later turn further behind (latency stays bounded when the
-    server falls behind real time).
-    """
-
-    def __init__(self, engine, deadline: float):
-        self._engine = engine
-        self._deadline = deadline
-
-    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
-        if time.monotonic() > self._deadline:
-            raise Overloaded("The server is behind real time: this turn waited too long for a decoder "
-                             "and was dropped.", retry_after=1.0)
-        return self._engine.transcribe(audio, options)
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
-
-
-class SchedulerDecoder:
-    """Live sessions decode through the one STT scheduler, in the LIVE lane."""
-
-    def __init__(self, registry, scheduler: SttScheduler, max_wait_seconds: float | None = None):
-        self.registry = registry
-        self.scheduler = scheduler
-        self.max_wait_seconds = max_wait_seconds
-
-    def engine(self, model: str | None):
-        return self.registry.get(model)
-
-    async def transcribe(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
-        if self.max_wait_seconds is not None:
-            engine = _StartBy(engine, time.monotonic() + self.max_wait_seconds)
-        return await self.scheduler.transcribe(engine, audio, options, lane=Lane.LIVE)
-
-    def busy(self) -> bool:
-        """Every decode worker taken (a partial started now would wait, and make finals wait)."""
-        workers = getattr(getattr(self.scheduler, "executor", None), "workers", 1)
-        return self.scheduler.pending >= workers
 
 
 @dataclass
@@ -129,38 +76,6 @@ def _ms(samples: int) -> int:
 
 
 MIN_DECODE_LEAD_MS = 600  # audio decoded before a detected speech start
-CONTEXT_S = 4.0  # audio of the previous turn decoded before a continuing turn
-CONTEXT_MAX_GAP_S = 2.0  # turns closer than this are treated as one utterance
-MAX_FINAL_WITH_CONTEXT_S = 28.0  # context + turn must fit one Whisper window
-CONTEXT_WORD_SLACK_S = 0.25  # within the last turn's trailing silence (>= 0.5 s by default)
-
-
-def window_seconds(seconds: float) -> int:
-    """Encoder window for a partial: the turn plus a second, in 5 s steps, at most Whisper's 30 s."""
-    return int(min(30, max(5, math.ceil((seconds + 1.0) / 5.0) * 5)))
-
-
-def final_window_seconds(seconds: float) -> int:
-    """Encoder window for a final: the turn plus 5 s, at least 15 s. Whisper's
-    30 s window costs ~2x more on CPU; windows under 15 s made finals repeat or
-    stop early, 15 s+ kept the WER (docs/benchmarks.md), and `repeats` catches the rest."""
-    return int(min(30, max(15, math.ceil((seconds + 5.0) / 5.0) * 5)))
-
-
-_WORDS = re.compile(r"[^\w']+")
-
-
-def repeats(text: str, n: int = 4) -> bool:
-    """Some n words said twice in one turn: in a final from a short window, the
-    sign of Whisper looping ("The narrative would be ... The narrative would be ...")."""
-    words = _WORDS.sub(" ", text.lower()).split()
-    seen: set[tuple[str, ...]] = set()
-    for i in range(len(words) - n + 1):
-        gram = tuple(words[i:i + n])
-        if gram in seen:
-            return True
-        seen.add(gram)
-    return False
 
 
 class TranscriptionSession:
@@ -375,7 +290,7 @@ class TranscriptionSession:
             return
         if self._vad_pos - pause_start < delay or self._speculation is not None:
             return
-        if self.decoder.busy():
+        if self.decoder.busy(self._engine):
             return  # never queue: a speculation must not delay anyone's final
         audio = self._buffer.slice(self._turn_start, self._vad_pos)
         task = asyncio.create_task(self._decode_final(audio, self._context_for(self._turn_start)))
@@ -389,29 +304,8 @@ class TranscriptionSession:
             self.speculative_dropped += 1
 
     # --- decoding ------------------------------------------------------
-    def _options(self, seconds: float, *, final: bool, full_window: bool = False) -> TranscriptionOptions:
-        c = self.config
-        window = None
-        if self.limits.short_window and not full_window:
-            window = final_window_seconds(seconds) if final else window_seconds(seconds)
-        # The previous turn's text is not used as a prompt: tried, it made
-        # Whisper repeat it ("word, word" -> "word, word, word, word or word").
-        return TranscriptionOptions(
-            language=c.language,
-            prompt=c.prompt,
-            hotwords=c.hotwords,
-            beam_size=self.limits.final_beam_size if final else 1,
-            # Whisper decodes more accurately in its timestamp mode (trained so):
-            # on the eval set, text-only finals lost ~3 WER points. Partials trade it for speed.
-            without_timestamps=not final,
-            # Speech runs ~3 tokens/s; anything far beyond is a repetition loop.
-            max_new_tokens=int(16 + 8 * seconds),
-            temperature_fallback=final,
-            # Whisper encodes 30 s whatever the turn's length; a window sized to the turn
-            # makes partials ~3x and finals ~2x cheaper on CPU.
-            chunk_length=window,
-            vad_filter=True,  # a noise-only turn returns "" instead of a hallucinated "Thank you."
-        )
+    def _options(self, seconds: float, *, final: bool, full_window: bool = False):
+        return turn_options(self.config, self.limits, seconds, final=final, full_window=full_window)
 
     def _maybe_partial(self) -> None:
         interval = self.limits.partial_interval_ms * WHISPER_RATE // 1000
@@ -423,7 +317,7 @@ class TranscriptionSession:
         # At least a second of turn first: Whisper guesses wildly on less.
         if end - self._turn_start < max(interval, WHISPER_RATE) or end - self._partial_mark < interval:
             return
-        if self.decoder.busy():
+        if self.decoder.busy(self._engine):
             return  # skip, don't queue: a partial must never delay a final
         if self._detector is not None and self._detector.silence_since is not None:
             return  # in a pause that may end the turn: keep the worker for its (speculative) final
@@ -460,7 +354,7 @@ class TranscriptionSession:
 
     async def _decode_final_in(self, audio: np.ndarray, context: np.ndarray | None, *, full_window: bool) -> str:
         seconds = audio.size / WHISPER_RATE
-        if context is None or context.size + audio.size > MAX_FINAL_WITH_CONTEXT_S * WHISPER_RATE:
+        if not fits_with_context(context, audio):
             options = self._options(seconds, final=True, full_window=full_window)
             transcript = await self.decoder.transcribe(self._engine, audio, options)
             return transcript.text
@@ -468,12 +362,7 @@ class TranscriptionSession:
         options = replace(self._options(offset + seconds, final=True, full_window=full_window),
                           word_timestamps=True)
         transcript = await self.decoder.transcribe(self._engine, np.concatenate([context, audio]), options)
-        # The context ends with the last turn's trailing silence (silence_duration_ms),
-        # so its words end well before `offset`; Whisper's word times run early,
-        # so a word ending past the middle of that silence is this turn's.
-        cut = offset - CONTEXT_WORD_SLACK_S
-        words = [w.word for s in transcript.segments for w in s.words if w.end > cut]
-        return "".join(words).strip()
+        return words_after_context(transcript, offset)
 
     async def _final(self, item_id: str, audio: np.ndarray, previous: asyncio.Task | None, overloaded: bool,
                      context: np.ndarray | None = None, decoded: asyncio.Task | None = None) -> None:

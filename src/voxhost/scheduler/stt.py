@@ -13,14 +13,13 @@ from typing import AsyncIterator, Callable
 
 import numpy as np
 
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.base import Segment, Transcript, TranscriptionOptions
 from voxhost.ops import context
 from voxhost.scheduler.executor import EngineExecutor
 from voxhost.scheduler.lanes import Lane
 
 __all__ = ["Lane", "SttScheduler"]
-
-SAMPLE_RATE = 16_000
 
 
 class SttScheduler:
@@ -51,7 +50,7 @@ class SttScheduler:
         deadline_s: float | None = None,
     ) -> Transcript:
         executor = self.executor_for(engine)
-        context.note_audio_seconds(len(audio) / SAMPLE_RATE)
+        context.note_audio_seconds(len(audio) / WHISPER_RATE)
         key = None
         if self.batching and executor.max_batch > 1 and hasattr(engine, "transcribe_batch"):
             key = engine.batch_key(audio, options)
@@ -67,7 +66,7 @@ class SttScheduler:
         self, engine, audio: np.ndarray, options: TranscriptionOptions, *, lane: Lane = Lane.INTERACTIVE,
         deadline_s: float | None = None,
     ) -> AsyncIterator[Segment]:
-        context.note_audio_seconds(len(audio) / SAMPLE_RATE)
+        context.note_audio_seconds(len(audio) / WHISPER_RATE)
 
         def produce():
             _, segments = engine.transcribe_stream(audio, options)

@@ -14,11 +14,12 @@ from typing import AsyncIterator
 
 import numpy as np
 
-from voxhost.audio.decode import WHISPER_RATE, decode_audio
+from voxhost.audio.decode import decode_audio
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.base import Segment, Transcript, TranscriptionOptions
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.ops.settings import Settings
-from voxhost.realtime.session import final_window_seconds
+from voxhost.realtime.decoding import final_window_seconds
 from voxhost.scheduler.lanes import Lane
 from voxhost.scheduler.stt import SttScheduler
 from voxhost.stt.languages import check_model_language, whisper_language

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voxhost.engines.assembly import assemble_file, copy_file, file_lock, package_path
+from voxhost.engines.assembly import assemble_file, copy_file, package_path
+from voxhost.ops.locks import file_lock
 
 WHISPER_BASE_SIZE = 145_217_607
 

@@ -22,9 +22,9 @@ from faster_whisper.audio import pad_or_trim
 from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.base import Segment, Transcript, TranscriptionInfo, TranscriptionOptions
 
-SAMPLE_RATE = 16_000
 FRAMES_PER_SECOND = 100  # mel frames
 WHISPER_WINDOW_S = 30  # Whisper's encoder window; shorter windows as options.chunk_length asks
 
@@ -58,7 +58,7 @@ class SimulatedGpuEngine:
         self.last_window_s: int | None = None
 
     def warm_up(self) -> None:
-        tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
+        tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(WHISPER_RATE) / WHISPER_RATE).astype(np.float32)
         self.transcribe(tone, TranscriptionOptions(vad_filter=False, beam_size=1, language="en"))
 
     # ---- the CPU side, as WhisperEngine does it --------------------------------------------
@@ -72,7 +72,7 @@ class SimulatedGpuEngine:
             return self._extractors[window_s]
 
     def _prepare(self, audio: np.ndarray, options: TranscriptionOptions) -> _Prepared:
-        duration = len(audio) / SAMPLE_RATE
+        duration = len(audio) / WHISPER_RATE
         if options.vad_filter and not get_speech_timestamps(audio, self.gate_options):
             return _Prepared(duration, [])  # Whisper skips the model on no speech; so do we
         window_s = self.last_window_s = self._window_seconds(options)
@@ -121,7 +121,7 @@ class SimulatedGpuEngine:
         """WhisperEngine's rules: one window of audio, temperature 0, no prompt,
         hotwords or word timestamps."""
         window_s = self._window_seconds(options)
-        if len(audio) > window_s * SAMPLE_RATE:
+        if len(audio) > window_s * WHISPER_RATE:
             return None
         if options.temperature > 0 or options.prompt or options.hotwords or options.word_timestamps:
             return None

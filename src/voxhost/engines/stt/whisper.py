@@ -5,16 +5,18 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Iterator
 
 import numpy as np
-import faster_whisper.transcribe as _fw_transcribe
 from faster_whisper import WhisperModel
 from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
+from voxhost.audio.pcm import WHISPER_RATE
+from voxhost.engines.stt import fw_window
 from voxhost.engines.stt.whisper_batch import BatchItem, decode_batch
 from voxhost.engines.stt.base import (
     Segment,
@@ -25,27 +27,8 @@ from voxhost.engines.stt.base import (
 )
 
 log = logging.getLogger("voxhost.stt")
-SAMPLE_RATE = 16_000
 BATCH_MAX_SECONDS = 30.0  # one Whisper window: longer audio takes the sequential path
 FRAMES_PER_SECOND = 100  # mel frames
-
-# Whisper's encoder is trained on 30 s windows, and faster-whisper pads every
-# window to 3000 frames, so a 2 s turn costs as much as 30 s. CTranslate2
-# accepts shorter inputs (4x faster for a 5 s window, same text on our eval
-# set: docs/benchmarks.md). faster-whisper has no parameter for it, so its
-# padding function is wrapped: a thread-local window, set only for the
-# duration of one `transcribe` call that asked for it, replaces the 3000.
-_window = threading.local()
-_pad_or_trim = _fw_transcribe.pad_or_trim
-
-
-def _windowed_pad_or_trim(array, length: int = 3000, *, axis: int = -1):
-    frames = getattr(_window, "frames", None)
-    return _pad_or_trim(array, frames if frames and length == 3000 else length, axis=axis)
-
-
-_fw_transcribe.pad_or_trim = _windowed_pad_or_trim
-
 
 def resolve_device(device: str) -> str:
     if device != "auto":
@@ -108,12 +91,13 @@ class WhisperEngine:
 
     def warm_up(self) -> None:
         """Run one decode so the first real request doesn't pay for lazy init."""
-        tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
+        tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(WHISPER_RATE) / WHISPER_RATE).astype(np.float32)
         self.transcribe(tone, TranscriptionOptions(vad_filter=False, beam_size=1, language="en"))
 
     def _model_for(self, chunk_length: int | None) -> WhisperModel:
         """The model with a `chunk_length`-second window (segmentation; the
-        encoder input is shortened by `transcribe`, see `_windowed_pad_or_trim`).
+        encoder input is shortened by `transcribe`, see engines/stt/fw_window.py;
+        on a faster-whisper version it was not tested with, always the full window).
 
         faster-whisper's own `chunk_length=` argument mutates the shared
         feature extractor for good (every later call, REST included, would
@@ -122,7 +106,7 @@ class WhisperEngine:
         tokenizer are shared, so a copy costs a few KB.
         """
         default = self.model.feature_extractor.chunk_length
-        if not chunk_length or chunk_length >= default:
+        if not chunk_length or chunk_length >= default or not fw_window.available():
             return self.model
         with self._windowed_lock:
             model = self._windowed.get(chunk_length)
@@ -142,7 +126,7 @@ class WhisperEngine:
         """Text-only decoding when nobody needs the timestamps, within one window
         (longer audio seeks by segment timestamps)."""
         if (self.text_only and not options.timestamps_needed and not options.without_timestamps
-                and not options.word_timestamps and len(audio) <= BATCH_MAX_SECONDS * SAMPLE_RATE):
+                and not options.word_timestamps and len(audio) <= BATCH_MAX_SECONDS * WHISPER_RATE):
             return replace(options, without_timestamps=True)
         return options
 
@@ -154,7 +138,7 @@ class WhisperEngine:
         timestamps back through; None when VAD finds no speech at all."""
         if not options.vad_filter:
             return audio, None
-        if len(audio) <= self.vad_trim_over_seconds * SAMPLE_RATE:
+        if len(audio) <= self.vad_trim_over_seconds * WHISPER_RATE:
             # One 30 s window costs the same trimmed or not, and Silero misses
             # whispered and creaky speech: on the eval set, gating only (no
             # trimming) cut voice-quality WER from 54% to 32%. The gate skips
@@ -168,7 +152,7 @@ class WhisperEngine:
     def transcribe_stream(
         self, audio: np.ndarray, options: TranscriptionOptions
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
-        duration = len(audio) / SAMPLE_RATE
+        duration = len(audio) / WHISPER_RATE
         options = self._resolve(audio, options)
         prepared = self._speech(audio, options)
         if prepared is None:
@@ -191,26 +175,22 @@ class WhisperEngine:
             without_timestamps=options.without_timestamps,
         )
         if chunks:
-            segments = restore_speech_timestamps(segments, chunks, SAMPLE_RATE)
+            segments = restore_speech_timestamps(segments, chunks, WHISPER_RATE)
         info = TranscriptionInfo(
             language=fw_info.language,
             language_probability=float(fw_info.language_probability),
             duration=duration,
-            speech_duration=len(audio) / SAMPLE_RATE,
+            speech_duration=len(audio) / WHISPER_RATE,
         )
         return info, (_convert(i, s) for i, s in enumerate(segments))
 
     def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
         window = self._window_seconds(options)
         short = window < self.model.feature_extractor.chunk_length
-        if short:  # segments are decoded lazily: the window must hold until the list is built
-            _window.frames = window * FRAMES_PER_SECOND
-        try:
+        # Segments are decoded lazily: the window must hold until the list is built.
+        with fw_window.encoder_window(window * FRAMES_PER_SECOND) if short else nullcontext():
             info, segments = self.transcribe_stream(audio, options)
             return Transcript(info=info, segments=list(segments))
-        finally:
-            if short:
-                _window.frames = None
 
     # ---- cross-request batching ------------------------------------------
     def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple | None:
@@ -221,7 +201,7 @@ class WhisperEngine:
         not beam search with timestamp tokens (slower batched, measured). The
         language may differ per item (it is a token in each item's prompt).
         """
-        if len(audio) > BATCH_MAX_SECONDS * SAMPLE_RATE:
+        if len(audio) > BATCH_MAX_SECONDS * WHISPER_RATE:
             return None
         options = self._resolve(audio, options)
         if options.temperature > 0 or options.prompt or options.hotwords or options.word_timestamps:
@@ -231,7 +211,7 @@ class WhisperEngine:
             # clips one by one on a GPU (H200: 0.45x at 32, docs/benchmarks.md).
             return None
         window = self._window_seconds(options)
-        if len(audio) > window * SAMPLE_RATE:
+        if len(audio) > window * WHISPER_RATE:
             return None
         return (self.name, options.task, options.beam_size, options.vad_filter, options.without_timestamps,
                 window, options.max_new_tokens, options.temperature_fallback)
@@ -252,7 +232,7 @@ class WhisperEngine:
                 opts = self._resolve(audio, opts)
                 prepared = self._speech(audio, opts)
                 if prepared is None:  # no speech: as transcribe_stream, skip the model
-                    info = TranscriptionInfo(opts.language or "en", 0.0, len(audio) / SAMPLE_RATE, 0.0)
+                    info = TranscriptionInfo(opts.language or "en", 0.0, len(audio) / WHISPER_RATE, 0.0)
                     results[i] = Transcript(info, [])
                     continue
                 speech, found = prepared
@@ -283,12 +263,12 @@ class WhisperEngine:
                 continue
             segments = result.segments
             if i in chunks:
-                segments = restore_speech_timestamps(segments, chunks[i], SAMPLE_RATE)
+                segments = restore_speech_timestamps(segments, chunks[i], WHISPER_RATE)
             info = TranscriptionInfo(
                 language=result.language,
                 language_probability=result.language_probability,
-                duration=len(audios[i]) / SAMPLE_RATE,
-                speech_duration=len(item.audio) / SAMPLE_RATE,
+                duration=len(audios[i]) / WHISPER_RATE,
+                speech_duration=len(item.audio) / WHISPER_RATE,
             )
             results[i] = Transcript(info, [_convert(n, s) for n, s in enumerate(segments)])
         return results

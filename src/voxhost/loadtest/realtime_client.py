@@ -17,6 +17,7 @@ import numpy as np
 import websockets
 
 from voxhost.audio.decode import decode_audio
+from voxhost.audio.pcm import WHISPER_RATE, resample_pcm16, to_pcm16
 
 TERMINAL = ("conversation.item.input_audio_transcription.completed",
             "conversation.item.input_audio_transcription.failed")
@@ -67,23 +68,13 @@ class StreamResult:
 
 
 def pcm16(audio16k: np.ndarray, rate: int) -> bytes:
-    """16 kHz float32 -> PCM16 LE bytes at `rate` (PyAV resampling)."""
-    if rate != 16_000:
-        import av
-
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-        frame = av.AudioFrame.from_ndarray(
-            (np.clip(audio16k, -1, 1) * 32767).astype(np.int16).reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = 16_000
-        out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-        out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-        return np.concatenate(out).astype("<i2").tobytes()
-    return (np.clip(audio16k, -1, 1) * 32767).astype("<i2").tobytes()
+    """16 kHz float32 -> PCM16 LE bytes at `rate`."""
+    return resample_pcm16(to_pcm16(audio16k), WHISPER_RATE, rate).astype("<i2").tobytes()
 
 
 def load_pcm(path, rate: int = 24_000, *, lead_silence: float = 0.5, tail_silence: float = 1.5) -> bytes:
     audio = decode_audio(open(path, "rb").read())
-    pad = lambda s: np.zeros(int(s * 16_000), dtype=np.float32)  # noqa: E731
+    pad = lambda s: np.zeros(int(s * WHISPER_RATE), dtype=np.float32)  # noqa: E731
     return pcm16(np.concatenate([pad(lead_silence), audio, pad(tail_silence)]), rate)
 
 
