@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from faulty_upstream import UPSTREAM_KEY
 from voxhost.evaluation.wer import wer
-from voxhost.realtime.client import load_pcm
+from voxhost.loadtest.realtime_client import load_pcm
 
 pytestmark = pytest.mark.timeout(300)
 DONE = "conversation.item.input_audio_transcription.completed"
