@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     tts_cache_memory_bytes: int = 64 * 1024 * 1024
     tts_cache_disk_bytes: int = 1024 * 1024 * 1024
 
+    # --- designed voices (issue 10): POST /v1/audio/voices, `voxhost voices` ---
+    # One JSON file per voice; servers sharing the directory (EFS) see each
+    # other's voices within a second. None: cache_dir/voices.
+    voices_dir: Path | None = None
+
     # --- limits (all request/session limits live here) ---
     max_upload_bytes: int = 25 * 1024 * 1024
     max_audio_seconds: float = 3600.0
@@ -141,6 +146,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.cache_dir / "models"
+
+    @property
+    def designs_dir(self) -> Path:
+        return self.voices_dir or self.cache_dir / "voices"
 
     @property
     def tts_cache_dir(self) -> Path:

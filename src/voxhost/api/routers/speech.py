@@ -1,4 +1,4 @@
-"""POST /v1/audio/speech and GET /v1/audio/voices (OpenAI wire format).
+"""POST /v1/audio/speech and the voices under /v1/audio/voices (OpenAI wire format).
 
 The handler parses, calls the speech service and streams what it yields:
 text handling, synthesis, stitching, encoding and caching live below.
@@ -6,13 +6,14 @@ text handling, synthesis, stitching, encoding and caching live below.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import Response, StreamingResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from voxhost.api.protocol.speech import STREAM_FORMATS, SpeechRequest, sse_events
 from voxhost.api.state import AppState, get_state, require_ready
 from voxhost.audio.encode import MEDIA_TYPES
 from voxhost.errors import InvalidRequest
+from voxhost.tts.designs import DesignNotFound, VoiceDesign
 
 router = APIRouter(prefix="/v1/audio", tags=["text-to-speech"])
 
@@ -43,3 +44,33 @@ async def create_speech(body: SpeechRequest, state: AppState = Depends(require_r
 @router.get("/voices")
 async def list_voices(state: AppState = Depends(get_state)) -> dict:
     return {"object": "list", "data": state.tts.describe_voices()}
+
+
+@router.post("/voices", status_code=201)
+async def create_voice(request: Request, state: AppState = Depends(require_ready)) -> JSONResponse:
+    """A designed voice: {"name", "base", "pitch_semitones", "formant_shift", "speed", "effect", "description"}."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidRequest("The body must be a JSON voice design.", code="invalid_json") from None
+    design = state.tts.create_design(VoiceDesign.parse(body))
+    return JSONResponse(design.describe(), status_code=201)
+
+
+def _design(state: AppState, voice_id: str) -> VoiceDesign:
+    design = state.tts.designs.get(voice_id)
+    if design is None:
+        raise DesignNotFound(f"No designed voice '{voice_id[:64]}'.")
+    return design
+
+
+@router.get("/voices/{voice_id}")
+async def get_voice(voice_id: str, state: AppState = Depends(get_state)) -> dict:
+    return _design(state, voice_id).describe()
+
+
+@router.delete("/voices/{voice_id}")
+async def delete_voice(voice_id: str, state: AppState = Depends(get_state)) -> dict:
+    _design(state, voice_id)
+    state.tts.designs.delete(voice_id)
+    return {"id": voice_id, "object": "voice.deleted", "deleted": True}
