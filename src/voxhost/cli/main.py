@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from voxhost.cli import cache, keys
+from voxhost.cli import cache, keys, voices
 from voxhost.cli.loadtest import loadtest
 from voxhost.cli.models import assemble, models
 from voxhost.cli.plan import bench, plan
@@ -16,6 +16,7 @@ for command in (serve, transcribe, models, loadtest, assemble, plan, bench):
     app.command()(command)
 app.add_typer(keys.app, name="keys")
 app.add_typer(cache.app, name="cache")
+app.add_typer(voices.app, name="voices")
 
 
 if __name__ == "__main__":
