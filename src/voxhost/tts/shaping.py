@@ -21,6 +21,8 @@ import numpy as np
 
 from voxhost.tts.designs import VoiceDesign
 
+FRAME_MS = 10.0  # WORLD's analysis hop: 5 ms costs twice as much for no audible gain on speech
+
 
 class _Filter:
     def __init__(self, sos: np.ndarray):
@@ -130,7 +132,7 @@ def world_shift(pcm: np.ndarray, rate: int, semitones: float, formant: float, mo
     x = np.asarray(pcm, np.float64)
     if x.size < rate // 20:  # too short to analyse: leave as is
         return pcm
-    f0, times = pyworld.dio(x, rate, f0_floor=50.0, f0_ceil=600.0, frame_period=5.0)
+    f0, times = pyworld.dio(x, rate, f0_floor=50.0, f0_ceil=600.0, frame_period=FRAME_MS)
     f0 = pyworld.stonemask(x, f0, times, rate)
     sp = pyworld.cheaptrick(x, f0, times, rate)
     ap = pyworld.d4c(x, f0, times, rate)
@@ -146,7 +148,7 @@ def world_shift(pcm: np.ndarray, rate: int, semitones: float, formant: float, mo
         hi = np.clip(lo + 1, 0, bins - 1)
         frac = np.clip(source - lo, 0, 1)
         sp = np.ascontiguousarray(sp[:, lo] * (1 - frac) + sp[:, hi] * frac)
-    y = pyworld.synthesize(f0, sp, ap, rate, frame_period=5.0)
+    y = pyworld.synthesize(f0, sp, ap, rate, frame_period=FRAME_MS)
     out = np.zeros(x.size, np.float32)
     out[:min(x.size, y.size)] = y[:x.size]
     return np.clip(out, -1.0, 1.0)
