@@ -27,6 +27,7 @@ from voxhost.engines.tts.text import TextChunk, Unpronounceable
 from voxhost.errors import InvalidRequest
 from voxhost.scheduler.lanes import Lane
 from voxhost.scheduler.tts import TtsScheduler
+from voxhost.tts.designs import VoiceDesign
 from voxhost.tts.shaping import Shaper
 
 log = logging.getLogger("voxhost.tts")
@@ -154,14 +155,18 @@ class SpeechService:
         self.cache = cache
         self.max_input_chars = max_input_chars
 
-    def prepare(self, *, model: str | None, voice: str, text: str, speed: float = 1.0,
+    def prepare(self, *, model: str | None, voice: str | VoiceDesign, text: str, speed: float = 1.0,
                 fmt: str = "mp3") -> SpeechJob:
-        """Validate everything a request can get wrong, before any work is queued."""
+        """Validate everything a request can get wrong, before any work is queued.
+        `voice` is a name (or blend), or an unsaved design being auditioned."""
         check_format(fmt)
         if not isinstance(speed, (int, float)) or not math.isfinite(speed) or not MIN_SPEED <= speed <= MAX_SPEED:
             raise InvalidRequest(f"'speed' must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}.",
                                  param="speed", code="invalid_value")
-        engine, selection = self.registry.resolve(model, voice)
+        if isinstance(voice, VoiceDesign):
+            engine, selection = self.registry.resolve_design(model, voice)
+        else:
+            engine, selection = self.registry.resolve(model, voice)
         if selection.design is not None:  # a designed voice's pace multiplies the request's
             speed = min(MAX_SPEED, max(MIN_SPEED, speed * selection.design.speed))
         spoken = frontend.prepare(text, self.max_input_chars)

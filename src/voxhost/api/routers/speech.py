@@ -26,8 +26,8 @@ async def create_speech(body: SpeechRequest, state: AppState = Depends(require_r
     if not isinstance(body.input, str):
         raise InvalidRequest("'input' must be a string.", param="input", code="invalid_type")
     speech = state.speech
-    job = speech.prepare(model=body.model, voice=body.voice_id, text=body.input, speed=body.speed,
-                         fmt=body.response_format)
+    job = speech.prepare(model=body.model, voice=body.inline_design or body.voice_id, text=body.input,
+                         speed=body.speed, fmt=body.response_format)
     result = await speech.open(job)
     headers = {"X-Cache": result.cache, "X-Voxhost-Engine": job.engine.name,
                "X-Voxhost-Voice": job.voice.definition, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -115,7 +115,7 @@ class TtsRegistry:
         a design whose base no loaded engine has is reported at start, not on a request."""
         for design in self.designs.all():
             try:
-                self._resolve_design(None, design)
+                self.resolve_design(None, design)
             except (InvalidRequest, ModelNotFound) as exc:
                 log.warning("designed voice %s unusable here: %s", design.name, exc.message)
 
@@ -154,10 +154,10 @@ class TtsRegistry:
         designed voice is its base's, with its shaping attached."""
         voice = (voice or "").strip()
         if _DESIGN_NAME.match(voice) and (design := self.designs.get(voice)) is not None:
-            return self._resolve_design(model, design)
+            return self.resolve_design(model, design)
         return self._resolve_plain(model, voice)
 
-    def _resolve_design(self, model: str | None, design: VoiceDesign) -> tuple[TtsEngine, VoiceSelection]:
+    def resolve_design(self, model: str | None, design: VoiceDesign) -> tuple[TtsEngine, VoiceSelection]:
         engine, base = self._resolve_plain(model, design.base)
         # The key covers the whole design: editing a voice never serves its old audio.
         return engine, dataclasses.replace(
