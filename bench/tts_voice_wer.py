@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--voices", default="", help="comma-separated; default: every voice of the engine")
     parser.add_argument("--effects", action="store_true", help="each effect preset on --base instead")
     parser.add_argument("--base", default="am_michael", help="the voice the effect presets shape")
+    parser.add_argument("--presets", default=",".join(EFFECTS), help="with --effects: which presets")
     args = parser.parse_args()
     settings = Settings(tts_engines=[args.engine])
     registry = TtsRegistry(settings)
@@ -47,8 +48,8 @@ def main() -> None:
     voices = [v for v in args.voices.split(",") if v] or [v.id for v in engine.voices()]
     designs = [None] * len(voices)
     if args.effects:
-        voices = [args.base] * len(EFFECTS)
-        designs = [VoiceDesign(name=e, base=args.base, effect=e) for e in EFFECTS]
+        designs = [VoiceDesign(name=e, base=args.base, effect=e) for e in args.presets.split(",")]
+        voices = [args.base] * len(designs)
     print(f"| {args.engine} voice | round-trip WER ({len(sentences)} sentences, Whisper base) |\n|---|---|")
     for spec, design in zip(voices, designs):
         selection = engine.resolve_voice(spec)

@@ -103,7 +103,8 @@ PRESETS = {
     "robot": Preset(monotone=True, chain=(("mod", (50.0, 0.6)),)),
     "giant": Preset(pitch=-6, formant=-0.18, chain=(("low", (5000,)), ("reverb", (0.6, 0.25)))),
     "goblin": Preset(pitch=5, formant=0.2),
-    "ghost": Preset(pitch=-2, chain=(("high", (250,)), ("mod", (5.0, 0.3)), ("reverb", (2.5, 0.6)))),
+    # ghost's room is lighter than cave's in level: at 0.6 wet it cost 9.3% round-trip WER.
+    "ghost": Preset(pitch=-2, chain=(("high", (250,)), ("mod", (5.0, 0.3)), ("reverb", (2.5, 0.35)))),
 }
 
 
