@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     tts_concurrency: int = 2  # syntheses running at once (one worker thread each)
     tts_max_queue: int = 32  # waiting syntheses beyond that; more -> 429
     tts_threads: int = 1  # onnxruntime intra-op threads per engine
+    # --- Kokoro first audio (issue 10): the first chunk is at most this many words
+    # (a clause or phrase edge within them), so the first byte comes sooner; 0 = whole first clause.
+    tts_first_chunk_words: int = Field(default=4, ge=0)
     # Phrase cache: synthesised NPC lines are game content, not player data,
     # so it is on by default. Disk tier: tts_cache_path, else cache_dir/tts.
     tts_cache_enabled: bool = True

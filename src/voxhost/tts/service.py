@@ -149,11 +149,13 @@ class _Renderer:
 
 class SpeechService:
     def __init__(self, registry: TtsRegistry, scheduler: TtsScheduler, cache: PhraseCache | None,
-                 *, max_input_chars: int = frontend.MAX_INPUT_CHARS):
+                 *, max_input_chars: int = frontend.MAX_INPUT_CHARS,
+                 first_chunk_words: int = frontend.FIRST_CHUNK_WORDS):
         self.registry = registry
         self.scheduler = scheduler
         self.cache = cache
         self.max_input_chars = max_input_chars
+        self.first_chunk_words = first_chunk_words
 
     def prepare(self, *, model: str | None, voice: str | VoiceDesign, text: str, speed: float = 1.0,
                 fmt: str = "mp3") -> SpeechJob:
@@ -170,10 +172,11 @@ class SpeechService:
         if selection.design is not None:  # a designed voice's pace multiplies the request's
             speed = min(MAX_SPEED, max(MIN_SPEED, speed * selection.design.speed))
         spoken = frontend.prepare(text, self.max_input_chars)
-        chunks = tuple(frontend.split(spoken))
+        chunks = tuple(frontend.split(spoken, first_word_limit=self.first_chunk_words))
         if not chunks:
             raise Unpronounceable("'input' has nothing to pronounce.", param="input")
-        key = phrase_key(text=spoken, voice_fingerprint=selection.fingerprint,
+        # Keyed on the chunks, not just the text: where the line is cut changes the audio.
+        key = phrase_key(text="\x1f".join(c.text for c in chunks), voice_fingerprint=selection.fingerprint,
                          engine_version=engine.model_version, speed=speed, fmt=fmt)
         return SpeechJob(engine, selection, spoken, chunks, float(speed), fmt, key)
 
