@@ -6,6 +6,8 @@ text handling, synthesis, stitching, encoding and caching live below.
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -13,6 +15,12 @@ from voxhost.api.protocol.speech import STREAM_FORMATS, SpeechRequest, sse_event
 from voxhost.api.state import AppState, get_state, require_ready
 from voxhost.audio.encode import MEDIA_TYPES
 from voxhost.errors import InvalidRequest
+from voxhost.api import forms
+from voxhost.api.routers.transcriptions import _read_form
+from voxhost.audio.decode import decode_audio
+from voxhost.engines.stt.base import TranscriptionOptions
+from voxhost.scheduler.lanes import Lane
+from voxhost.tts import consent
 from voxhost.tts.designs import DesignNotFound, VoiceDesign
 
 router = APIRouter(prefix="/v1/audio", tags=["text-to-speech"])
@@ -74,3 +82,23 @@ async def delete_voice(voice_id: str, state: AppState = Depends(get_state)) -> d
     _design(state, voice_id)
     state.tts.designs.delete(voice_id)
     return {"id": voice_id, "object": "voice.deleted", "deleted": True}
+
+
+MAX_CONSENT_BYTES = 10 * 1024 * 1024  # OpenAI's limit for the recording
+MAX_CONSENT_SECONDS = 60
+
+
+@router.post("/voice_consents")
+async def create_voice_consent(request: Request, state: AppState = Depends(require_ready)) -> dict:
+    """OpenAI's consent upload (multipart: name, language, recording). Accepted only if the
+    bundled Whisper hears the consent phrase (tts/consent.py); the audio is not kept."""
+    form = await _read_form(request, state, "recording")
+    name = consent.check_name(forms.text_field(form, "name"))
+    language = consent.check_language(forms.text_field(form, "language"))
+    data, _ = await forms.file_field(form, "recording", MAX_CONSENT_BYTES)
+    audio = await asyncio.to_thread(decode_audio, data, max_seconds=MAX_CONSENT_SECONDS)
+    engine = state.stt.get(None)
+    options = TranscriptionOptions(language="en", beam_size=5, vad_filter=False)
+    transcript = await state.stt_scheduler.transcribe(engine, audio, options, lane=Lane.INTERACTIVE)
+    consent.check_phrase(transcript.text)
+    return consent.ConsentStore(state.settings.designs_dir).save(name, language)
