@@ -61,10 +61,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(cache_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(cache_dir: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+    """A `voxhost serve` process; `settings` are extra VOXHOST_* variables (tts_engines="kokoro")."""
     port = free_port()
     env = os.environ | {"PYTHONPATH": str(ROOT / "src"), "VOXHOST_TTS_CACHE_PATH": str(cache_dir),
-                        "VOXHOST_LOG_LEVEL": "warning"}
+                        "VOXHOST_LOG_LEVEL": "warning"} | {f"VOXHOST_{k.upper()}": v for k, v in settings.items()}
     proc = subprocess.Popen([sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

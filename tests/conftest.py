@@ -37,7 +37,8 @@ def settings(tmp_path_factory):
                     max_audio_seconds=600,
                     # TTS: all three bundled engines; a fresh phrase cache per session.
                     tts_engines=["hibari", "kokoro", "piper"],
-                    tts_cache_path=tmp_path_factory.mktemp("tts-cache"))
+                    tts_cache_path=tmp_path_factory.mktemp("tts-cache"),
+                    voices_dir=tmp_path_factory.mktemp("voices"))  # designed voices, per session
 
 
 @pytest.fixture(scope="session")

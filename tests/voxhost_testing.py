@@ -85,3 +85,13 @@ def silent_flac(seconds: int, rate: int = 8000) -> bytes:
         for packet in stream.encode(None):
             out.mux(packet)
     return buf.getvalue()
+
+
+def median_f0(pcm, rate: int = 24_000) -> float:
+    """Median pitch (Hz) of the voiced frames, by WORLD's harvest (pyworld)."""
+    import numpy as np
+    import pyworld
+
+    f0, _ = pyworld.harvest(np.asarray(pcm, np.float64), rate, f0_floor=60.0, f0_ceil=500.0, frame_period=10.0)
+    voiced = f0[f0 > 0]
+    return float(np.median(voiced)) if voiced.size else 0.0

@@ -76,7 +76,7 @@ def test_piper_is_resampled_to_24khz(openai_client):
     """Piper synthesises at 22.05 kHz; every response format still leaves at 24 kHz."""
     text = unique_line("The birch canoe slid on the smooth planks.")
     with openai_client.audio.speech.with_streaming_response.create(
-        model="piper", voice="alloy", input=text, response_format="wav"
+        model="piper", voice="onyx", input=text, response_format="wav"  # a male name: piper's joe
     ) as response:
         assert response.headers["x-voxhost-engine"] == "piper"
         wav = response.read()

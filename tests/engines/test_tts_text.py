@@ -83,3 +83,16 @@ def test_split_keeps_every_chunk_under_the_limit():
     assert len(chunks) > 5
     assert all(len(c.text) <= 120 for c in chunks)
     assert " ".join(c.text for c in chunks).split() == long_sentence.split()
+
+
+def test_first_chunk_is_a_few_words_cut_at_a_clause_or_phrase_edge():
+    chunks = split(normalize("The old bridge to the northern village collapsed during the storm. Go!"))
+    assert [c.text for c in chunks][:2] == ["The old bridge", "to the northern village collapsed during the storm."]
+    assert [c.pause for c in chunks] == [0.0, 0.0, SENTENCE_PAUSE]  # a cut inside a clause adds no silence
+    listen = split(normalize("Listen well, the old bridge collapsed during the storm."))
+    assert [(c.text, c.pause) for c in listen] == [("Listen well,", 0.0),
+                                                   ("the old bridge collapsed during the storm.", CLAUSE_PAUSE)]
+    # A short line, or one that would leave a lone word behind, is said whole.
+    assert [c.text for c in split("Meet me at nine.")] == ["Meet me at nine."]
+    assert [c.text for c in split("The old bridge to the village.", first_word_limit=0)] == [
+        "The old bridge to the village."]

@@ -83,3 +83,44 @@ def test_console_transcribes_the_microphone(browser, base_url, tmp_path):
     # The only failed load allowed is the TTS probe on a server without TTS.
     assert len([e for e in console_errors if "404" not in e or tts_available]) == 0, console_errors
     page.close()
+
+
+def test_console_designs_auditions_and_saves_a_voice(browser, base_url):
+    import httpx
+
+    page = browser.new_page()
+    page.goto(base_url + "/")
+    page.wait_for_selector("#tts", state="visible")
+    page.select_option("#tts-voice", "am_onyx")
+    page.click("#tts-design summary")
+    page.fill("#design-pitch", "-3")
+    page.select_option("#design-effect", "cave")
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    with page.expect_response("**/v1/audio/speech", timeout=180_000) as audition:
+        page.click("#design-audition")
+    response = audition.value
+    assert response.status == 200 and response.headers["x-voxhost-voice"] == "audition=am_onyx"
+    # The page holds real audio (over a second of it, with the cave's tail) in its player.
+    page.wait_for_function("(a => a.src.startsWith('blob:') && a.duration > 1)(document.querySelector('#tts-audio'))",
+                           timeout=60_000)
+
+    page.fill("#design-name", "console_knight")
+    page.click("#design-save")
+    page.wait_for_function("document.querySelector('#tts-status').textContent === 'saved console_knight'",
+                           timeout=60_000)
+    try:
+        saved = httpx.get(base_url + "/v1/audio/voices/console_knight").json()
+        assert (saved["base"], saved["pitch_semitones"], saved["effect"]) == ("am_onyx", -3, "cave")
+        with page.expect_response("**/v1/audio/speech", timeout=180_000) as spoken:
+            page.click("#tts-speak")
+        assert spoken.value.headers["x-voxhost-voice"] == "console_knight=am_onyx"
+        page.wait_for_function("!document.querySelector('#tts-speak').disabled", timeout=120_000)
+        assert not errors, errors
+        # Saving the same name again is refused, and the page says why.
+        page.select_option("#tts-voice", "am_onyx")
+        page.click("#design-save")
+        page.wait_for_function("document.querySelector('#tts-status').textContent.includes('already exists')")
+    finally:
+        httpx.delete(base_url + "/v1/audio/voices/console_knight")
+        page.close()

@@ -90,7 +90,8 @@ def build_state(settings: Settings) -> AppState:
     state.tts_scheduler = TtsScheduler(state.make_executor(
         "tts", workers=max(1, settings.tts_concurrency), max_queue=max(0, settings.tts_max_queue)))
     state.speech = SpeechService(state.tts, state.tts_scheduler, PhraseCache.from_settings(settings),
-                                 max_input_chars=settings.max_text_chars)
+                                 max_input_chars=settings.max_text_chars,
+                                 first_chunk_words=settings.tts_first_chunk_words)
     state.sessions = SessionGate(
         max_sessions=settings.max_live_sessions, max_per_key=settings.max_sessions_per_key,
         on_change=metrics.session_opened_or_closed,

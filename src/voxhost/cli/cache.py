@@ -60,7 +60,8 @@ def warm(
     with console.status("Loading TTS engines..."):
         registry.load_all(warm_up=False)
     scheduler = TtsScheduler(EngineExecutor("tts", workers=1, max_queue=1))
-    service = SpeechService(registry, scheduler, cache, max_input_chars=settings.max_text_chars)
+    service = SpeechService(registry, scheduler, cache, max_input_chars=settings.max_text_chars,
+                            first_chunk_words=settings.tts_first_chunk_words)
     counts = {"hit": 0, "miss": 0, "failed": 0}
 
     async def run(progress, task) -> None:

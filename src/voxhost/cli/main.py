@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from voxhost.cli import cache, keys, migrate
+from voxhost.cli import cache, keys, migrate, voices
 from voxhost.cli.loadtest import loadtest
 from voxhost.cli.models import assemble, models
 from voxhost.cli.plan import bench, plan
@@ -17,6 +17,7 @@ for command in (serve, transcribe, models, loadtest, assemble, plan, bench):
 app.add_typer(keys.app, name="keys")
 app.add_typer(cache.app, name="cache")
 app.add_typer(migrate.app, name="migrate")
+app.add_typer(voices.app, name="voices")
 
 
 if __name__ == "__main__":

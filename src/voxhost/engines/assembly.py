@@ -91,6 +91,22 @@ def assemble_file(
     return dest
 
 
+def write_atomic(dest: Path, data: bytes) -> Path:
+    """Write bytes so that readers see the old file or the whole new one, never a part."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp_name, dest)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return dest
+
+
 def copy_file(src: Path, dest: Path) -> Path:
     """Atomic copy that is a no-op when an identical-size file exists."""
     if dest.is_file() and dest.stat().st_size == src.stat().st_size:

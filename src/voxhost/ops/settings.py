@@ -69,12 +69,20 @@ class Settings(BaseSettings):
     tts_concurrency: int = 2  # syntheses running at once (one worker thread each)
     tts_max_queue: int = 32  # waiting syntheses beyond that; more -> 429
     tts_threads: int = 1  # onnxruntime intra-op threads per engine
+    # --- Kokoro first audio (issue 10): the first chunk is at most this many words
+    # (a clause or phrase edge within them), so the first byte comes sooner; 0 = whole first clause.
+    tts_first_chunk_words: int = Field(default=4, ge=0)
     # Phrase cache: synthesised NPC lines are game content, not player data,
     # so it is on by default. Disk tier: tts_cache_path, else cache_dir/tts.
     tts_cache_enabled: bool = True
     tts_cache_path: Path | None = None
     tts_cache_memory_bytes: int = 64 * 1024 * 1024
     tts_cache_disk_bytes: int = 1024 * 1024 * 1024
+
+    # --- designed voices (issue 10): POST /v1/audio/voices, `voxhost voices` ---
+    # One JSON file per voice; servers sharing the directory (EFS) see each
+    # other's voices within a second. None: cache_dir/voices.
+    voices_dir: Path | None = None
 
     # --- limits (all request/session limits live here) ---
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -193,6 +201,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.cache_dir / "models"
+
+    @property
+    def designs_dir(self) -> Path:
+        return self.voices_dir or self.cache_dir / "voices"
 
     @property
     def tts_cache_dir(self) -> Path:

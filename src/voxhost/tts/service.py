@@ -8,6 +8,7 @@ the same cache keys). Knows nothing of HTTP.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ from voxhost.engines.tts.text import TextChunk, Unpronounceable
 from voxhost.errors import InvalidRequest
 from voxhost.scheduler.lanes import Lane
 from voxhost.scheduler.tts import TtsScheduler
+from voxhost.tts.designs import VoiceDesign
+from voxhost.tts.shaping import Shaper
+
+log = logging.getLogger("voxhost.tts")
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 FIRST_SLICE_SECONDS = 0.1
@@ -81,8 +86,10 @@ class _Renderer:
     request that follows the response at once is already a hit."""
 
     def __init__(self, chunks: Sequence[TextChunk], fmt: str, rate: int,
-                 on_complete: Callable[[bytes], None] | None, timing: FirstChunkTiming | None = None):
+                 on_complete: Callable[[bytes], None] | None, timing: FirstChunkTiming | None = None,
+                 shaper: Shaper | None = None):
         self._chunks = chunks
+        self._shaper = shaper
         self.timing = timing or FirstChunkTiming()
         self._rate = rate
         self._encoder = StreamEncoder(fmt, rate)
@@ -98,9 +105,19 @@ class _Renderer:
         self._index += 1
         if pcm.size == 0:
             return  # nothing pronounceable in this piece; no pause for it either
+        if not np.isfinite(pcm).all():
+            # An engine fault (a degenerate style vector, say): silence rather than
+            # noise on the wire, and never into the phrase cache, where it would stay.
+            log.error("TTS engine produced non-finite audio; this line is not cached")
+            pcm = np.nan_to_num(pcm, nan=0.0, posinf=0.0, neginf=0.0)
+            self._on_complete = None
+        if self._shaper is not None:
+            pcm = self._shaper.voice(pcm)
         audio = shape(pcm, self._rate)
         if self._spoken and chunk.pause > 0:
             audio = np.concatenate([silence(chunk.pause, self._rate), audio])
+        if self._shaper is not None:  # after the pause, so an echo rings on through it
+            audio = self._shaper.effect(audio)
         # Encode the first sentence in short slices: its first bytes leave after
         # ~0.1 s of audio is encoded, not after the whole sentence is.
         first = int(FIRST_SLICE_SECONDS * self._rate) if not self._spoken else 0
@@ -120,7 +137,8 @@ class _Renderer:
         if not self._spoken:
             self._encoder.abort()
             raise Unpronounceable("The engine found nothing it could pronounce in 'input'.", param="input")
-        tail = self._encoder.close()
+        ring = self._shaper.flush() if self._shaper is not None else None
+        tail = (self._encoder.encode(ring) if ring is not None and ring.size else b"") + self._encoder.close()
         if self._on_complete is not None:
             self._on_complete(b"".join(self._parts) + tail)
         return tail
@@ -131,25 +149,34 @@ class _Renderer:
 
 class SpeechService:
     def __init__(self, registry: TtsRegistry, scheduler: TtsScheduler, cache: PhraseCache | None,
-                 *, max_input_chars: int = frontend.MAX_INPUT_CHARS):
+                 *, max_input_chars: int = frontend.MAX_INPUT_CHARS,
+                 first_chunk_words: int = frontend.FIRST_CHUNK_WORDS):
         self.registry = registry
         self.scheduler = scheduler
         self.cache = cache
         self.max_input_chars = max_input_chars
+        self.first_chunk_words = first_chunk_words
 
-    def prepare(self, *, model: str | None, voice: str, text: str, speed: float = 1.0,
+    def prepare(self, *, model: str | None, voice: str | VoiceDesign, text: str, speed: float = 1.0,
                 fmt: str = "mp3") -> SpeechJob:
-        """Validate everything a request can get wrong, before any work is queued."""
+        """Validate everything a request can get wrong, before any work is queued.
+        `voice` is a name (or blend), or an unsaved design being auditioned."""
         check_format(fmt)
         if not isinstance(speed, (int, float)) or not math.isfinite(speed) or not MIN_SPEED <= speed <= MAX_SPEED:
             raise InvalidRequest(f"'speed' must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}.",
                                  param="speed", code="invalid_value")
-        engine, selection = self.registry.resolve(model, voice)
+        if isinstance(voice, VoiceDesign):
+            engine, selection = self.registry.resolve_design(model, voice)
+        else:
+            engine, selection = self.registry.resolve(model, voice)
+        if selection.design is not None:  # a designed voice's pace multiplies the request's
+            speed = min(MAX_SPEED, max(MIN_SPEED, speed * selection.design.speed))
         spoken = frontend.prepare(text, self.max_input_chars)
-        chunks = tuple(frontend.split(spoken))
+        chunks = tuple(frontend.split(spoken, first_word_limit=self.first_chunk_words))
         if not chunks:
             raise Unpronounceable("'input' has nothing to pronounce.", param="input")
-        key = phrase_key(text=spoken, voice_fingerprint=selection.fingerprint,
+        # Keyed on the chunks, not just the text: where the line is cut changes the audio.
+        key = phrase_key(text="\x1f".join(c.text for c in chunks), voice_fingerprint=selection.fingerprint,
                          engine_version=engine.model_version, speed=speed, fmt=fmt)
         return SpeechJob(engine, selection, spoken, chunks, float(speed), fmt, key)
 
@@ -166,7 +193,8 @@ class SpeechService:
         context.note_characters(len(job.text))
         timing = FirstChunkTiming(opened=time.perf_counter())
         on_complete = (lambda blob: self.cache.put(job.key, blob)) if self.cache is not None else None
-        renderer = _Renderer(job.chunks, job.format, job.engine.sample_rate, on_complete, timing)
+        renderer = _Renderer(job.chunks, job.format, job.engine.sample_rate, on_complete, timing,
+                             Shaper.for_design(job.voice.design, job.engine.sample_rate))
         stream = self.scheduler.stream(job.engine, _timed(job.chunks, timing), job.voice, job.speed, renderer,
                                        lane=lane)
         try:

@@ -215,7 +215,36 @@ async function initTts() {
   $("tts").hidden = false;
 }
 
-async function speak() {
+function design() {
+  // The panel's fields as a voice design on the selected voice (POST /v1/audio/voices).
+  const effect = $("design-effect").value;
+  return {
+    base: $("tts-voice").value, pitch_semitones: Number($("design-pitch").value),
+    formant_shift: Number($("design-formant").value), speed: Number($("design-speed").value),
+    effect: effect || null,
+  };
+}
+
+async function saveDesign() {
+  const status = $("tts-status");
+  try {
+    const r = await fetch("/v1/audio/voices", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...authHeaders() },
+      body: JSON.stringify({ name: $("design-name").value.trim(), ...design() }),
+    });
+    if (!r.ok) throw new Error(await errorMessage(r));
+    const saved = await r.json();
+    const option = new Option(`${saved.id} (designed)`, saved.id);
+    $("tts-voice").add(option);
+    option.selected = true;
+    setStatus(status, `saved ${saved.id}`);
+  } catch (err) {
+    setStatus(status, err.message, true);
+  }
+}
+
+async function speak(audition = false) {
   const status = $("tts-status");
   const option = $("tts-voice").selectedOptions[0];
   if (!option) return;
@@ -226,8 +255,9 @@ async function speak() {
       method: "POST",
       headers: { "Content-Type": "application/json", ...authHeaders() },
       body: JSON.stringify({
-        model: option.dataset.model || "tts-1", voice: option.value, input: $("tts-text").value,
-        response_format: "wav",
+        // An audition sends the unsaved design inline (a voxhost extension).
+        model: option.dataset.model || "tts-1-hd", voice: audition ? design() : option.value,
+        input: $("tts-text").value, response_format: "wav",
       }),
     });
     if (!r.ok) throw new Error(await errorMessage(r));
@@ -261,7 +291,9 @@ document.addEventListener("keydown", (e) => {
   }
 });
 document.addEventListener("keyup", (e) => e.code === "Space" && talk(false));
-$("tts-speak").addEventListener("click", speak);
+$("tts-speak").addEventListener("click", () => speak(false));
+$("design-audition").addEventListener("click", () => speak(true));
+$("design-save").addEventListener("click", saveDesign);
 
 loadModels();
 initTts();

@@ -8,6 +8,8 @@ from typing import Any, AsyncIterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voxhost.tts.designs import VoiceDesign
+
 STREAM_FORMATS = ("audio", "sse")
 SSE_PIECE_BYTES = 32 * 1024  # a cached line is sent as a few deltas, not one huge event
 
@@ -43,6 +45,14 @@ class SpeechRequest(BaseModel):
         if isinstance(self.voice, dict):
             return str(self.voice.get("id") or "")
         return self.voice if isinstance(self.voice, str) else ""
+
+    @property
+    def inline_design(self) -> VoiceDesign | None:
+        """Extension: `voice: {"base": ..., "pitch_semitones": ...}` auditions a design
+        without saving it (the console's design panel)."""
+        if isinstance(self.voice, dict) and "id" not in self.voice and "base" in self.voice:
+            return VoiceDesign.parse({"name": "audition", **self.voice})
+        return None
 
 
 def sse_event(event: dict) -> bytes:

@@ -73,11 +73,11 @@ class SttRequest:
     options: TranscriptionOptions
 
 
-async def _read_form(request: Request, state: AppState) -> FormData:
+async def _read_form(request: Request, state: AppState, field: str = "file") -> FormData:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest(
-            "Expected a multipart/form-data body with an audio 'file' field.", param="file"
+            f"Expected a multipart/form-data body with an audio '{field}' field.", param=field
         )
     try:
         return await request.form(max_part_size=state.settings.max_upload_bytes + 1)
@@ -86,9 +86,9 @@ async def _read_form(request: Request, state: AppState) -> FormData:
     except Exception as exc:  # malformed multipart
         if "maximum size" in str(exc).lower():
             raise PayloadTooLarge(
-                f"The file is larger than the limit of {state.settings.max_upload_bytes} bytes.", param="file"
+                f"The file is larger than the limit of {state.settings.max_upload_bytes} bytes.", param=field
             ) from exc
-        raise InvalidRequest(f"Malformed multipart body: {str(exc)[:200]}", param="file") from exc
+        raise InvalidRequest(f"Malformed multipart body: {str(exc)[:200]}", param=field) from exc
 
 
 async def _parse(request: Request, state: AppState, task: str) -> SttRequest:

@@ -40,6 +40,7 @@ class Voice:
     gender: str | None
     sample_rate: int
     description: str = ""
+    accent: str = ""  # "American", "British", "Japanese" (a Japanese speaker reading English), ...
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class VoiceSelection:
     definition: str
     fingerprint: str
     data: Any = field(default=None, compare=False, repr=False)  # engine-private (style vector, ...)
+    design: Any = field(default=None, compare=False, repr=False)  # a designed voice's shaping (tts/designs.py)
 
 
 def fingerprint(*parts: object) -> str:

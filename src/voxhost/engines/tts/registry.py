@@ -8,33 +8,51 @@ listing its name in VOXHOST_TTS_ENGINES. Nothing else changes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import time
 from importlib import metadata
 from typing import Callable
 
-from voxhost.engines.tts.base import EngineUnavailable, TtsEngine, UnknownVoice, VoiceSelection
-from voxhost.errors import ModelNotFound
+from voxhost.engines.tts.base import EngineUnavailable, TtsEngine, UnknownVoice, VoiceSelection, fingerprint
+from voxhost.engines.tts.kokoro_voices import ENGLISH_VOICES
+from voxhost.errors import InvalidRequest, ModelNotFound
 from voxhost.ops.settings import Settings
+from voxhost.tts.designs import NAME_PATTERN, DesignStore, VoiceDesign
 
 log = logging.getLogger("voxhost.tts")
+_DESIGN_NAME = re.compile(NAME_PATTERN)
 
 OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage",
                  "shimmer", "verse")
 OPENAI_TTS_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 
-# OpenAI voice -> bundled voice, per engine. One-voice engines map every name to
-# their voice; Kokoro maps by the OpenAI voice's character (female/male), puts
-# its clearest voices on the most used names, and gives some names blends. Override any entry with VOXHOST_TTS_VOICE_MAP (JSON).
+# The gender of each OpenAI voice as OpenAI presents it; a mapped voice must agree.
+OPENAI_VOICE_GENDER = {
+    "alloy": "female", "coral": "female", "marin": "female", "nova": "female", "sage": "female",
+    "shimmer": "female",
+    "ash": "male", "ballad": "male", "cedar": "male", "echo": "male", "fable": "male", "onyx": "male",
+    "verse": "male",
+}
+
+# OpenAI voice -> bundled voice, per engine (table in docs/architecture.md). Kokoro
+# (tts-1-hd) gives each name its own voice: its namesakes where they exist
+# (alloy, nova, echo, onyx, fable), the rest chosen by OpenAI's description of
+# the voice. An entry "engine:voice" routes the name to another engine: the
+# one-voice engines send the names of the other gender to Kokoro (or hibari),
+# so a male name never comes back female, or the reverse. Override any entry
+# with VOXHOST_TTS_VOICE_MAP (JSON).
+_KOKORO_MAP = {
+    "alloy": "af_alloy", "ash": "am_michael", "ballad": "bm_daniel", "cedar": "am_liam", "coral": "af_heart",
+    "echo": "am_echo", "fable": "bm_fable", "marin": "af_bella", "nova": "af_nova", "onyx": "am_onyx",
+    "sage": "af_sarah", "shimmer": "af_aoede", "verse": "am_puck",
+}
 DEFAULT_VOICE_MAP: dict[str, dict[str, str]] = {
-    "hibari": {name: "heart" for name in OPENAI_VOICES},
-    "piper": {name: "joe" for name in OPENAI_VOICES},
-    "kokoro": {  # clearest English first: round-trip WER in docs/architecture.md
-        "alloy": "jf_gongitsune", "ash": "jm_kumo", "ballad": "jm_kumo(3)+jf_alpha(1)", "cedar": "jm_kumo",
-        "coral": "jf_gongitsune(1)+jf_nezumi(1)", "echo": "jm_kumo", "fable": "jm_kumo(2)+jf_nezumi(1)",
-        "marin": "jf_tebukuro", "nova": "jf_nezumi", "onyx": "jm_kumo", "sage": "jf_alpha(1)+jf_gongitsune(1)",
-        "shimmer": "jf_tebukuro", "verse": "jm_kumo",
-    },
+    "hibari": {name: "heart" if gender == "female" else f"kokoro:{_KOKORO_MAP[name]}"
+               for name, gender in OPENAI_VOICE_GENDER.items()},
+    "piper": {name: "joe" if gender == "male" else "hibari:heart" for name, gender in OPENAI_VOICE_GENDER.items()},
+    "kokoro": _KOKORO_MAP,
 }
 
 
@@ -70,6 +88,7 @@ class TtsRegistry:
         self.voice_map = {engine: dict(table) for engine, table in DEFAULT_VOICE_MAP.items()}
         for engine, table in settings.tts_voice_map.items():
             self.voice_map.setdefault(engine, {}).update(table)
+        self.designs = DesignStore(settings.designs_dir)
 
     @property
     def default_engine(self) -> TtsEngine:
@@ -89,6 +108,16 @@ class TtsRegistry:
             # Configured but none loaded is a broken deployment; none configured
             # (VOXHOST_TTS_ENGINES=) is an STT-only server.
             raise RuntimeError("no TTS engine could be loaded: " + "; ".join(self.unavailable.values()))
+        self.warm_designs()
+
+    def warm_designs(self) -> None:
+        """Resolve every saved design now (the design document's pre-loaded voices):
+        a design whose base no loaded engine has is reported at start, not on a request."""
+        for design in self.designs.all():
+            try:
+                self.resolve_design(None, design)
+            except (InvalidRequest, ModelNotFound) as exc:
+                log.warning("designed voice %s unusable here: %s", design.name, exc.message)
 
     def load(self, name: str, warm_up: bool = True) -> TtsEngine:
         if name in self.engines:
@@ -121,14 +150,26 @@ class TtsRegistry:
 
     def resolve(self, model: str | None, voice: str) -> tuple[TtsEngine, VoiceSelection]:
         """(engine, voice) for a request. OpenAI voice names map through the table of
-        the model's engine; a bundled voice id (or blend) picks its own engine."""
-        engine = self.engine_for_model(model)
+        the model's engine; a bundled voice id (or blend) picks its own engine; a
+        designed voice is its base's, with its shaping attached."""
         voice = (voice or "").strip()
+        if _DESIGN_NAME.match(voice) and (design := self.designs.get(voice)) is not None:
+            return self.resolve_design(model, design)
+        return self._resolve_plain(model, voice)
+
+    def resolve_design(self, model: str | None, design: VoiceDesign) -> tuple[TtsEngine, VoiceSelection]:
+        engine, base = self._resolve_plain(model, design.base)
+        # The key covers the whole design: editing a voice never serves its old audio.
+        return engine, dataclasses.replace(
+            base, definition=f"{design.name}={base.definition}",
+            fingerprint=fingerprint(base.fingerprint, design.shaping_key()), design=design)
+
+    def _resolve_plain(self, model: str | None, voice: str) -> tuple[TtsEngine, VoiceSelection]:
+        engine = self.engine_for_model(model)
         if not voice:
             raise UnknownVoice("'voice' is required, e.g. 'alloy' or a voice from GET /v1/audio/voices.")
         if voice.lower() in OPENAI_VOICES:
-            spec = self.voice_map.get(engine.name, {}).get(voice.lower(), engine.default_voice)
-            return engine, engine.resolve_voice(spec)
+            return self._resolve_openai(engine, voice.lower())
         try:
             return engine, engine.resolve_voice(voice)
         except UnknownVoice as first:
@@ -143,6 +184,37 @@ class TtsRegistry:
                 f"or a voice id from GET /v1/audio/voices."
             ) from first
 
+    def _resolve_openai(self, engine: TtsEngine, name: str) -> tuple[TtsEngine, VoiceSelection]:
+        spec = self.voice_map.get(engine.name, {}).get(name, engine.default_voice)
+        target, _, routed = spec.partition(":")
+        if routed and target in self.engines:  # "kokoro:am_onyx": another engine speaks this name
+            return self.engines[target], self.engines[target].resolve_voice(routed)
+        if routed:  # the engine it routes to is not loaded: any loaded voice of the right gender
+            gender = OPENAI_VOICE_GENDER.get(name)
+            for other in self.engines.values():
+                match = next((v.id for v in other.voices() if v.gender == gender), None)
+                if match is not None:
+                    log.warning("voice %s: %s is not loaded; using %s:%s", name, target, other.name, match)
+                    return other, other.resolve_voice(match)
+            return engine, engine.resolve_voice(engine.default_voice)
+        return engine, engine.resolve_voice(spec)
+
+    # --- designed voices ---
+
+    def reserved_names(self) -> set[str]:
+        return {*OPENAI_VOICES, *ENGLISH_VOICES, *(v.id for e in self.engines.values() for v in e.voices())}
+
+    def create_design(self, design: VoiceDesign) -> VoiceDesign:
+        if design.name in self.reserved_names():
+            raise InvalidRequest(f"'{design.name}' is a built-in voice name; choose another.", param="name",
+                                 code="reserved_name")
+        try:
+            self._resolve_plain(None, design.base)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"Unknown or invalid base voice: {exc.message}", param="base",
+                                 code=exc.code or "invalid_value") from None
+        return self.designs.save(design)
+
     # --- description --------------------------------------------------------------------------
 
     def model_names(self) -> list[str]:
@@ -156,6 +228,7 @@ class TtsRegistry:
                 rows.append({"id": alias, "target": target, "loaded": True})
         for name, engine in self.engines.items():
             rows.append({"id": name, "loaded": True, "description": engine.description, "license": engine.license})
+        rows += [design.describe() for design in self.designs.all()]
         return rows
 
     def describe_voices(self) -> list[dict]:
@@ -165,8 +238,9 @@ class TtsRegistry:
             for voice in engine.voices():
                 rows.append({
                     "id": voice.id, "object": "voice", "engine": engine.name, "language": voice.language,
-                    "gender": voice.gender, "sample_rate": voice.sample_rate, "description": voice.description,
+                    "accent": voice.accent, "gender": voice.gender, "sample_rate": voice.sample_rate, "description": voice.description,
                     "default": voice.id == engine.default_voice,
                     "openai_aliases": sorted(k for k, v in aliases.items() if v == voice.id),
                 })
+        rows += [design.describe() for design in self.designs.all()]
         return rows

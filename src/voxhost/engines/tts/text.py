@@ -19,6 +19,10 @@ from voxhost.errors import InvalidRequest
 MAX_INPUT_CHARS = 4096
 MAX_CHUNK_CHARS = 300  # keeps every engine inside its token limit (Kokoro: 510)
 FIRST_CHUNK_CHARS = 80  # a longer first sentence is cut at its first clause: earlier first audio
+# Then the first chunk is cut to at most this many words (0: no word limit). Kokoro's
+# time to first audio grows with the first chunk's length (RTF ~0.55 on 2 cores), so a
+# few words start the sound sooner; docs/benchmarks.md measures the first byte and WER.
+FIRST_CHUNK_WORDS = 4
 
 
 class Unpronounceable(InvalidRequest):
@@ -229,7 +233,35 @@ def cut(sentence: str, limit: int, breaks: re.Pattern = _CLAUSE_END) -> list[str
     return [p for p in pieces if p]
 
 
-def split(text: str, max_chars: int = MAX_CHUNK_CHARS, first_chars: int = FIRST_CHUNK_CHARS) -> list[TextChunk]:
+# A cut before one of these words falls at a phrase edge ("the old bridge | to the
+# village"), where a reader might pause anyway, rather than inside a noun phrase.
+_PHRASE_STARTS = frozenset(
+    "a an the to of in on at by for from with into over under after before about and but or nor so yet "
+    "that which who whom whose when where while if because than as is are was were will would can could "
+    "should must may might has have had".split()
+)
+_MIN_TAIL_WORDS = 2  # never leave a lone word to be said on its own after the head
+
+
+def first_words(piece: str, limit: int) -> list[str]:
+    """[piece] or [head, rest]: a head of 2 to `limit` words, cut after a clause's
+    punctuation, else before a phrase-starting word, else after `limit` words."""
+    words = piece.split(" ")
+    if limit <= 0 or len(words) < limit + _MIN_TAIL_WORDS:
+        return [piece]
+    def starts_phrase(i: int) -> bool:
+        return words[i].lower().strip("\"'“‘(") in _PHRASE_STARTS
+
+    # A clause edge first ("Listen well, | the bridge"), then a phrase edge, but not
+    # between two phrase-starting words ("to | the"): that splits the phrase they start.
+    at = next((i for i in range(limit, 1, -1) if words[i - 1][-1:] in ",;:—"), None)
+    if at is None:
+        at = next((i for i in range(limit, 1, -1) if starts_phrase(i) and not starts_phrase(i - 1)), limit)
+    return [" ".join(words[:at]), " ".join(words[at:])]
+
+
+def split(text: str, max_chars: int = MAX_CHUNK_CHARS, first_chars: int = FIRST_CHUNK_CHARS,
+          first_word_limit: int = FIRST_CHUNK_WORDS) -> list[TextChunk]:
     """Normalised text -> chunks to synthesise one at a time, in order."""
     chunks: list[TextChunk] = []
     for sentence in _sentences(text):
@@ -239,7 +271,12 @@ def split(text: str, max_chars: int = MAX_CHUNK_CHARS, first_chars: int = FIRST_
             head = _CLAUSE_END.split(pieces[0], maxsplit=1)
             if len(head) == 2 and len(head[0]) >= 12:
                 pieces[0:1] = head
+        if not chunks:
+            # ... and of that clause, only its first few words.
+            pieces[0:1] = first_words(pieces[0], first_word_limit)
         for i, piece in enumerate(pieces):
             pause = 0.0 if not chunks else (CLAUSE_PAUSE if i > 0 else SENTENCE_PAUSE)
+            if i == 1 and len(chunks) == 1 and chunks[0].text[-1:].isalnum():
+                pause = 0.0  # cut inside a clause: the engine's own edge silence is the only gap
             chunks.append(TextChunk(piece, pause))
     return chunks

@@ -1,0 +1,154 @@
+"""Designed voices: a base voice plus shaping, saved by name and shared.
+
+A design is a JSON file per voice in VOXHOST_VOICES_DIR (an EFS path in
+production). Writes are atomic (temp file, then a hard link that fails if the
+name exists, so two servers creating the same name at once cannot both win);
+every process rescans the directory at most once a second, so a voice created
+on one server is usable on all of them within seconds, without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from voxhost.errors import InvalidRequest
+
+log = logging.getLogger("voxhost.tts")
+
+EFFECTS = ("radio", "helmet", "cave", "robot", "giant", "goblin", "ghost")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"  # safe as a file name on any filesystem
+REFRESH_SECONDS = 1.0
+
+
+class DesignNotFound(InvalidRequest):
+    status_code = 404
+    code = "voice_not_found"
+
+    def __init__(self, message: str):
+        super().__init__(message, param="voice_id")
+
+
+class VoiceDesign(BaseModel):
+    """What a studio sends to POST /v1/audio/voices (and what is stored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    base: str = Field(min_length=1, max_length=200)
+    pitch_semitones: float = Field(default=0.0, ge=-12, le=12, allow_inf_nan=False)
+    formant_shift: float = Field(default=0.0, ge=-0.3, le=0.3, allow_inf_nan=False)  # -0.1: 10% lower formants
+    speed: float = Field(default=1.0, ge=0.5, le=2.0, allow_inf_nan=False)
+    effect: Literal["radio", "helmet", "cave", "robot", "giant", "goblin", "ghost"] | None = None
+    description: str = Field(default="", max_length=500)
+
+    @classmethod
+    def parse(cls, data: object) -> "VoiceDesign":
+        """Validated design, or a 400 naming the first offending field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            param = ".".join(str(p) for p in first["loc"]) or None
+            raise InvalidRequest(f"Invalid voice design: {param}: {first['msg']}.", param=param,
+                                 code="invalid_value") from None
+
+    @property
+    def shaped(self) -> bool:
+        return bool(self.pitch_semitones or self.formant_shift or self.effect)
+
+    def shaping_key(self) -> str:
+        """Everything but the name and description: what changes the audio."""
+        return json.dumps(self.model_dump(exclude={"name", "description"}), sort_keys=True)
+
+    def describe(self) -> dict:
+        return {"id": self.name, "object": "voice", "method": "designed", **self.model_dump()}
+
+
+class DesignStore:
+    def __init__(self, directory: Path, refresh_seconds: float = REFRESH_SECONDS):
+        self.dir = Path(directory)
+        self.refresh_seconds = refresh_seconds
+        self._designs: dict[str, VoiceDesign] = {}
+        self._stamps: dict[str, int] = {}  # name -> mtime_ns of the file parsed
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def _path(self, name: str) -> Path:
+        return self.dir / f"{name}.json"
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_seconds:
+            return
+        with self._lock:
+            self._checked = now
+            seen: dict[str, int] = {}
+            try:
+                entries = list(os.scandir(self.dir))
+            except FileNotFoundError:
+                entries = []
+            for entry in entries:
+                if not entry.name.endswith(".json") or entry.name.startswith("."):
+                    continue
+                try:
+                    seen[entry.name[:-5]] = entry.stat().st_mtime_ns
+                except FileNotFoundError:
+                    continue
+            for name, stamp in seen.items():
+                if self._stamps.get(name) == stamp:
+                    continue
+                try:
+                    self._designs[name] = VoiceDesign.model_validate_json(self._path(name).read_bytes())
+                    self._stamps[name] = stamp
+                except (OSError, ValueError) as exc:  # one bad file must not hide the others
+                    log.warning("voice design %s unreadable: %s", name, exc)
+            for name in set(self._designs) - set(seen):
+                self._designs.pop(name, None)
+                self._stamps.pop(name, None)
+
+    def get(self, name: str) -> VoiceDesign | None:
+        self.refresh()
+        return self._designs.get(name)
+
+    def all(self) -> list[VoiceDesign]:
+        self.refresh()
+        return sorted(self._designs.values(), key=lambda d: d.name)
+
+    def save(self, design: VoiceDesign, *, replace: bool = False) -> VoiceDesign:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self._path(design.name)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(design.model_dump_json(indent=2))
+                handle.flush()
+                os.fsync(handle.fileno())
+            if replace:
+                os.replace(tmp, path)
+            else:
+                try:
+                    os.link(tmp, path)  # atomic create-if-absent, even between servers
+                except FileExistsError:
+                    raise InvalidRequest(f"A voice named '{design.name}' already exists.", param="name",
+                                         code="duplicate_voice") from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        self.refresh(force=True)
+        return design
+
+    def delete(self, name: str) -> bool:
+        try:
+            self._path(name).unlink()
+        except FileNotFoundError:
+            return False
+        self.refresh(force=True)
+        return True
