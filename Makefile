@@ -42,7 +42,11 @@ checkov: $(CHECKOV_VENV)/bin/checkov
 run: install
 	$(BIN)/voxhost serve
 
-test: install-test
+# Lint first: a pyflakes error (undefined name) fails in seconds, not after the suite.
+lint: install-test
+	$(BIN)/ruff check src tests bench deploy
+
+test: install-test lint
 	$(BIN)/python -m pytest
 
 bench: install

@@ -134,9 +134,9 @@ def batch_breakdown(engine: WhisperEngine, short: list[np.ndarray], n: int) -> d
         for timestamps in (True, False):
             key = f"beam{beam}_{'ts' if timestamps else 'nots'}"
             row[f"generate_batched_{key}_s"], results = timed(
-                lambda: generate(encoded, n, timestamps=timestamps, beam=beam))
+                lambda timestamps=timestamps, beam=beam: generate(encoded, n, timestamps=timestamps, beam=beam))
             row[f"generate_sequential_{key}_s"], _ = timed(
-                lambda: [generate(e, 1, timestamps=timestamps, beam=beam) for e in singles])
+                lambda timestamps=timestamps, beam=beam: [generate(e, 1, timestamps=timestamps, beam=beam) for e in singles])
             lengths = [len(r.sequences_ids[0]) for r in results]
             row[f"tokens_{key}"] = {"max": max(lengths), "mean": float(np.mean(lengths))}
     print("  breakdown", json.dumps(row), flush=True)

@@ -340,7 +340,7 @@ def memory(srv: Server, clips: list[bytes], soak_s: float, flood: int) -> dict:
     for name, run in phases.items():
         peak = [srv.rss_mb()]
         stop = threading.Event()
-        sampler = threading.Thread(target=lambda: [peak.append(srv.rss_mb()) for _ in iter(lambda: stop.wait(0.2), True)])
+        sampler = threading.Thread(target=lambda peak=peak, stop=stop: [peak.append(srv.rss_mb()) for _ in iter(lambda: stop.wait(0.2), True)])
         sampler.start()
         start = time.perf_counter()
         run()

@@ -19,7 +19,7 @@ def test_request_cost_is_compute_time_at_the_hourly_price_shared_by_parallel_wor
 def test_an_explicit_price_overrides_the_table():
     assert ComputeCost("g4dn.xlarge", price_per_hour=1.0).request_usd(36.0) == pytest.approx(0.01)
     with pytest.raises(KeyError):
-        ComputeCost("p5.48xlarge").hourly  # an unknown type is an error, not a silent $0
+        ComputeCost("p5.48xlarge").hourly  # noqa: B018 - an unknown type is an error, not a silent $0
 
 
 def test_blended_hourly():

@@ -61,7 +61,7 @@ def build_state(settings: Settings) -> AppState:
     metrics = Metrics()
     cost = ComputeCost(resolve_instance_type(settings.instance_type), settings.instance_price_per_hour)
     try:
-        cost.hourly  # fail at start-up, not on the first request
+        cost.hourly  # noqa: B018 - fail at start-up, not on the first request
     except KeyError:
         raise ValueError(f"VOXHOST_INSTANCE_TYPE={settings.instance_type!r} has no price in ops/cost.py; "
                          "set VOXHOST_INSTANCE_PRICE_PER_HOUR") from None
