@@ -42,3 +42,18 @@ def test_timed_synthesis_is_the_same_audio_with_every_word(kokoro):
     assert np.array_equal(timed.audio, kokoro.synthesize(text, voice))
     assert [w.text for w in timed.words] == ["Don't", "open", "the", "vault", "Captain", "Smith-Jones"]
     assert all(0 <= w.start < w.end <= timed.audio.size / kokoro.sample_rate for w in timed.words)
+
+
+def test_assembly_writes_the_pinned_graph_once(tmp_path):
+    from voxhost.engines.assembly import sha256_of
+    from voxhost.engines.tts.kokoro import assemble_kokoro
+    from voxhost.engines.tts.kokoro_durations import TIMED_MODEL_SHA256, assemble_timed
+    from voxhost.ops.settings import Settings
+
+    source = tmp_path / MODEL_FILE
+    source.symlink_to(assemble_kokoro(Settings().models_dir))
+    built = assemble_timed(source)
+    assert built.name == TIMED_MODEL_FILE and sha256_of(built) == TIMED_MODEL_SHA256
+    mtime = built.stat().st_mtime_ns
+    assert assemble_timed(source) == built and built.stat().st_mtime_ns == mtime  # verified, not rebuilt
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
