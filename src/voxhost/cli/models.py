@@ -52,6 +52,7 @@ def assemble() -> None:
     """Assemble the bundled split models into the cache dir (done at start anyway)."""
     from voxhost.engines.stt.bundled import assemble_whisper_base
     from voxhost.engines.tts.kokoro import assemble_kokoro
+    from voxhost.engines.tts.kokoro_durations import assemble_timed
     from voxhost.engines.tts.kokoro_voices import VERSION, assemble_kokoro_voices
     from voxhost.ops.settings import get_settings
 
@@ -62,6 +63,9 @@ def assemble() -> None:
     with console.status("Assembling Kokoro-82M..."):
         path = assemble_kokoro(models_dir)
     console.print(f"kokoro: {path}")
+    with console.status("Exposing Kokoro's phoneme durations (lip-sync timings)..."):
+        path = assemble_timed(path)
+    console.print(f"kokoro with durations: {path}")
     with console.status(f"Fetching Kokoro's English voices (npm pack kokoro-js@{VERSION})..."):
         path = assemble_kokoro_voices(models_dir)
     console.print(f"kokoro voices: {path}")

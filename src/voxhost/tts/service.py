@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterator, Sequence
+from typing import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from voxhost.audio.stitch import shape, silence
 from voxhost.cache.phrases import PhraseCache, phrase_key
 from voxhost.ops import context
 from voxhost.engines.tts import text as frontend
-from voxhost.engines.tts.base import TtsEngine, VoiceSelection
+from voxhost.engines.tts.base import TimedAudio, TtsEngine, VoiceSelection
 from voxhost.engines.tts.registry import TtsRegistry
 from voxhost.engines.tts.text import TextChunk, Unpronounceable
 from voxhost.errors import InvalidRequest
@@ -29,6 +29,7 @@ from voxhost.scheduler.lanes import Lane
 from voxhost.scheduler.tts import TtsScheduler
 from voxhost.tts.designs import VoiceDesign
 from voxhost.tts.shaping import Shaper
+from voxhost.tts.timing import Marks, Timeline
 
 log = logging.getLogger("voxhost.tts")
 
@@ -46,6 +47,7 @@ class SpeechJob:
     speed: float
     format: str
     key: str
+    timestamps: bool = False  # lip-sync events in the stream (tts/timing.py)
 
     @property
     def input_tokens(self) -> int:
@@ -89,6 +91,8 @@ class _Renderer:
                  on_complete: Callable[[bytes], None] | None, timing: FirstChunkTiming | None = None,
                  shaper: Shaper | None = None):
         self._chunks = chunks
+        self._timeline = Timeline()
+        self._position = 0  # samples rendered so far: where the next chunk's words start
         self._shaper = shaper
         self.timing = timing or FirstChunkTiming()
         self._rate = rate
@@ -98,7 +102,10 @@ class _Renderer:
         self._parts: list[bytes] = []
         self._on_complete = on_complete
 
-    def feed(self, pcm: np.ndarray) -> Iterator[bytes]:
+    def feed(self, pcm: np.ndarray | TimedAudio) -> Iterator[bytes | Marks]:
+        words = ()
+        if isinstance(pcm, TimedAudio):
+            pcm, words = pcm.audio, pcm.words
         if not self.timing.synthesised:
             self.timing.synthesised = time.perf_counter()
         chunk = self._chunks[min(self._index, len(self._chunks) - 1)]
@@ -118,6 +125,10 @@ class _Renderer:
             audio = np.concatenate([silence(chunk.pause, self._rate), audio])
         if self._shaper is not None:  # after the pause, so an echo rings on through it
             audio = self._shaper.effect(audio)
+        if words:  # shaping keeps the length, so the engine's times hold after the pause
+            start = self._position + (audio.size - pcm.size)
+            yield Marks(self._timeline.events(words, start / self._rate))
+        self._position += audio.size
         # Encode the first sentence in short slices: its first bytes leave after
         # ~0.1 s of audio is encoded, not after the whole sentence is.
         first = int(FIRST_SLICE_SECONDS * self._rate) if not self._spoken else 0
@@ -158,7 +169,7 @@ class SpeechService:
         self.first_chunk_words = first_chunk_words
 
     def prepare(self, *, model: str | None, voice: str | VoiceDesign, text: str, speed: float = 1.0,
-                fmt: str = "mp3") -> SpeechJob:
+                fmt: str = "mp3", timestamps: bool = False) -> SpeechJob:
         """Validate everything a request can get wrong, before any work is queued.
         `voice` is a name (or blend), or an unsaved design being auditioned."""
         check_format(fmt)
@@ -169,6 +180,8 @@ class SpeechService:
             engine, selection = self.registry.resolve_design(model, voice)
         else:
             engine, selection = self.registry.resolve(model, voice)
+        if timestamps and not engine.timed:
+            engine.synthesize_timed("", selection)  # raises its 400: this engine has no timings
         if selection.design is not None:  # a designed voice's pace multiplies the request's
             speed = min(MAX_SPEED, max(MIN_SPEED, speed * selection.design.speed))
         spoken = frontend.prepare(text, self.max_input_chars)
@@ -178,7 +191,7 @@ class SpeechService:
         # Keyed on the chunks, not just the text: where the line is cut changes the audio.
         key = phrase_key(text="\x1f".join(c.text for c in chunks), voice_fingerprint=selection.fingerprint,
                          engine_version=engine.model_version, speed=speed, fmt=fmt)
-        return SpeechJob(engine, selection, spoken, chunks, float(speed), fmt, key)
+        return SpeechJob(engine, selection, spoken, chunks, float(speed), fmt, key, timestamps)
 
     def cached(self, job: SpeechJob) -> bytes | None:
         return self.cache.get(job.key) if self.cache is not None else None
@@ -186,7 +199,7 @@ class SpeechService:
     async def open(self, job: SpeechJob, *, lane: Lane = Lane.INTERACTIVE) -> SpeechStream:
         """Start the audio. Returns once the first bytes exist, so a request that
         fails (queue full, nothing pronounceable) fails before any byte is sent."""
-        data = self.cached(job)
+        data = self.cached(job) if not job.timestamps else None  # the cache keeps audio, not timings
         context.note_cache(data is not None)
         if data is not None:
             return SpeechStream("hit", _once(data), data)
@@ -195,7 +208,8 @@ class SpeechService:
         on_complete = (lambda blob: self.cache.put(job.key, blob)) if self.cache is not None else None
         renderer = _Renderer(job.chunks, job.format, job.engine.sample_rate, on_complete, timing,
                              Shaper.for_design(job.voice.design, job.engine.sample_rate))
-        stream = self.scheduler.stream(job.engine, _timed(job.chunks, timing), job.voice, job.speed, renderer,
+        engine = _TimedEngine(job.engine) if job.timestamps else job.engine
+        stream = self.scheduler.stream(engine, _timed(job.chunks, timing), job.voice, job.speed, renderer,
                                        lane=lane)
         try:
             first = await stream.__anext__()
@@ -219,6 +233,18 @@ def _timed(chunks: Sequence[TextChunk], timing: FirstChunkTiming) -> Iterator[Te
         if i == 0:
             timing.started = time.perf_counter()
         yield chunk
+
+
+class _TimedEngine:
+    """The engine as the scheduler sees it when timings are asked for: each
+    chunk's PCM comes with its words, for the renderer to place on the line."""
+
+    def __init__(self, engine: TtsEngine):
+        self._engine = engine
+
+    def stream(self, chunks: Iterable[TextChunk], voice: VoiceSelection, speed: float) -> Iterator[TimedAudio]:
+        for chunk in chunks:
+            yield self._engine.synthesize_timed(chunk.text, voice, speed)
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

@@ -9,6 +9,7 @@ from typing import Any, AsyncIterator
 from pydantic import BaseModel, ConfigDict, Field
 
 from voxhost.tts.designs import VoiceDesign
+from voxhost.tts.timing import Marks
 
 STREAM_FORMATS = ("audio", "sse")
 SSE_PIECE_BYTES = 32 * 1024  # a cached line is sent as a few deltas, not one huge event
@@ -38,6 +39,7 @@ class SpeechRequest(BaseModel):
     speed: float = 1.0
     stream_format: str = "audio"
     instructions: str | None = Field(default=None, max_length=4096)
+    timestamps: Any = False  # extension: lip-sync events (speech.word, speech.viseme) in the SSE stream
 
     @property
     def voice_id(self) -> str:
@@ -59,9 +61,14 @@ def sse_event(event: dict) -> bytes:
     return f"data: {json.dumps(event)}\n\n".encode()
 
 
-async def sse_events(chunks: AsyncIterator[bytes], input_tokens: int) -> AsyncIterator[bytes]:
-    """`speech.audio.delta` per piece of encoded audio (base64), then `speech.audio.done`."""
+async def sse_events(chunks: AsyncIterator[bytes | Marks], input_tokens: int) -> AsyncIterator[bytes]:
+    """`speech.audio.delta` per piece of encoded audio (base64), then `speech.audio.done`.
+    With timestamps, each piece's `speech.word` and `speech.viseme` events come before its audio."""
     async for chunk in chunks:
+        if isinstance(chunk, Marks):
+            for event in chunk:
+                yield sse_event(event)
+            continue
         for start in range(0, len(chunk), SSE_PIECE_BYTES):
             piece = chunk[start:start + SSE_PIECE_BYTES]
             yield sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})

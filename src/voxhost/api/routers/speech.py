@@ -33,9 +33,14 @@ async def create_speech(body: SpeechRequest, state: AppState = Depends(require_r
                              param="stream_format", code="invalid_value")
     if not isinstance(body.input, str):
         raise InvalidRequest("'input' must be a string.", param="input", code="invalid_type")
+    if not isinstance(body.timestamps, bool):
+        raise InvalidRequest("'timestamps' must be true or false.", param="timestamps", code="invalid_type")
+    if body.timestamps and body.stream_format != "sse":
+        raise InvalidRequest("'timestamps' needs \"stream_format\": \"sse\": the events travel with the audio.",
+                             param="timestamps", code="invalid_value")
     speech = state.speech
     job = speech.prepare(model=body.model, voice=body.inline_design or body.voice_id, text=body.input,
-                         speed=body.speed, fmt=body.response_format)
+                         speed=body.speed, fmt=body.response_format, timestamps=body.timestamps)
     result = await speech.open(job)
     headers = {"X-Cache": result.cache, "X-Voxhost-Engine": job.engine.name,
                "X-Voxhost-Voice": job.voice.definition, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

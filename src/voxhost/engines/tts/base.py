@@ -56,6 +56,38 @@ class VoiceSelection:
     design: Any = field(default=None, compare=False, repr=False)  # a designed voice's shaping (tts/designs.py)
 
 
+@dataclass(frozen=True)
+class SpokenWord:
+    """A word as the engine spoke it: its phonemes, each with its start and end
+    (seconds from the start of the chunk's audio), from the engine's own durations."""
+
+    text: str
+    phonemes: tuple[tuple[str, float, float], ...]
+
+    @property
+    def start(self) -> float:
+        return self.phonemes[0][1]
+
+    @property
+    def end(self) -> float:
+        return self.phonemes[-1][2]
+
+
+@dataclass(frozen=True)
+class TimedAudio:
+    """One chunk's PCM and when each of its words is spoken (lip-sync)."""
+
+    audio: np.ndarray
+    words: tuple[SpokenWord, ...]
+
+
+class TimingsUnavailable(InvalidRequest):
+    code = "timestamps_unsupported"
+
+    def __init__(self, message: str):
+        super().__init__(message, param="timestamps")
+
+
 def fingerprint(*parts: object) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -70,6 +102,7 @@ class TtsEngine(ABC):
     license: str = ""
     description: str = ""
     uses_instructions: bool = False  # OpenAI's `instructions`: accepted and ignored unless True
+    timed: bool = False  # synthesize_timed gives the phonemes' times (lip-sync); set by load()
 
     def __init__(self, *, threads: int = 1, models_dir=None):
         self.threads = threads
@@ -103,6 +136,12 @@ class TtsEngine(ABC):
     def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> np.ndarray:
         """One chunk of normalised text -> mono float32 in [-1, 1] at `sample_rate`.
         An empty array means "nothing to say here" (e.g. a word the G2P can't read)."""
+
+    def synthesize_timed(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> TimedAudio:
+        """Like synthesize, with each word's phonemes and their times, for engines whose model
+        reports its phoneme durations (`timed`). Others cannot say when a word is spoken."""
+        raise TimingsUnavailable(f"Engine '{self.name}' cannot report word or phoneme timings; "
+                                 "use a Kokoro model (tts-1-hd) for 'timestamps'.")
 
     def stream(self, chunks: Iterable[TextChunk], voice: VoiceSelection, speed: float = 1.0) -> Iterator[np.ndarray]:
         """PCM per chunk, each as soon as it is ready. Engines that stream below

@@ -14,6 +14,7 @@ part. A voice is one style vector or a weighted blend: "am_onyx(2)+bm_george(1)"
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -21,9 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from voxhost.engines.assembly import assemble_file, package_path
+from voxhost.engines.assembly import AssemblyError, assemble_file, package_path
+from voxhost.engines.tts.kokoro_durations import AUDIO_LEAD_FRAMES, SAMPLES_PER_FRAME, assemble_timed
 from voxhost.engines.tts.base import (
     EngineUnavailable,
+    SpokenWord,
+    TimedAudio,
     TtsEngine,
     UnknownVoice,
     Voice,
@@ -33,6 +37,8 @@ from voxhost.engines.tts.base import (
 from voxhost.engines.tts.kokoro_voices import ENGLISH_VOICES, load_english_voices
 from voxhost.engines.tts.text import cut
 from voxhost.errors import InvalidRequest
+
+log = logging.getLogger("voxhost.tts.kokoro")
 
 MODEL_FILE = "kokoro-v1.0.int8.onnx"
 MAX_TOKENS = 510 - 2  # style table rows minus the two pad tokens
@@ -87,12 +93,17 @@ class _Style:
     british: bool  # which G2P reads the text
 
 
-def _trim(audio: np.ndarray, threshold: float = 0.01, pad: int = int(0.03 * 24_000)) -> np.ndarray:
+def _trim_bounds(audio: np.ndarray, threshold: float = 0.01, pad: int = int(0.03 * 24_000)) -> tuple[int, int]:
     """Kokoro pads each chunk with silence; trimming it starts the sound sooner."""
     loud = np.flatnonzero(np.abs(audio) > threshold)
     if loud.size == 0:
-        return audio
-    return audio[max(0, loud[0] - pad): loud[-1] + pad]
+        return 0, audio.size
+    return max(0, int(loud[0]) - pad), min(audio.size, int(loud[-1]) + pad)
+
+
+def _trim(audio: np.ndarray) -> np.ndarray:
+    lo, hi = _trim_bounds(audio)
+    return audio[lo:hi]
 
 
 class KokoroEngine(TtsEngine):
@@ -115,6 +126,11 @@ class KokoroEngine(TtsEngine):
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = self.threads
         options.log_severity_level = 3
+        try:  # the same graph plus its phoneme durations (kokoro_durations.py): lip-sync timings
+            model = assemble_timed(model)
+            self.timed = True
+        except AssemblyError as exc:
+            log.warning("Kokoro speaks without timings (no 'timestamps'): %s", exc)
         self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self._vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with np.load(data / "voices_ja.npz") as npz:
@@ -173,3 +189,68 @@ class KokoroEngine(TtsEngine):
             })[0]
             parts.append(_trim(np.asarray(audio, np.float32).reshape(-1)))
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def _spelled(self, text: str, british: bool) -> tuple[str, list[int], list[str]]:
+        """The phoneme string the G2P writes for `text` (as G2P.__call__ joins it), the index
+        of the word each of its characters belongs to (-1: a space or punctuation), and the words."""
+        from hibari.g2p import normalize
+
+        g2p = self._g2p[british]
+        chars: list[str] = []
+        owner: list[int] = []
+        words: list[str] = []
+        for token in g2p.phonemize_tokens(g2p.tokenize(normalize(text))):
+            spelled = g2p.unk if token.phonemes is None else token.phonemes
+            index = -1
+            if any(c.isalnum() for c in token.text) and spelled:
+                index = len(words)
+                words.append(token.text)
+            chars.extend(spelled)
+            owner.extend([index] * len(spelled))
+            if token.whitespace:
+                chars.append(" ")
+                owner.append(-1)
+        while chars and chars[-1] == " ":
+            chars.pop()
+            owner.pop()
+        return "".join(chars), owner, words
+
+    def synthesize_timed(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> TimedAudio:
+        if not self.timed:
+            return super().synthesize_timed(text, voice, speed)
+        phonemes, owner, words = self._spelled(text, voice.data.british)
+        kept = [(self._vocab[c], c, owner[i]) for i, c in enumerate(phonemes) if c in self._vocab]
+        style = voice.data.rows
+        spans: dict[int, list[tuple[str, float, float]]] = {}
+        parts: list[np.ndarray] = []
+        offset = 0
+        for piece in _pieces(kept):
+            ref = style[min(len(piece), len(style)) - 1].reshape(1, 256)
+            audio, frames = self._session.run(None, {
+                "tokens": np.array([[0, *(t for t, _, _ in piece), 0]], dtype=np.int64),
+                "style": ref,
+                "speed": np.array([speed], dtype=np.float32),
+            })
+            audio = np.asarray(audio, np.float32).reshape(-1)
+            # Token k (after the leading pad) starts at the sum of the frames before it.
+            edges = (np.concatenate([[0], np.cumsum(np.asarray(frames).reshape(-1))]) - AUDIO_LEAD_FRAMES) \
+                * SAMPLES_PER_FRAME
+            lo, hi = _trim_bounds(audio)
+            for k, (_, symbol, word) in enumerate(piece, start=1):
+                if word >= 0:
+                    start, end = (min(max(e - lo, 0), hi - lo) + offset for e in (edges[k], edges[k + 1]))
+                    spans.setdefault(word, []).append((symbol, start / self.sample_rate, end / self.sample_rate))
+            parts.append(audio[lo:hi])
+            offset += hi - lo
+        spoken = tuple(SpokenWord(words[i], tuple(spans[i])) for i in sorted(spans))
+        return TimedAudio(np.concatenate(parts) if parts else np.zeros(0, np.float32), spoken)
+
+
+def _pieces(kept: list[tuple[int, str, int]]) -> list[list[tuple[int, str, int]]]:
+    """Token runs within the model's limit, cut after the last space that fits."""
+    pieces = []
+    while len(kept) > MAX_TOKENS:
+        cut_at = max((i for i in range(MAX_TOKENS) if kept[i][1] == " "), default=MAX_TOKENS - 1) + 1
+        pieces.append(kept[:cut_at])
+        kept = kept[cut_at:]
+    return [p for p in [*pieces, kept] if p]
