@@ -32,8 +32,10 @@ import httpx
 
 from _gateway import upstream_and_gateway
 
+from voxhost.evaluation.dataset import eval_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-CLIP = Path(os.environ.get("VOXHOST_EVAL_DIR", "/work/shared/eval")) / "audio" / "lj_LJ001-0002.wav"
+CLIP = eval_dir() / "audio" / "lj_LJ001-0002.wav"
 LINE = {"model": "tts-1", "voice": "alloy", "input": "Halt! Who goes there?", "response_format": "pcm"}
 
 
