@@ -11,6 +11,8 @@ from typing import Hashable, Iterator, Literal, Protocol
 
 import numpy as np
 
+from voxhost.audio.pcm import WHISPER_RATE
+
 
 @dataclass(frozen=True)
 class TranscriptionOptions:
@@ -108,3 +110,15 @@ class SpeechToText(Protocol):
     ) -> list[Transcript | Exception]:
         """One result per clip, in order; an exception instance fails only its clip."""
         ...
+
+
+def window_batch_key(name: str, audio: np.ndarray, options: TranscriptionOptions, window_s: float) -> tuple | None:
+    """The batching rule every Whisper-shaped engine shares (the real engine and the
+    simulated one): one encoder window of audio at temperature 0, nothing that changes
+    the prompt or needs the alignment pass; equal keys can share one batch."""
+    if len(audio) > window_s * WHISPER_RATE:
+        return None
+    if options.temperature > 0 or options.prompt or options.hotwords or options.word_timestamps:
+        return None
+    return (name, options.task, options.beam_size, options.vad_filter, options.without_timestamps,
+            window_s, options.max_new_tokens, options.temperature_fallback)

@@ -23,7 +23,9 @@ from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from voxhost.audio.pcm import WHISPER_RATE
-from voxhost.engines.stt.base import Segment, Transcript, TranscriptionInfo, TranscriptionOptions
+from voxhost.engines.stt.base import (
+    Segment, Transcript, TranscriptionInfo, TranscriptionOptions, window_batch_key,
+)
 
 FRAMES_PER_SECOND = 100  # mel frames
 WHISPER_WINDOW_S = 30  # Whisper's encoder window; shorter windows as options.chunk_length asks
@@ -118,15 +120,8 @@ class SimulatedGpuEngine:
         return Transcript(info, list(segments))
 
     def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple | None:
-        """WhisperEngine's rules: one window of audio, temperature 0, no prompt,
-        hotwords or word timestamps."""
-        window_s = self._window_seconds(options)
-        if len(audio) > window_s * WHISPER_RATE:
-            return None
-        if options.temperature > 0 or options.prompt or options.hotwords or options.word_timestamps:
-            return None
-        return (self.name, options.task, options.beam_size, options.vad_filter, options.without_timestamps,
-                window_s, options.max_new_tokens, options.temperature_fallback)
+        """WhisperEngine's rule (base.window_batch_key), so batches form as on a GPU."""
+        return window_batch_key(self.name, audio, options, self._window_seconds(options))
 
     def transcribe_batch(
         self, audios: list[np.ndarray], options: list[TranscriptionOptions] | TranscriptionOptions

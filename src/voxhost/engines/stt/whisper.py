@@ -23,6 +23,7 @@ from voxhost.engines.stt.base import (
     Transcript,
     TranscriptionInfo,
     TranscriptionOptions,
+    window_batch_key,
     Word,
 )
 
@@ -204,17 +205,11 @@ class WhisperEngine:
         if len(audio) > BATCH_MAX_SECONDS * WHISPER_RATE:
             return None
         options = self._resolve(audio, options)
-        if options.temperature > 0 or options.prompt or options.hotwords or options.word_timestamps:
-            return None
         if self.device == "cuda" and not options.without_timestamps and options.beam_size > 1:
             # CTranslate2 beam search with timestamp tokens runs a batch slower than its
             # clips one by one on a GPU (H200: 0.45x at 32, docs/benchmarks.md).
             return None
-        window = self._window_seconds(options)
-        if len(audio) > window * WHISPER_RATE:
-            return None
-        return (self.name, options.task, options.beam_size, options.vad_filter, options.without_timestamps,
-                window, options.max_new_tokens, options.temperature_fallback)
+        return window_batch_key(self.name, audio, options, self._window_seconds(options))
 
     def transcribe_batch(
         self, audios: list[np.ndarray], options: list[TranscriptionOptions] | TranscriptionOptions
