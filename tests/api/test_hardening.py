@@ -12,6 +12,7 @@ import sys
 import time
 
 import httpx
+import numpy as np
 import pytest
 import websockets
 import websockets.sync.client as ws_client
@@ -140,6 +141,59 @@ def test_requests_whose_client_hung_up_are_not_decoded(sibling, short_clip):
     assert _metric(base, "voxhost_requests_total", status="499") == orphans
     assert _metric(base, "voxhost_cost_usd_total", route=URL) == pytest.approx(
         float(fresh.headers["x-cost-usd"]), rel=0.01, abs=1e-9)
+
+
+def test_a_running_decode_stops_when_its_client_hangs_up(sibling, english, monkeypatch):
+    """90 s of real speech (three Whisper windows and more): the client hangs up once the first segments are
+    decoded, and the decode stops at the next segment instead of running through
+    every remaining window for nobody."""
+    import io
+    import socket
+    import threading
+    import wave
+
+    from voxhost.audio.decode import decode_audio
+
+    speech = np.concatenate([decode_audio(u.audio.read_bytes()) for u in english[:30]])[: 90 * 16_000]
+    assert len(speech) == 90 * 16_000
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16_000)
+        w.writeframes((np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes())
+
+    live = sibling(stt_num_workers=1, stt_batching=False)
+    engine = live.app.state.voxhost.stt.get("whisper-tiny.en")
+    first_segment, decode = threading.Event(), {"segments": 0, "finished": False}
+    real_stream = engine.transcribe_stream
+
+    def counted_stream(audio, options):  # the real decode, its segments counted as they come
+        info, segments = real_stream(audio, options)
+
+        def counted():
+            for segment in segments:
+                decode["segments"] += 1
+                first_segment.set()
+                yield segment
+            decode["finished"] = True
+
+        return info, counted()
+
+    monkeypatch.setattr(engine, "transcribe_stream", counted_stream)
+    request = httpx.Request("POST", live.base_url + URL, files={"file": ("long.wav", wav.getvalue())},
+                            data={"model": "whisper-tiny.en"})
+    head = f"POST {URL} HTTP/1.1\r\nHost: test\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "host") + "\r\n"
+    with socket.create_connection(("127.0.0.1", live.port), timeout=30) as sock:
+        sock.sendall(head.encode() + request.read())
+        assert first_segment.wait(120), "the decode never produced a segment"
+    _wait(lambda: _metric(live.base_url, "voxhost_requests_abandoned_total") == 1, 30, "hang-up noticed")
+    _wait(lambda: _metric(live.base_url, "voxhost_in_flight", engine="stt:whisper-tiny.en") == 0, 60,
+          "decoder freed")
+    assert not decode["finished"], f"decoded all {decode['segments']} segments for a client that had gone"
+    assert _metric(live.base_url, "voxhost_requests_total", status="499") == 1
+    assert _metric(live.base_url, "voxhost_cost_usd_total", route=URL) == 0
 
 
 # ---- 3. language tags -------------------------------------------------------

@@ -24,7 +24,7 @@ class BlockingEngine:
         self.release = threading.Event()
         self.started = threading.Event()
 
-    def transcribe(self, audio, options):
+    def transcribe(self, audio, options, stop=None):
         self.started.set()
         self.release.wait(5)
         return Transcript(TranscriptionInfo("en", 1.0, 1.0, 1.0), [])

@@ -141,6 +141,33 @@ def test_cancelled_running_job_finishes_and_its_result_is_dropped():
     asyncio.run(main())
 
 
+def test_cancelled_running_job_is_told_to_stop():
+    """A long job given a `stop` event ends part-way when its caller goes away
+    (a decode of many windows for a client that hung up), freeing the worker."""
+    async def main():
+        ex = EngineExecutor("fake", workers=1)
+        stop, started, steps = threading.Event(), threading.Event(), []
+
+        def long_work():
+            started.set()
+            while not stop.wait(0.01):  # one "window" at a time, checking between them
+                steps.append(1)
+                if len(steps) > 500:
+                    return "ran to the end"
+            return "stopped"
+
+        waiter = asyncio.ensure_future(ex.run(long_work, stop=stop))
+        await _until(started.is_set)
+        waiter.cancel()
+        await _until(lambda: ex.running == 0)
+        assert stop.is_set() and len(steps) < 500
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        ex.shutdown()
+
+    asyncio.run(main())
+
+
 def test_compatible_jobs_are_batched_up_to_max_batch():
     async def main():
         ex = EngineExecutor("fake", workers=1, max_batch=4)

@@ -38,11 +38,11 @@ class _StartBy:
         self._engine = engine
         self._deadline = deadline
 
-    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
+    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions, stop=None) -> Transcript:
         if time.monotonic() > self._deadline:
             raise Overloaded("The server is behind real time: this turn waited too long for a decoder "
                              "and was dropped.", retry_after=1.0)
-        return self._engine.transcribe(audio, options)
+        return self._engine.transcribe(audio, options, stop)
 
     def __getattr__(self, name):
         return getattr(self._engine, name)

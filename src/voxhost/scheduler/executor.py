@@ -6,7 +6,9 @@
 - A per-job deadline: a job still queued when its deadline passes is failed
   with DeadlineExceeded instead of running late (its result would be useless).
 - Cancellation: if the awaiting caller is cancelled (client went away), a
-  queued job leaves the queue; a running one finishes and its result is dropped.
+  queued job leaves the queue; a running one has its `stop` event set (if the
+  caller gave one, for work that can stop part-way, like a long decode) and
+  its result is dropped.
 - Dynamic batching (like Triton's dynamic batcher): jobs that carry the same
   `batch_key` are run together by their `batch_fn`, up to `max_batch` at once,
   waiting at most `max_wait_s` after the oldest arrived for company.
@@ -61,6 +63,7 @@ class _Job:
     deadline: float | None = None  # time.monotonic()
     enqueued: float = field(default_factory=time.monotonic)
     future: asyncio.Future | None = None
+    stop: threading.Event | None = None  # set when the waiter goes away while the job runs
     # Filled when it runs, read by the waiter for accounting.
     started: float = 0.0
     compute_s: float = 0.0
@@ -127,9 +130,10 @@ class EngineExecutor:
 
     # ---- public API ----------------------------------------------------
     async def run(self, fn: Callable[..., T], *args, lane: Lane = Lane.INTERACTIVE,
-                  deadline_s: float | None = None) -> T:
-        """Run `fn(*args)` on the engine's pool in priority order."""
-        job = _Job(lane=lane, call=lambda: fn(*args))
+                  deadline_s: float | None = None, stop: threading.Event | None = None) -> T:
+        """Run `fn(*args)` on the engine's pool in priority order. `stop`, if given,
+        is set when the caller is cancelled while `fn` runs, for `fn` to end early."""
+        job = _Job(lane=lane, call=lambda: fn(*args), stop=stop)
         return await self._submit(job, deadline_s)
 
     async def run_batched(self, batch_fn: Callable[[list], Sequence[Any]], item: Any, key: Hashable, *,
@@ -224,11 +228,13 @@ class EngineExecutor:
         try:
             result = await asyncio.shield(job.future)
         except asyncio.CancelledError:
-            # Client gone. Queued: leave the queue now. Running: the runner
-            # finds the future cancelled and drops the result.
+            # Client gone. Queued: leave the queue now. Running: told to stop if it
+            # can; the runner finds the future cancelled and drops the result.
             if job in self._queues[job.lane]:
                 self._queues[job.lane].remove(job)
                 self._report_depth(job.lane)
+            elif job.stop is not None:
+                job.stop.set()
             job.future.cancel()
             raise
         self._account(job)

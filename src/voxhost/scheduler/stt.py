@@ -9,6 +9,7 @@ equal keys and hands them to `transcribe_batch`.
 
 from __future__ import annotations
 
+import threading
 from typing import AsyncIterator, Callable
 
 import numpy as np
@@ -55,7 +56,11 @@ class SttScheduler:
         if self.batching and executor.max_batch > 1 and hasattr(engine, "transcribe_batch"):
             key = engine.batch_key(audio, options)
         if key is None:
-            return await executor.run(engine.transcribe, audio, options, lane=lane, deadline_s=deadline_s)
+            # Unbatched work can be long (a file of many windows): it stops part-way if the
+            # caller goes away. A batch is one window, run as one model call, so it finishes.
+            stop = threading.Event()
+            return await executor.run(engine.transcribe, audio, options, stop, lane=lane, deadline_s=deadline_s,
+                                      stop=stop)
 
         def run_batch(items: list[tuple[np.ndarray, TranscriptionOptions]]):
             return engine.transcribe_batch([a for a, _ in items], [o for _, o in items])

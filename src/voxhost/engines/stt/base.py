@@ -6,8 +6,9 @@ only see these types.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import Hashable, Iterator, Literal, Protocol
+from typing import Hashable, Iterable, Iterator, Literal, Protocol
 
 import numpy as np
 
@@ -99,7 +100,11 @@ class SpeechToText(Protocol):
         """Start decoding; segments are produced lazily as they are decoded."""
         ...
 
-    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript: ...
+    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions,
+                   stop: threading.Event | None = None) -> Transcript:
+        """The whole transcript; if `stop` is set meanwhile (the caller went away),
+        stop decoding at the next segment and raise DecodeStopped (see `collect`)."""
+        ...
 
     def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> Hashable | None:
         """Requests with equal keys may share one `transcribe_batch` call; None: decode alone."""
@@ -110,6 +115,32 @@ class SpeechToText(Protocol):
     ) -> list[Transcript | Exception]:
         """One result per clip, in order; an exception instance fails only its clip."""
         ...
+
+
+class DecodeStopped(Exception):
+    """A decode was stopped part-way because its caller went away; nobody reads its result."""
+
+
+def collect(segments: Iterable[Segment], stop: threading.Event | None) -> list[Segment]:
+    """All of a lazy decode's segments, unless `stop` is set first.
+
+    Whisper decodes a long file one 30 s window at a time, each window when its
+    segments are asked for; checking `stop` between them ends the decode of a
+    client that hung up within a window's work instead of at the end of the file.
+    """
+    out: list[Segment] = []
+    iterator = iter(segments)
+    try:
+        while stop is None or not stop.is_set():
+            segment = next(iterator, None)
+            if segment is None:
+                return out
+            out.append(segment)
+        raise DecodeStopped()
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:  # a generator: let go of what the decode holds now
+            close()
 
 
 def window_batch_key(name: str, audio: np.ndarray, options: TranscriptionOptions, window_s: float) -> tuple | None:

@@ -24,7 +24,7 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.base import (
-    Segment, Transcript, TranscriptionInfo, TranscriptionOptions, window_batch_key,
+    Segment, Transcript, TranscriptionInfo, TranscriptionOptions, collect, window_batch_key,
 )
 
 FRAMES_PER_SECOND = 100  # mel frames
@@ -115,9 +115,10 @@ class SimulatedGpuEngine:
 
         return transcript.info, segments()
 
-    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
+    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions,
+                   stop: threading.Event | None = None) -> Transcript:
         info, segments = self.transcribe_stream(audio, options)
-        return Transcript(info, list(segments))
+        return Transcript(info, collect(segments, stop))
 
     def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple | None:
         """WhisperEngine's rule (base.window_batch_key), so batches form as on a GPU."""

@@ -23,6 +23,7 @@ from voxhost.engines.stt.base import (
     Transcript,
     TranscriptionInfo,
     TranscriptionOptions,
+    collect,
     window_batch_key,
     Word,
 )
@@ -185,13 +186,14 @@ class WhisperEngine:
         )
         return info, (_convert(i, s) for i, s in enumerate(segments))
 
-    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
+    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions,
+                   stop: threading.Event | None = None) -> Transcript:
         window = self._window_seconds(options)
         short = window < self.model.feature_extractor.chunk_length
         # Segments are decoded lazily: the window must hold until the list is built.
         with fw_window.encoder_window(window * FRAMES_PER_SECOND) if short else nullcontext():
             info, segments = self.transcribe_stream(audio, options)
-            return Transcript(info=info, segments=list(segments))
+            return Transcript(info=info, segments=collect(segments, stop))
 
     # ---- cross-request batching ------------------------------------------
     def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple | None:
