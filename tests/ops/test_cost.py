@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from voxhost.ops.cost import (INSTANCE_GPUS, INSTANCE_PRICES_PER_HOUR, INSTANCE_VCPUS, RESERVED_DISCOUNT,
-                              SPOT_DISCOUNT, ComputeCost, blended_hourly)
+from voxhost.ops.cost import (CLOUD_PRICES, INSTANCE_GPUS, INSTANCE_PRICES_PER_HOUR, INSTANCE_VCPUS,
+                              RESERVED_DISCOUNT, SPOT_DISCOUNT, ComputeCost, blended_hourly, cloud_usd)
 
 
 def test_request_cost_is_compute_time_at_the_hourly_price_shared_by_parallel_work():
@@ -36,3 +36,13 @@ def test_blended_hourly():
 def test_every_priced_instance_has_its_gpu_and_vcpus():
     assert set(INSTANCE_PRICES_PER_HOUR) == set(INSTANCE_GPUS) == set(INSTANCE_VCPUS)
     assert all(p > 0 for p in INSTANCE_PRICES_PER_HOUR.values())
+
+
+def test_cloud_prices_per_minute_of_audio_and_per_character():
+    assert cloud_usd("transcriptions", "whisper-1", audio_seconds=90) == pytest.approx(1.5 * 0.006)
+    assert cloud_usd("transcriptions", "gpt-4o-mini-transcribe", audio_seconds=60) == pytest.approx(0.003)
+    assert cloud_usd("speech", "tts-1-hd", characters=1000) == pytest.approx(1000 * 30.0 / 1e6)
+    # A name the cloud doesn't price (a local model) is priced as its cloud counterpart.
+    assert cloud_usd("transcriptions", "whisper-base", audio_seconds=60) == CLOUD_PRICES["whisper-1_per_minute"]
+    assert cloud_usd("speech", "kokoro", characters=10**6) == CLOUD_PRICES["tts-1_per_million_chars"]
+
