@@ -8,12 +8,15 @@ older tree for before/after) and reports:
 - orphaned work: N clients post a clip and hang up while queued behind one
   busy decoder; then the time a fresh request takes (before the fix it
   waited behind every orphan);
+- a running orphan: a 90 s request whose client hangs up 1 s in, mid-decode;
+  the server CPU spent after the hang-up, and a fresh request's wait behind it;
 - a 2-hour FLAC: how long until it is refused;
 - memory: RSS series for a soak (mixed REST + live sessions, with some large
   decodes) and after a WebSocket flood, against the warm baseline.
 
     PYTHONPATH=src python bench/hostile_probe.py --out bench/results/hostile_probe.json
     PYTHONPATH=src python bench/hostile_probe.py --src /tmp/base/src --skip-memory   # an older tree
+    PYTHONPATH=src python bench/hostile_probe.py --only-running-orphan [--src /tmp/base/src]
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import websockets
 from _ready import wait_ready  # bench/ is on sys.path when run as a script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from voxhost_testing import free_port, silent_flac  # noqa: E402  (the tests' own bomb and port helpers)
+from voxhost_testing import free_port, long_speech_wav, open_request, silent_flac  # noqa: E402  (the tests' helpers)
 from serving_throughput import cpu_seconds  # noqa: E402
 
 from voxhost.evaluation.dataset import load_manifest
@@ -256,6 +259,37 @@ def orphans(srv: Server, clip: bytes, count: int) -> dict:
             "server_cpu_s": round(cpu_seconds(srv.proc.pid) - cpu0, 1)}
 
 
+def _decoder_busy(srv: Server) -> bool:
+    for line in httpx.get(srv.url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("voxhost_in_flight{") and f'engine="stt:{MODEL}"' in line:
+            return float(line.rsplit(" ", 1)[1]) > 0
+    return False
+
+
+def running_orphan(srv: Server, long_clip: bytes, clip: bytes, hang_up_s: float = 1.0) -> dict:
+    """A long request whose client hangs up `hang_up_s` after its decode started: the
+    server CPU spent after the hang-up until the decoder is free (before the fix, the
+    rest of the file), then, in a second round, how long a fresh short request sent
+    at the hang-up takes (one decoder: it waits behind the orphan)."""
+    def hang_up() -> None:
+        with open_request(srv.url, URL, files={"file": ("long.wav", long_clip)}, data={"model": MODEL}):
+            while not _decoder_busy(srv):
+                time.sleep(0.05)
+            time.sleep(hang_up_s)
+
+    hang_up()
+    cpu0, start = cpu_seconds(srv.proc.pid), time.perf_counter()
+    while _decoder_busy(srv):
+        time.sleep(0.05)
+    out = {"hang_up_s": hang_up_s, "decoder_busy_after_s": round(time.perf_counter() - start, 2),
+           "server_cpu_after_s": round(cpu_seconds(srv.proc.pid) - cpu0, 2)}
+    hang_up()
+    start = time.perf_counter()
+    fresh = httpx.post(srv.url + URL, files={"file": ("a.wav", clip)}, data={"model": MODEL}, timeout=600)
+    return {**out, "fresh_status": fresh.status_code, "fresh_s": round(time.perf_counter() - start, 2),
+            "fresh_queue_ms": fresh.headers.get("x-queue-ms")}
+
+
 def bomb(srv: Server) -> dict:
     data = silent_flac(2 * 3600)
     start = time.perf_counter()
@@ -368,6 +402,8 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--only-memory", action="store_true")
     parser.add_argument("--only-orphans", action="store_true")
+    parser.add_argument("--only-running-orphan", action="store_true")
+    parser.add_argument("--long-seconds", type=float, default=90.0, help="the running orphan's length")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -376,13 +412,17 @@ def main() -> None:
 
     result = {"src": str(args.src), "load_avg_start": os.getloadavg()}
     with Server(args.src, stt_num_workers=1, max_audio_seconds=3600) as srv:
+        long_clip = lambda: long_speech_wav(english[:40], args.long_seconds)
         if args.only_orphans:
             result["orphans"] = orphans(srv, clips[-1], args.orphans)
+        elif args.only_running_orphan:
+            result["running_orphan"] = running_orphan(srv, long_clip(), clips[-1])
         elif not args.only_memory:
             result["bad_inputs"] = bad_inputs(srv, clips[0])
             result["bomb_2h_flac"] = bomb(srv)
             result["orphans"] = orphans(srv, clips[-1], args.orphans)
-        if not args.skip_memory and not args.only_orphans:
+            result["running_orphan"] = running_orphan(srv, long_clip(), clips[-1])
+        if not args.skip_memory and not (args.only_orphans or args.only_running_orphan):
             result["memory"] = memory(srv, clips, args.soak_seconds, args.flood)
         result["server_alive_at_end"] = srv.alive
     result["load_avg_end"] = os.getloadavg()

@@ -95,3 +95,30 @@ def median_f0(pcm, rate: int = 24_000) -> float:
     f0, _ = pyworld.harvest(np.asarray(pcm, np.float64), rate, f0_floor=60.0, f0_ceil=500.0, frame_period=10.0)
     voiced = f0[f0 > 0]
     return float(np.median(voiced)) if voiced.size else 0.0
+
+
+def open_request(base_url: str, path: str, **httpx_kwargs) -> socket.socket:
+    """Send a whole request (as httpx would build it) over a raw socket and return the
+    socket unread: a client that can hang up at the moment the caller chooses."""
+    request = httpx.Request("POST", base_url + path, **httpx_kwargs)
+    head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in request.headers.items()) + "\r\n"
+    sock = socket.create_connection((request.url.host, request.url.port), timeout=30)
+    sock.sendall(head.encode() + request.read())
+    return sock
+
+
+def long_speech_wav(utterances, seconds: float) -> bytes:
+    """Eval utterances end to end, cut to `seconds`, as one 16 kHz WAV (a long file of real speech)."""
+    import wave
+
+    from voxhost.audio.decode import decode_audio
+
+    speech = np.concatenate([decode_audio(u.audio.read_bytes()) for u in utterances])
+    assert len(speech) >= seconds * 16_000, "not enough speech"
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16_000)
+        w.writeframes((np.clip(speech[: int(seconds * 16_000)], -1, 1) * 32767).astype("<i2").tobytes())
+    return buf.getvalue()

@@ -12,12 +12,11 @@ import sys
 import time
 
 import httpx
-import numpy as np
 import pytest
 import websockets
 import websockets.sync.client as ws_client
 from fastapi import WebSocket
-from voxhost_testing import assert_openai_error, free_port, silent_flac
+from voxhost_testing import assert_openai_error, free_port, long_speech_wav, open_request, silent_flac
 
 from voxhost.ops.auth import new_entry
 
@@ -144,25 +143,12 @@ def test_requests_whose_client_hung_up_are_not_decoded(sibling, short_clip):
 
 
 def test_a_running_decode_stops_when_its_client_hangs_up(sibling, english, monkeypatch):
-    """90 s of real speech (three Whisper windows and more): the client hangs up once the first segments are
-    decoded, and the decode stops at the next segment instead of running through
-    every remaining window for nobody."""
-    import io
-    import socket
+    """90 s of real speech (three Whisper windows and more): the client hangs up once
+    the first segments are decoded, and the decode stops at the next segment instead
+    of running through every remaining window for nobody."""
     import threading
-    import wave
 
-    from voxhost.audio.decode import decode_audio
-
-    speech = np.concatenate([decode_audio(u.audio.read_bytes()) for u in english[:30]])[: 90 * 16_000]
-    assert len(speech) == 90 * 16_000
-    wav = io.BytesIO()
-    with wave.open(wav, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16_000)
-        w.writeframes((np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes())
-
+    wav = long_speech_wav(english[:30], 90)
     live = sibling(stt_num_workers=1, stt_batching=False)
     engine = live.app.state.voxhost.stt.get("whisper-tiny.en")
     first_segment, decode = threading.Event(), {"segments": 0, "finished": False}
@@ -181,12 +167,7 @@ def test_a_running_decode_stops_when_its_client_hangs_up(sibling, english, monke
         return info, counted()
 
     monkeypatch.setattr(engine, "transcribe_stream", counted_stream)
-    request = httpx.Request("POST", live.base_url + URL, files={"file": ("long.wav", wav.getvalue())},
-                            data={"model": "whisper-tiny.en"})
-    head = f"POST {URL} HTTP/1.1\r\nHost: test\r\n" + "".join(
-        f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "host") + "\r\n"
-    with socket.create_connection(("127.0.0.1", live.port), timeout=30) as sock:
-        sock.sendall(head.encode() + request.read())
+    with open_request(live.base_url, URL, files={"file": ("long.wav", wav)}, data={"model": "whisper-tiny.en"}):
         assert first_segment.wait(120), "the decode never produced a segment"
     _wait(lambda: _metric(live.base_url, "voxhost_requests_abandoned_total") == 1, 30, "hang-up noticed")
     _wait(lambda: _metric(live.base_url, "voxhost_in_flight", engine="stt:whisper-tiny.en") == 0, 60,
