@@ -47,7 +47,8 @@ def _in_flight(base: str) -> float:
 def test_sigterm_drains_accepted_work_refuses_new_and_exits_zero(english):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "VOXHOST_DRAIN_TIMEOUT_S": "120", "VOXHOST_LOG_LEVEL": "warning"}
+    env = {**os.environ, "VOXHOST_DRAIN_TIMEOUT_S": "120", "VOXHOST_LOG_LEVEL": "warning",
+           "VOXHOST_TTS_ENGINES": "hibari"}  # STT only here: loading Kokoro and piper just slows the start
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port), "--stt-model", "whisper-tiny.en"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -173,6 +174,7 @@ def test_ecs_stop_sequence_live_session_closes_cleanly_before_sigterm(fake_aws, 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "VOXHOST_LOG_LEVEL": "warning", "VOXHOST_DRAIN_TIMEOUT_S": "60",
+           "VOXHOST_TTS_ENGINES": "hibari",  # STT only here: loading Kokoro and piper just slows the start
            "VOXHOST_DRAIN_TARGET_GROUP_ARN":
                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/voxhost/0123456789abcdef",
            "VOXHOST_DRAIN_POLL_INTERVAL_S": "0.2"}

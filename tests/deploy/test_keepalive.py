@@ -30,7 +30,8 @@ def _get_health(sock: socket.socket) -> bytes:
 
 def test_idle_connection_survives_past_the_default_keepalive():
     port = _free_port()
-    env = {**os.environ, "VOXHOST_KEEPALIVE_TIMEOUT_S": "9", "VOXHOST_LOG_LEVEL": "warning"}
+    env = {**os.environ, "VOXHOST_KEEPALIVE_TIMEOUT_S": "9", "VOXHOST_LOG_LEVEL": "warning",
+           "VOXHOST_TTS_ENGINES": "hibari"}  # no TTS here: loading Kokoro and piper just slows the start
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port), "--stt-model", "whisper-tiny.en"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
