@@ -6,7 +6,7 @@ lower is more distinct; no speaker-verification model is installable
 offline here). Then the cost of shaping a designed voice, per effect preset,
 as a ratio of the synthesis time of the same line, side by side in one run.
 
-    PYTHONPATH=src python bench/tts_voices.py [--model tts-1-hd] [--lines 3]
+    PYTHONPATH=src python bench/tts_voices.py [--model tts-1-hd] [--lines 3] [--shaping-only]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from voxhost.engines.tts.registry import OPENAI_VOICE_GENDER, OPENAI_VOICES, Tts
 from voxhost.evaluation.dataset import tts_sentences  # noqa: E402
 from voxhost.ops.settings import Settings  # noqa: E402
 from voxhost.tts.designs import EFFECTS, VoiceDesign  # noqa: E402
+from voxhost.tts import shaping  # noqa: E402
 from voxhost.tts.shaping import Shaper  # noqa: E402
 
 
@@ -53,15 +54,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tts-1-hd")
     parser.add_argument("--lines", type=int, default=3)
+    parser.add_argument("--shaping-only", action="store_true", help="skip the cast; only the shaping cost")
     args = parser.parse_args()
     registry = TtsRegistry(Settings(tts_engines=["hibari", "kokoro"], voices_dir=Path("/nonexistent")))
     registry.load_all(warm_up=True)
     text = " ".join(tts_sentences()[:args.lines])
-    print(f"load average {os.getloadavg()[0]:.2f}; {args.lines} sentences; model {args.model}\n")
+    if not args.shaping_only:
+        cast(registry, args.model, text)
+    shaping_cost(registry, text)
+
+
+def cast(registry: TtsRegistry, model: str, text: str) -> None:
+    print(f"load average {os.getloadavg()[0]:.2f}; {len(text.split())} words; model {model}\n")
     print("| OpenAI voice | gender | voice | median f0 (Hz) | agrees |\n|---|---|---|---|---|")
     stats = {}
     for name in OPENAI_VOICES:
-        engine, selection = registry.resolve(args.model, name)
+        engine, selection = registry.resolve(model, name)
         pcm = engine.synthesize(text, selection)
         f0 = median_f0(pcm, engine.sample_rate)
         gender = OPENAI_VOICE_GENDER[name]
@@ -79,20 +87,36 @@ def main() -> None:
     off = sim[~np.eye(len(sim), dtype=bool)]
     print(f"\nmost similar pair: {off.max():.2f}; median pair: {np.median(off):.2f}")
 
+
+def shaping_cost(registry: TtsRegistry, text: str, repeats: int = 3) -> None:
+    """Synthesis and every shaping of its output, interleaved `repeats` times (medians), so a load
+    change during the run hits both sides; the pitch/formant design also with the WORLD analysis as
+    it was before DIO_SPEED and APERIODICITY_EVERY (both 1), for the speed-up as a ratio."""
     engine, selection = registry.resolve("tts-1-hd", "am_onyx")
-    start = time.perf_counter()
-    pcm = engine.synthesize(text, selection)
-    synth = time.perf_counter() - start
-    print(f"\nShaping cost against synthesis ({synth:.2f} s for {pcm.size / engine.sample_rate:.1f} s of audio):\n")
-    print("| design | shaping (s) | ratio to synthesis |\n|---|---|---|")
-    for label, design in [("pitch -3, formant -0.1", dict(pitch_semitones=-3, formant_shift=-0.1)),
-                          *[(effect, dict(effect=effect)) for effect in EFFECTS]]:
-        shaper = Shaper(VoiceDesign(name="bench", base="am_onyx", **design), engine.sample_rate)
+    designs = [("pitch -3, formant -0.1", dict(pitch_semitones=-3, formant_shift=-0.1), (3, 2)),
+               ("pitch -3, formant -0.1, before (DIO speed 1, D4C every frame)",
+                dict(pitch_semitones=-3, formant_shift=-0.1), (1, 1)),
+               *[(effect, dict(effect=effect), (3, 2)) for effect in EFFECTS]]
+    synth_times, took = [], {label: [] for label, _, _ in designs}
+    for _ in range(repeats):
         start = time.perf_counter()
-        shaper.effect(shaper.voice(pcm))
-        shaper.flush()
-        took = time.perf_counter() - start
-        print(f"| {label} | {took:.3f} | {took / synth:.1%} |")
+        pcm = engine.synthesize(text, selection)
+        synth_times.append(time.perf_counter() - start)
+        for label, design, (speed, every) in designs:
+            shaping.DIO_SPEED, shaping.APERIODICITY_EVERY = speed, every
+            shaper = Shaper(VoiceDesign(name="bench", base="am_onyx", **design), engine.sample_rate)
+            start = time.perf_counter()
+            shaper.effect(shaper.voice(pcm))
+            shaper.flush()
+            took[label].append(time.perf_counter() - start)
+    shaping.DIO_SPEED, shaping.APERIODICITY_EVERY = designs[0][2]
+    synth = float(np.median(synth_times))
+    print(f"\nload average {os.getloadavg()[0]:.2f}. Shaping cost against synthesis (median of {repeats}, "
+          f"{synth:.2f} s for {pcm.size / engine.sample_rate:.1f} s of audio):\n")
+    print("| design | shaping (s) | ratio to synthesis |\n|---|---|---|")
+    for label, _, _ in designs:
+        median = float(np.median(took[label]))
+        print(f"| {label} | {median:.3f} | {median / synth:.1%} |")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -20,13 +21,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from voxhost.errors import InvalidRequest
+from voxhost.errors import InvalidRequest, echo
 
 log = logging.getLogger("voxhost.tts")
 
 EFFECTS = ("radio", "helmet", "cave", "robot", "giant", "goblin", "ghost")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"  # safe as a file name on any filesystem
 REFRESH_SECONDS = 1.0
+
+
+def check_name(name: str | None) -> str:
+    """A voice name that is safe as a file name, or a 400 (before any costly work on the rest)."""
+    if not name or not re.match(NAME_PATTERN, name):
+        raise InvalidRequest(f"'name' must match {NAME_PATTERN} (lower case, digits, '_' and '-'), got "
+                             f"{echo(name or '')!r}.", param="name", code="invalid_value")
+    return name
 
 
 class DesignNotFound(InvalidRequest):
@@ -37,8 +46,26 @@ class DesignNotFound(InvalidRequest):
         super().__init__(message, param="voice_id")
 
 
+class MatchRecord(BaseModel):
+    """How a matched voice was chosen (tts/matching.py): the consent it was made under and the
+    statistics compared. The sample's audio itself is never kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    consent: str
+    sample: dict[str, float]  # median F0, spectral centroid, tilt, voiced seconds of the sample
+    base: dict[str, float]  # the same statistics of the chosen base voice
+    distance: float  # scaled distance between the two (0: identical statistics)
+
+
 class VoiceDesign(BaseModel):
-    """What a studio sends to POST /v1/audio/voices (and what is stored)."""
+    """What a studio sends to POST /v1/audio/voices (and what is stored).
+
+    `method` says how the voice came to be: "designed" (a studio wrote the design) or
+    "matched" (chosen by tts/matching.py as the nearest design to an audio sample). A
+    cloning engine would add "cloned" (docs/architecture.md, "Custom voices"); no engine
+    here clones, so nothing may claim it.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -49,10 +76,16 @@ class VoiceDesign(BaseModel):
     speed: float = Field(default=1.0, ge=0.5, le=2.0, allow_inf_nan=False)
     effect: Literal["radio", "helmet", "cave", "robot", "giant", "goblin", "ghost"] | None = None
     description: str = Field(default="", max_length=500)
+    method: Literal["designed", "matched"] = "designed"
+    match: MatchRecord | None = None
 
     @classmethod
     def parse(cls, data: object) -> "VoiceDesign":
-        """Validated design, or a 400 naming the first offending field."""
+        """Validated design from a client's JSON, or a 400 naming the first offending field."""
+        if isinstance(data, dict) and (data.get("method", "designed") != "designed" or "match" in data):
+            # Only the server measures a sample; a client cannot label its design "matched".
+            raise InvalidRequest("A JSON voice design is always 'designed'; a matched voice is made from an "
+                                 "audio_sample and a consent (multipart).", param="method", code="invalid_value")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -66,11 +99,14 @@ class VoiceDesign(BaseModel):
         return bool(self.pitch_semitones or self.formant_shift or self.effect)
 
     def shaping_key(self) -> str:
-        """Everything but the name and description: what changes the audio."""
-        return json.dumps(self.model_dump(exclude={"name", "description"}), sort_keys=True)
+        """Everything but the labels: what changes the audio."""
+        return json.dumps(self.model_dump(exclude={"name", "description", "method", "match"}), sort_keys=True)
 
     def describe(self) -> dict:
-        return {"id": self.name, "object": "voice", "method": "designed", **self.model_dump()}
+        out = {"id": self.name, "object": "voice", **self.model_dump(exclude={"match"} if self.match is None else None)}
+        if self.method == "matched":
+            out["type"] = "audio_sample"  # OpenAI's field for voices made from a sample
+        return out
 
 
 class DesignStore:

@@ -22,6 +22,12 @@ import numpy as np
 from voxhost.tts.designs import VoiceDesign
 
 FRAME_MS = 10.0  # WORLD's analysis hop: 5 ms costs twice as much for no audible gain on speech
+# DIO's own decimation before its f0 search (pyworld's `speed`, 1..12); StoneMask then refines f0 on the
+# full-rate signal, so the coarse search costs no accuracy. Halves DIO's time at 24 kHz.
+DIO_SPEED = 3
+# D4C (aperiodicity) is the costliest analysis step; aperiodicity changes slowly (voicing onsets
+# span several 10 ms frames), so it is measured on every APERIODICITY_EVERY-th frame and held.
+APERIODICITY_EVERY = 2
 
 
 class _Filter:
@@ -133,10 +139,12 @@ def world_shift(pcm: np.ndarray, rate: int, semitones: float, formant: float, mo
     x = np.asarray(pcm, np.float64)
     if x.size < rate // 20:  # too short to analyse: leave as is
         return pcm
-    f0, times = pyworld.dio(x, rate, f0_floor=50.0, f0_ceil=600.0, frame_period=FRAME_MS)
+    f0, times = pyworld.dio(x, rate, f0_floor=50.0, f0_ceil=600.0, frame_period=FRAME_MS, speed=DIO_SPEED)
     f0 = pyworld.stonemask(x, f0, times, rate)
     sp = pyworld.cheaptrick(x, f0, times, rate)
-    ap = pyworld.d4c(x, f0, times, rate)
+    every = APERIODICITY_EVERY
+    ap = pyworld.d4c(x, np.ascontiguousarray(f0[::every]), np.ascontiguousarray(times[::every]), rate)
+    ap = np.ascontiguousarray(np.repeat(ap, every, axis=0)[:f0.size])
     voiced = f0 > 0
     if monotone and voiced.any():
         f0 = np.where(voiced, np.median(f0[voiced]), 0.0)

@@ -20,8 +20,8 @@ from voxhost.api.routers.transcriptions import _read_form
 from voxhost.audio.decode import decode_audio
 from voxhost.engines.stt.base import TranscriptionOptions
 from voxhost.scheduler.lanes import Lane
-from voxhost.tts import consent
-from voxhost.tts.designs import DesignNotFound, VoiceDesign
+from voxhost.tts import consent, matching
+from voxhost.tts.designs import DesignNotFound, VoiceDesign, check_name
 
 router = APIRouter(prefix="/v1/audio", tags=["text-to-speech"])
 
@@ -61,7 +61,10 @@ async def list_voices(state: AppState = Depends(get_state)) -> dict:
 
 @router.post("/voices", status_code=201)
 async def create_voice(request: Request, state: AppState = Depends(require_ready)) -> JSONResponse:
-    """A designed voice: {"name", "base", "pitch_semitones", "formant_shift", "speed", "effect", "description"}."""
+    """A designed voice: {"name", "base", "pitch_semitones", "formant_shift", "speed", "effect", "description"};
+    or OpenAI's multipart form (name, audio_sample, consent): the nearest designed voice to the sample."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return JSONResponse(await _matched_voice(request, state), status_code=201)
     try:
         body = await request.json()
     except ValueError:
@@ -89,8 +92,47 @@ async def delete_voice(voice_id: str, state: AppState = Depends(get_state)) -> d
     return {"id": voice_id, "object": "voice.deleted", "deleted": True}
 
 
-MAX_CONSENT_BYTES = 10 * 1024 * 1024  # OpenAI's limit for the recording
+MAX_CONSENT_BYTES = 10 * 1024 * 1024  # OpenAI's limit for the recording (and for a voice's audio_sample)
 MAX_CONSENT_SECONDS = 60
+MIN_SAMPLE_SECONDS = 2.0  # below this, pitch and spectrum statistics are noise
+MAX_SAMPLE_SECONDS = 60.0
+
+
+async def _matched_voice(request: Request, state: AppState) -> dict:
+    """OpenAI's create-voice form, answered honestly: no cloning engine is installed, so the
+    voice is the nearest designed one (tts/matching.py) and says "method": "matched"."""
+    form = await _read_form(request, state, "audio_sample")
+    kind = forms.text_field(form, "type", "audio_sample")
+    if kind != "audio_sample":
+        raise InvalidRequest(f"Only 'type': 'audio_sample' is supported here, got {kind[:20]!r}.", param="type",
+                             code="invalid_value")
+    name = check_name(forms.text_field(form, "name"))
+    consent_id = forms.text_field(form, "consent")
+    if consent_id is None:
+        raise InvalidRequest("'consent' (the id from POST /v1/audio/voice_consents) is required.", param="consent",
+                             code="missing_consent")
+    record = consent.ConsentStore(state.settings.designs_dir).get(consent_id)
+    data, _ = await forms.file_field(form, "audio_sample", MAX_CONSENT_BYTES)
+    try:
+        audio = await asyncio.to_thread(decode_audio, data, max_seconds=MAX_SAMPLE_SECONDS)
+    except InvalidRequest as exc:  # the decoder names its input 'file'
+        exc.param = "audio_sample"
+        raise
+    if audio.size < MIN_SAMPLE_SECONDS * matching.RATE:
+        raise matching.SampleUnusable(f"The audio sample is {audio.size / matching.RATE:.1f} s long; send "
+                                      f"{MIN_SAMPLE_SECONDS:g}-{MAX_SAMPLE_SECONDS:g} s of one person speaking.",
+                                      param="audio_sample")
+    stats = await asyncio.to_thread(matching.measure, audio)
+    match = matching.nearest(stats, matching.kokoro_profiles())
+    design = VoiceDesign.model_validate({
+        "name": name, "base": match.base, "pitch_semitones": match.pitch_semitones, "method": "matched",
+        "description": (f"Matched, not cloned: {match.gender} sample at {stats.f0_hz:.0f} Hz; nearest bundled "
+                        f"voice {match.base} ({match.base_stats.f0_hz:.0f} Hz), pitch "
+                        f"{match.pitch_semitones:+.1f} semitones."),
+        "match": {"consent": record["id"], "sample": stats.as_dict(), "base": match.base_stats.as_dict(),
+                  "distance": match.distance},
+    })
+    return state.tts.create_design(design).describe()
 
 
 @router.post("/voice_consents")
