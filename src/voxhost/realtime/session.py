@@ -34,6 +34,7 @@ from typing import Awaitable, Callable
 import numpy as np
 
 from voxhost.audio.pcm import WHISPER_RATE
+from voxhost.engines.stt.features import IncrementalMel, with_features
 from voxhost.errors import InvalidRequest, Overloaded, VoxhostError
 from voxhost.realtime import events as ev
 from voxhost.realtime.audio import PcmInput
@@ -94,6 +95,7 @@ class TranscriptionSession:
         self._item_id: str | None = None  # the turn in progress
         self._turn_start = 0
         self._turn_peak = 0.0  # the highest VAD probability heard in the turn so far
+        self._mel: IncrementalMel | None = None  # the turn's features, each frame computed once
         self._last_item_id: str | None = None
         self._agreement = LocalAgreement()
         self._partial_task: asyncio.Task | None = None
@@ -249,6 +251,8 @@ class TranscriptionSession:
         self._turn_start = start
         self._partial_mark = start
         self._turn_peak = 0.0
+        n_mels = getattr(self._engine, "n_mels", None)  # engines that compute Whisper features
+        self._mel = IncrementalMel(n_mels) if n_mels else None
         self._agreement = LocalAgreement()
         self._buffer.drop_before(start)
 
@@ -256,12 +260,13 @@ class TranscriptionSession:
         self._drop_speculation()
         self._item_id = None
         self._turn_peak = 0.0
+        self._mel = None
         if self._partial_task is not None and not self._partial_task.done():
             self._partial_task.cancel()
         self._partial_task = None
 
     async def _commit(self, item_id: str, start: int, end: int, *, pause_start: int | None = None) -> None:
-        audio = self._buffer.slice(start, end)
+        audio = self._turn_audio(start, end)
         self._buffer.drop_before(end)
         speculation = self._speculation
         decoded = None
@@ -283,6 +288,16 @@ class TranscriptionSession:
         self._tail, self._tail_end = decoded_audio[-int(CONTEXT_S * WHISPER_RATE):], end
         self._start_final(item_id, audio, context, decoded, heard)
 
+    def _turn_audio(self, start: int, end: int) -> np.ndarray:
+        """The buffer's audio in [start, end); when it begins where the open turn
+        does, with the turn's incremental features for the engine to use: a
+        partial every 500 ms would otherwise recompute every earlier frame
+        (24-33% of a live player's CPU outside the model, docs/benchmarks.md)."""
+        audio = self._buffer.slice(start, end)
+        if self._mel is not None and start == self._turn_start >= self._buffer.start:
+            return with_features(audio, self._mel)
+        return audio
+
     def _context_for(self, start: int) -> np.ndarray | None:
         if self._tail is not None and start - self._tail_end <= CONTEXT_MAX_GAP_S * WHISPER_RATE:
             return self._tail
@@ -298,7 +313,7 @@ class TranscriptionSession:
             return
         if self.decoder.busy(self._engine):
             return  # never queue: a speculation must not delay anyone's final
-        audio = self._buffer.slice(self._turn_start, self._vad_pos)
+        audio = self._turn_audio(self._turn_start, self._vad_pos)
         task = asyncio.create_task(self._decode_final(audio, self._context_for(self._turn_start),
                                                       self._speech_heard()))
         task.add_done_callback(_retrieve)  # a dropped one's error is nobody's to report
@@ -339,7 +354,7 @@ class TranscriptionSession:
         if self._detector is not None and self._detector.silence_since is not None:
             return  # in a pause that may end the turn: keep the worker for its (speculative) final
         self._partial_mark = end
-        audio = self._buffer.slice(self._turn_start, end)
+        audio = self._turn_audio(self._turn_start, end)
         self._partial_task = asyncio.create_task(self._partial(self._item_id, audio, self._speech_heard()))
 
     async def _partial(self, item_id: str, audio: np.ndarray, speech_heard: bool = False) -> None:
