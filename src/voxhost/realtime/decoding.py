@@ -52,13 +52,13 @@ def repeats(text: str, n: int = 4) -> bool:
 
 
 def turn_options(config: SessionConfig, limits: SessionLimits, seconds: float, *, final: bool,
-                 full_window: bool = False) -> TranscriptionOptions:
+                 full_window: bool = False, speech_heard: bool = False) -> TranscriptionOptions:
     """Options for decoding `seconds` of a turn: greedy and text-only for a
     partial, beam search with timestamps and fallback for a final.
 
     Not the STT service's defaults (stt/service.py options_from), on purpose:
     every field here is a live-decoding choice (its own beam setting,
-    VOXHOST_REALTIME_FINAL_BEAM_SIZE; VAD always on; windows sized to the turn),
+    VOXHOST_REALTIME_FINAL_BEAM_SIZE; the VAD gate unless the session heard speech; windows sized to the turn),
     and taking REST's stt_beam_size or stt_vad_filter would change live results.
     The language was already mapped to Whisper's code when the session was updated."""
     window = None
@@ -80,7 +80,9 @@ def turn_options(config: SessionConfig, limits: SessionLimits, seconds: float, *
         # Whisper encodes 30 s whatever the turn's length; a window sized to the turn
         # makes partials ~3x and finals ~2x cheaper on CPU.
         chunk_length=window,
-        vad_filter=True,  # a noise-only turn returns "" instead of a hallucinated "Thank you."
+        # The gate: a noise-only turn returns "" instead of a hallucinated "Thank you.".
+        # Not needed when the session's VAD already heard speech in the turn.
+        vad_filter=not speech_heard,
     )
 
 

@@ -34,6 +34,7 @@ from typing import Awaitable, Callable
 import numpy as np
 
 from voxhost.audio.pcm import WHISPER_RATE
+from voxhost.engines.stt.features import IncrementalMel, with_features
 from voxhost.errors import InvalidRequest, Overloaded, VoxhostError
 from voxhost.realtime import events as ev
 from voxhost.realtime.audio import PcmInput
@@ -93,6 +94,8 @@ class TranscriptionSession:
         self._set_turn_detection()
         self._item_id: str | None = None  # the turn in progress
         self._turn_start = 0
+        self._turn_peak = 0.0  # the highest VAD probability heard in the turn so far
+        self._mel: IncrementalMel | None = None  # the turn's features, each frame computed once
         self._last_item_id: str | None = None
         self._agreement = LocalAgreement()
         self._partial_task: asyncio.Task | None = None
@@ -237,6 +240,8 @@ class TranscriptionSession:
                 await self._emit(ev.SpeechStarted(self._item_id, _ms(end)))
             else:
                 self._maybe_speculate()
+            if self._item_id is not None and self._vad_pos - WINDOW >= self._turn_start:
+                self._turn_peak = max(self._turn_peak, float(prob))
         if self._item_id is None:
             # Idle: keep only what the next turn's lead can reach.
             self._buffer.drop_before(self._vad_pos - lead)
@@ -245,24 +250,30 @@ class TranscriptionSession:
         self._item_id = new_id("item")
         self._turn_start = start
         self._partial_mark = start
+        self._turn_peak = 0.0
+        n_mels = getattr(self._engine, "n_mels", None)  # engines that compute Whisper features
+        self._mel = IncrementalMel(n_mels) if n_mels else None
         self._agreement = LocalAgreement()
         self._buffer.drop_before(start)
 
     def _end_turn(self) -> None:
         self._drop_speculation()
         self._item_id = None
+        self._turn_peak = 0.0
+        self._mel = None
         if self._partial_task is not None and not self._partial_task.done():
             self._partial_task.cancel()
         self._partial_task = None
 
     async def _commit(self, item_id: str, start: int, end: int, *, pause_start: int | None = None) -> None:
-        audio = self._buffer.slice(start, end)
+        audio = self._turn_audio(start, end)
         self._buffer.drop_before(end)
         speculation = self._speculation
         decoded = None
         if speculation is not None and speculation.item_id == item_id and speculation.pause_start == pause_start:
             decoded, self._speculation = speculation.task, None
             self.speculative_used += 1
+        heard = self._speech_heard()
         self._end_turn()
         previous, self._last_item_id = self._last_item_id, item_id
         self.turns += 1
@@ -273,9 +284,19 @@ class TranscriptionSession:
         context = self._context_for(start)
         # The context rolls across adjacent turns: after a short turn ("um") it
         # still holds the words before it.
-        heard = audio if context is None else np.concatenate([context, audio])
-        self._tail, self._tail_end = heard[-int(CONTEXT_S * WHISPER_RATE):], end
-        self._start_final(item_id, audio, context, decoded)
+        decoded_audio = audio if context is None else np.concatenate([context, audio])
+        self._tail, self._tail_end = decoded_audio[-int(CONTEXT_S * WHISPER_RATE):], end
+        self._start_final(item_id, audio, context, decoded, heard)
+
+    def _turn_audio(self, start: int, end: int) -> np.ndarray:
+        """The buffer's audio in [start, end); when it begins where the open turn
+        does, with the turn's incremental features for the engine to use: a
+        partial every 500 ms would otherwise recompute every earlier frame
+        (24-33% of a live player's CPU outside the model, docs/benchmarks.md)."""
+        audio = self._buffer.slice(start, end)
+        if self._mel is not None and start == self._turn_start >= self._buffer.start:
+            return with_features(audio, self._mel)
+        return audio
 
     def _context_for(self, start: int) -> np.ndarray | None:
         if self._tail is not None and start - self._tail_end <= CONTEXT_MAX_GAP_S * WHISPER_RATE:
@@ -292,8 +313,9 @@ class TranscriptionSession:
             return
         if self.decoder.busy(self._engine):
             return  # never queue: a speculation must not delay anyone's final
-        audio = self._buffer.slice(self._turn_start, self._vad_pos)
-        task = asyncio.create_task(self._decode_final(audio, self._context_for(self._turn_start)))
+        audio = self._turn_audio(self._turn_start, self._vad_pos)
+        task = asyncio.create_task(self._decode_final(audio, self._context_for(self._turn_start),
+                                                      self._speech_heard()))
         task.add_done_callback(_retrieve)  # a dropped one's error is nobody's to report
         self._speculation = _Speculation(self._item_id, pause_start, task)
 
@@ -304,8 +326,18 @@ class TranscriptionSession:
             self.speculative_dropped += 1
 
     # --- decoding ------------------------------------------------------
-    def _options(self, seconds: float, *, final: bool, full_window: bool = False):
-        return turn_options(self.config, self.limits, seconds, final=final, full_window=full_window)
+    def _options(self, seconds: float, *, final: bool, full_window: bool = False, speech_heard: bool = False):
+        return turn_options(self.config, self.limits, seconds, final=final, full_window=full_window,
+                            speech_heard=speech_heard)
+
+    def _speech_heard(self) -> bool:
+        """Whether this session's own VAD already heard speech in the turn at the
+        engine's gate threshold. The engine's gate (`vad_filter`) would rerun Silero
+        over the whole turn on every partial and final to find out: over half of
+        a live player's CPU outside the model (docs/benchmarks.md, capacity).
+        An engine without a gate threshold keeps its gate."""
+        threshold = getattr(getattr(self._engine, "gate_options", None), "threshold", None)
+        return threshold is not None and self._turn_peak >= threshold
 
     def _maybe_partial(self) -> None:
         interval = self.limits.partial_interval_ms * WHISPER_RATE // 1000
@@ -322,11 +354,11 @@ class TranscriptionSession:
         if self._detector is not None and self._detector.silence_since is not None:
             return  # in a pause that may end the turn: keep the worker for its (speculative) final
         self._partial_mark = end
-        audio = self._buffer.slice(self._turn_start, end)
-        self._partial_task = asyncio.create_task(self._partial(self._item_id, audio))
+        audio = self._turn_audio(self._turn_start, end)
+        self._partial_task = asyncio.create_task(self._partial(self._item_id, audio, self._speech_heard()))
 
-    async def _partial(self, item_id: str, audio: np.ndarray) -> None:
-        options = self._options(audio.size / WHISPER_RATE, final=False)
+    async def _partial(self, item_id: str, audio: np.ndarray, speech_heard: bool = False) -> None:
+        options = self._options(audio.size / WHISPER_RATE, final=False, speech_heard=speech_heard)
         try:
             transcript = await self.decoder.transcribe(self._engine, audio, options)
         except VoxhostError as exc:  # overloaded: partials are best effort
@@ -339,33 +371,36 @@ class TranscriptionSession:
             await self._emit(ev.TranscriptDelta(item_id, delta))
 
     def _start_final(self, item_id: str, audio: np.ndarray, context: np.ndarray | None = None,
-                     decoded: asyncio.Task | None = None) -> None:
+                     decoded: asyncio.Task | None = None, speech_heard: bool = False) -> None:
         self._finals = [t for t in self._finals if not t.done()]
         overloaded = len(self._finals) >= self.limits.max_pending_turns and decoded is None
         previous = self._finals[-1] if self._finals else None
         self._finals.append(asyncio.create_task(
-            self._final(item_id, audio, previous, overloaded, context, decoded)))
+            self._final(item_id, audio, previous, overloaded, context, decoded, speech_heard)))
 
-    async def _decode_final(self, audio: np.ndarray, context: np.ndarray | None) -> str:
-        text = await self._decode_final_in(audio, context, full_window=False)
-        if self.limits.short_window and repeats(text):
-            text = await self._decode_final_in(audio, context, full_window=True)  # 2% of finals
+    async def _decode_final(self, audio: np.ndarray, context: np.ndarray | None, speech_heard: bool = False) -> str:
+        text = await self._decode_final_in(audio, context, full_window=False, speech_heard=speech_heard)
+        if self.limits.short_window and repeats(text):  # 2% of finals
+            text = await self._decode_final_in(audio, context, full_window=True, speech_heard=speech_heard)
         return text
 
-    async def _decode_final_in(self, audio: np.ndarray, context: np.ndarray | None, *, full_window: bool) -> str:
+    async def _decode_final_in(self, audio: np.ndarray, context: np.ndarray | None, *, full_window: bool,
+                               speech_heard: bool = False) -> str:
         seconds = audio.size / WHISPER_RATE
         if not fits_with_context(context, audio):
-            options = self._options(seconds, final=True, full_window=full_window)
+            options = self._options(seconds, final=True, full_window=full_window, speech_heard=speech_heard)
             transcript = await self.decoder.transcribe(self._engine, audio, options)
             return transcript.text
         offset = context.size / WHISPER_RATE
-        options = replace(self._options(offset + seconds, final=True, full_window=full_window),
+        options = replace(self._options(offset + seconds, final=True, full_window=full_window,
+                                        speech_heard=speech_heard),
                           word_timestamps=True)
         transcript = await self.decoder.transcribe(self._engine, np.concatenate([context, audio]), options)
         return words_after_context(transcript, offset)
 
     async def _final(self, item_id: str, audio: np.ndarray, previous: asyncio.Task | None, overloaded: bool,
-                     context: np.ndarray | None = None, decoded: asyncio.Task | None = None) -> None:
+                     context: np.ndarray | None = None, decoded: asyncio.Task | None = None,
+                     speech_heard: bool = False) -> None:
         seconds = audio.size / WHISPER_RATE
         event: ev.Event
         try:
@@ -375,7 +410,7 @@ class TranscriptionSession:
                     "transcription; the server is not keeping up. Turn dropped.",
                     retry_after=1.0,
                 )
-            text = await decoded if decoded is not None else await self._decode_final(audio, context)
+            text = await decoded if decoded is not None else await self._decode_final(audio, context, speech_heard)
             event = ev.TranscriptCompleted(item_id, text, seconds)
         except VoxhostError as exc:
             event = ev.TranscriptFailed(item_id, exc)

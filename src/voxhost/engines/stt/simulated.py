@@ -2,7 +2,8 @@
 
 Everything on the CPU runs for real, as WhisperEngine runs it: the Silero VAD
 gate, and log-mel features over the padded encoder window, computed by
-faster-whisper's own FeatureExtractor. Only the model call is replaced: the
+faster-whisper's own FeatureExtractor (or taken from a live turn's incremental
+features, engines/stt/features.py, as WhisperEngine takes them). Only the model call is replaced: the
 engine sleeps for a GPU decode time (per call, plus per item in a batch) and
 returns a fixed text. `time.sleep` releases the GIL and uses no CPU, as a
 CTranslate2 call on a GPU does, so a server running it shows what its CPU
@@ -26,6 +27,7 @@ from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.base import (
     Segment, Transcript, TranscriptionInfo, TranscriptionOptions, collect, window_batch_key,
 )
+from voxhost.engines.stt.features import features_for
 
 FRAMES_PER_SECOND = 100  # mel frames
 WHISPER_WINDOW_S = 30  # Whisper's encoder window; shorter windows as options.chunk_length asks
@@ -43,6 +45,7 @@ class SimulatedGpuEngine:
     multilingual = True
     device = "cuda"  # what it stands in for: batching is on by default, as on a GPU
     compute_type = "simulated"
+    n_mels = 80  # whisper-base's features
     description = "benchmark tool: real VAD and mel features, sleeps for a GPU decode, fixed text (not a model)"
 
     def __init__(self, name: str = "simulated-gpu", *, call_seconds: float = 0.03, item_seconds: float = 0.01,
@@ -78,7 +81,9 @@ class SimulatedGpuEngine:
         if options.vad_filter and not get_speech_timestamps(audio, self.gate_options):
             return _Prepared(duration, [])  # Whisper skips the model on no speech; so do we
         window_s = self.last_window_s = self._window_seconds(options)
-        features = self._extractor(window_s)(audio)  # faster-whisper: features of the whole clip once
+        features = features_for(audio, self.n_mels)  # carried by a live turn (engines/stt/features.py)
+        if features is None:
+            features = self._extractor(window_s)(audio)  # faster-whisper: features of the whole clip once
         frames = window_s * FRAMES_PER_SECOND
         content = max(1, features.shape[-1] - 1)  # its last frame is padding
         windows = [pad_or_trim(features[:, start:start + frames], frames) for start in range(0, content, frames)]

@@ -17,6 +17,7 @@ from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
 from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt import fw_window
+from voxhost.engines.stt.features import CarriedFeatureExtractor, features_for
 from voxhost.engines.stt.whisper_batch import BatchItem, decode_batch
 from voxhost.engines.stt.base import (
     Segment,
@@ -81,6 +82,7 @@ class WhisperEngine:
             download_root=download_root,
         )
         self.multilingual = bool(self.model.model.is_multilingual)
+        self.n_mels = self.model.feature_extractor.mel_filters.shape[0]
         self.vad_options = VadOptions(threshold=vad_threshold)
         self.gate_options = VadOptions(threshold=vad_gate_threshold)
         self.no_speech_threshold = no_speech_threshold
@@ -161,7 +163,12 @@ class WhisperEngine:
             info = TranscriptionInfo(options.language or "en", 0.0, duration, 0.0)
             return info, iter(())
         audio, chunks = prepared
-        segments, fw_info = self._model_for(options.chunk_length).transcribe(
+        model = self._model_for(options.chunk_length)
+        features = features_for(audio, self.n_mels)
+        if features is not None:  # a live turn's, computed incrementally (engines/stt/features.py)
+            model = copy.copy(model)  # a few KB: the CTranslate2 model and tokenizer are shared
+            model.feature_extractor = CarriedFeatureExtractor(model.feature_extractor, audio, features)
+        segments, fw_info = model.transcribe(
             audio,
             task=options.task,
             language=options.language,

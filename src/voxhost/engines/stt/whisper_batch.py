@@ -27,6 +27,8 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import Segment as FwSegment
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
+from voxhost.engines.stt.features import features_for
+
 # WhisperModel.transcribe defaults (the sequential path uses them too).
 COMPRESSION_RATIO_THRESHOLD = 2.4
 LOG_PROB_THRESHOLD = -1.0
@@ -64,7 +66,8 @@ def decode_batch(model: WhisperModel, items: list[BatchItem], no_speech_threshol
     fe = model.feature_extractor
     first = items[0]
     window = first.window_frames or fe.nb_max_frames
-    features = [fe(item.audio) for item in items]
+    carried = [features_for(item.audio, fe.mel_filters.shape[0]) for item in items]  # live turns'
+    features = [fe(item.audio) if c is None else c for item, c in zip(items, carried)]
     content = [f.shape[-1] - 1 for f in features]
     out: list[BatchResult | None] = [None] * len(items)
     usable = [i for i, frames in enumerate(content) if 0 < frames <= window]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from voxhost.engines.tts.base import EngineUnavailable, TtsEngine, Voice, VoiceSelection, fingerprint
+from voxhost.engines.tts.g2p import shared_g2p
 
 BUNDLED_VOICE = "heart"
 
@@ -32,9 +33,9 @@ class HibariEngine(TtsEngine):
         except ImportError as exc:  # pragma: no cover - a core dependency
             raise EngineUnavailable("hibari-tts is not installed (pip install hibari-tts).") from exc
         self._version = f"hibari-{hibari.__version__}:{VOICES[BUNDLED_VOICE]['sha256'][:16]}"
-        self._tts = Hibari(voice=BUNDLED_VOICE, threads=self.threads)
-        self.g2p = self._tts.g2p  # load the lexicon now, not on the first request
-        self.g2p.oov  # noqa: B018 - and the OOV net (lazy, not thread-safe to create)
+        # The lexicon and OOV net now, not on the first request; one copy shared with Kokoro.
+        self.g2p = shared_g2p(british=VOICES[BUNDLED_VOICE]["british"])
+        self._tts = Hibari(voice=BUNDLED_VOICE, threads=self.threads, g2p=self.g2p)
         self.loaded = True
 
     @property

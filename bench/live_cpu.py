@@ -1,0 +1,141 @@
+"""CPU per live player outside the model, replayed without the clock, before vs after.
+
+Live sessions (realtime/session.py, server_vad, partials every 500 ms, speculative
+finals, OpenAI's 24 kHz PCM16 in base64 appends of 100 ms) play real English speech
+from the eval set with 1 s of silence between clips, round-robin, as fast as the
+CPU allows. The decoder is `simulated-gpu` with a zero decode time, run inline, so
+the process CPU time is exactly the per-player work outside the model: VAD, mel
+features, resampling, base64, turn logic. Replaying without the clock makes the
+cadence of partials and finals the same in every run (each decode finishes before
+the next append), so the figure does not depend on the machine's load the way a
+latency does; `bench/capacity.py` measures the same work through a real server.
+
+Each side runs in its own interpreter, alternating, `--rounds` times; the baseline
+is the source tree at a git ref (`git archive`), so one command compares both:
+
+  python bench/live_cpu.py --baseline 187a2fd --players 8 --seconds 60 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def replay(players: int, seconds: float) -> dict:
+    from voxhost.audio.decode import decode_audio
+    from voxhost.audio.pcm import MonoResampler
+    from voxhost.engines.stt.simulated import SimulatedGpuEngine
+    from voxhost.evaluation.dataset import load_manifest
+    from voxhost.realtime.config import SessionConfig, SessionLimits
+    from voxhost.realtime.session import TranscriptionSession
+
+    engine = SimulatedGpuEngine(call_seconds=0.0, item_seconds=0.0)
+
+    class InlineDecoder:  # the decode runs here, so its CPU (outside the sleep) counts
+        def engine(self, model):
+            return engine
+
+        def busy(self, engine):
+            return False
+
+        async def transcribe(self, engine, audio, options):
+            return engine.transcribe(audio, options)
+
+    rows = load_manifest(lang="en")
+    silence = np.zeros(16_000, dtype=np.float32)
+    to_24k = MonoResampler(24_000)
+
+    def stream(offset: int) -> list[str]:
+        """One player's appends: base64 of 100 ms of 24 kHz PCM16, as clients send them."""
+        audio, total, i = [], 0, offset
+        while total < seconds * 16_000:
+            clip = decode_audio(rows[i % len(rows)].audio.read_bytes())
+            audio += [silence, clip]
+            total += silence.size + clip.size
+            i += 1
+        pcm = np.concatenate(to_24k.pcm16((np.clip(np.concatenate(audio), -1, 1) * 32767).astype("<i2"), 16_000))
+        data = pcm.astype("<i2").tobytes()
+        step = 4800  # 100 ms at 24 kHz, 2 bytes a sample
+        return [base64.b64encode(data[o:o + step]).decode() for o in range(0, len(data), step)]
+
+    streams = [stream(p * 7) for p in range(players)]
+
+    async def emit(event):
+        pass
+
+    async def run() -> float:
+        sessions = [TranscriptionSession(SessionConfig(), SessionLimits(), InlineDecoder(), emit)
+                    for _ in range(players)]
+        started = time.process_time()
+        for n in range(max(len(s) for s in streams)):
+            for session, appends in zip(sessions, streams):
+                if n < len(appends):
+                    await session.append(base64.b64decode(appends[n]))
+            await asyncio.sleep(0)  # partial and final tasks run, as between network reads
+        for session in sessions:
+            await session.finish()
+        cpu = time.process_time() - started
+        for session in sessions:
+            await session.close()
+        return cpu
+
+    cpu = asyncio.run(run())
+    audio_minutes = sum(len(s) for s in streams) * 0.1 / 60
+    return {"cpu_s": cpu, "player_minutes": audio_minutes, "cpu_s_per_player_minute": cpu / audio_minutes,
+            "percent_of_one_core_per_player": 100 * cpu / (audio_minutes * 60)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", help="git ref to compare against (its src/ tree)")
+    parser.add_argument("--players", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=60.0, help="audio per player")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(replay(args.players, args.seconds)))
+        return
+    sides = {"this tree": str(HERE.parent / "src")}
+    tmp = tempfile.TemporaryDirectory()
+    if args.baseline:
+        archive = subprocess.run(["git", "archive", args.baseline, "src"], cwd=HERE.parent, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp.name], input=archive, check=True)
+        sides = {f"baseline {args.baseline}": str(Path(tmp.name) / "src"), **sides}
+    results: dict[str, list[dict]] = {name: [] for name in sides}
+    for _ in range(args.rounds):
+        for name, src in sides.items():
+            env = {**os.environ, "PYTHONPATH": src}
+            out = subprocess.run([sys.executable, __file__, "--child", "--players", str(args.players),
+                                  "--seconds", str(args.seconds)], env=env, check=True, capture_output=True,
+                                 text=True).stdout
+            results[name].append(json.loads(out.strip().splitlines()[-1]) | {"load_avg": os.getloadavg()[0]})
+    print("| code | CPU s / player-min (median) | % of one core per player | players' non-model work per core | "
+          "load avg |\n|---|---|---|---|---|")
+    medians = {}
+    for name, runs in results.items():
+        medians[name] = float(np.median([r["cpu_s_per_player_minute"] for r in runs]))
+        loads = [r["load_avg"] for r in runs]
+        print(f"| {name} | {medians[name]:.3f} | {medians[name] / 60 * 100:.2f}% | {60 / medians[name]:.0f} | "
+              f"{min(loads):.1f}-{max(loads):.1f} |")
+    if len(medians) == 2:
+        before, after = medians.values()
+        print(f"\nafter / before: {after / before:.2f}x CPU per player")
+
+
+if __name__ == "__main__":
+    main()
