@@ -258,3 +258,28 @@ def test_bench_decodes_with_the_stt_services_defaults(english):
     clips = english[:2]
     assert bench_options(settings, clips) == [options_from(settings, language=c.lang) for c in clips]
     assert {(o.beam_size, o.vad_filter) for o in bench_options(settings, clips)} == {(2, False)}
+
+
+def test_capacity_results_become_the_plans_cpu_figures(repo_root, tmp_path):
+    """bench/capacity.py's measured stages (simulated GPU) -> the `cpu:` section the planner reads."""
+    import json
+    import statistics
+
+    import yaml
+
+    from voxhost.planner.bench import cpu_from_capacity, to_plan_yaml
+
+    stages = json.loads((repo_root / "bench/results/capacity.json").read_text())
+    cpu = cpu_from_capacity(stages)
+    live = [s["cpu_s_per_player_minute"] / 60 for s in stages if s["kind"] == "live"]
+    assert cpu["vcpu_per_live_stream"] == pytest.approx(statistics.median(live), abs=1e-5)  # 6 live stages
+    assert cpu["cpu_s_per_rest_request"] == pytest.approx(0.025, abs=1e-5)  # 25, 25.1 and 17.5 ms
+    assert cpu["source"].startswith("measured: bench/capacity.py")
+    out = tmp_path / "cpu.yaml"
+    out.write_text(to_plan_yaml("cpu", [], [], cpu))
+    inputs = load_inputs([repo_root / EXAMPLE, out])
+    assert inputs.cpu.vcpu_per_live_stream == cpu["vcpu_per_live_stream"]
+    assert inputs.cpu.target_utilisation == 0.7  # the rest of the section stays as given
+    assert yaml.safe_load(out.read_text())["throughput"] == []
+    with pytest.raises(ValueError, match="no live or rest"):
+        cpu_from_capacity([s for s in stages if s["kind"] == "tts"])

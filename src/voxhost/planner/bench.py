@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import json
 import os
 import subprocess
 import time
@@ -162,7 +163,26 @@ def bench_tts(engine: TtsBenchEngine, sentences: list[str], progress: Progress |
     return TtsResult(engine.name, compute / audio_s, chars / audio_s, audio_s, len(sentences), cpu / max(1, chars))
 
 
-def to_plan_yaml(gpu: str, stt: list[SttResult], tts: list[TtsResult]) -> str:
+def cpu_from_capacity(stages: list[dict]) -> dict:
+    """The planner's `cpu:` figures from bench/capacity.py's --json stages (the whole
+    server's CPU on the simulated GPU: everything but the model): the median over the
+    live stages of CPU per streamed second, and over the REST stages of CPU per request."""
+    live = [s["cpu_s_per_player_minute"] / 60.0 for s in stages if s.get("kind") == "live"]
+    rest = [s["cpu_ms_per_request"] / 1000.0 for s in stages if s.get("kind") == "rest"]
+    if not live and not rest:
+        raise ValueError("no live or rest stages in the capacity results")
+    loads = [s["load_avg"] for s in stages if s.get("kind") in ("live", "rest")]
+    out: dict = {}
+    if live:
+        out["vcpu_per_live_stream"] = round(float(np.median(live)), 5)
+    if rest:
+        out["cpu_s_per_rest_request"] = round(float(np.median(rest)), 5)
+    out["source"] = (f"measured: bench/capacity.py (simulated GPU), {len(live)} live and {len(rest)} REST stage(s), "
+                     f"median; load average {min(loads):.1f}-{max(loads):.1f}")
+    return out
+
+
+def to_plan_yaml(gpu: str, stt: list[SttResult], tts: list[TtsResult], cpu: dict | None = None) -> str:
     """The planner's input format: a `throughput` list (see voxhost.planner.inputs.Throughput)."""
     today = dt.date.today().isoformat()
     cores = os.cpu_count()
@@ -180,12 +200,17 @@ def to_plan_yaml(gpu: str, stt: list[SttResult], tts: list[TtsResult]) -> str:
                                f"sentences, {r.audio_seconds:.1f} s audio, {r.chars_per_second:.1f} chars/s"})
     header = ("# voxhost bench output: planner input (voxhost plan -i plan.yaml -i this.yaml).\n"
               f"# Device: {gpu}. Set fleet.instance_type to an instance with this GPU to use these rows.\n")
-    return header + yaml.safe_dump({"throughput": rows}, sort_keys=False, width=120)
+    doc: dict = {"throughput": rows}
+    if cpu:
+        doc["cpu"] = cpu
+    return header + yaml.safe_dump(doc, sort_keys=False, width=120)
 
 
 def run_bench(out: Path, stt_models: list[str], clips: int, concurrency: list[int], tts_specs: list[str],
-              tts_sentence_count: int, gpu: str | None = None, progress_factory=None) -> str:
+              tts_sentence_count: int, gpu: str | None = None, progress_factory=None,
+              capacity: Path | None = None) -> str:
     """Everything `voxhost bench` does; returns the YAML it wrote."""
+    cpu = cpu_from_capacity(json.loads(capacity.read_text())) if capacity else None
     chosen = pick_clips(clips)
     sentences = tts_sentences()[:tts_sentence_count]
     engines = [load_tts_engine(spec) for spec in tts_specs]
@@ -194,7 +219,7 @@ def run_bench(out: Path, stt_models: list[str], clips: int, concurrency: list[in
     with (progress_factory(total) if progress_factory else _null_progress()) as progress:
         stt = [bench_stt(m, chosen, concurrency, progress) for m in stt_models]
         tts = [bench_tts(e, sentences, progress) for e in engines]
-    text = to_plan_yaml(gpu or device_label(), stt, tts)
+    text = to_plan_yaml(gpu or device_label(), stt, tts, cpu)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return text
