@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from multiprocessing.process import BaseProcess
@@ -110,6 +111,19 @@ class Supervisor:
             if self._owned_dir:
                 shutil.rmtree(self._owned_dir, ignore_errors=True)
         return self.exit_code
+
+
+def exit_with_parent() -> None:
+    """In a worker: get SIGTERM (and so drain) if the supervisor dies, even by SIGKILL,
+    instead of living on as an orphan that holds the port and its models."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:  # the supervisor died before the call: nothing would signal us
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _failure(exitcode: int | None) -> int:

@@ -52,9 +52,11 @@ def serve(
 
 def _worker(sock, index: int) -> None:
     """One worker process of `voxhost serve` with VOXHOST_WORKERS > 1 (api/supervisor.py)."""
+    from voxhost.api.supervisor import exit_with_parent
     from voxhost.ops.logging import configure_logging
     from voxhost.ops.settings import get_settings
 
+    exit_with_parent()
     settings = get_settings()
     configure_logging(settings.log_level, retain_content=settings.retain_content)
     try:
