@@ -93,8 +93,18 @@ def breakdown(raw: Path) -> Counter:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and its live descendants (VOXHOST_WORKERS > 1: the supervisor's workers)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    except OSError:  # exited meanwhile
+        return []
 
 
 @dataclass
@@ -103,15 +113,17 @@ class Server:
     profile: Path
     rate: int
     env: dict = field(default_factory=dict)
+    workers: int = 1
 
     def __enter__(self) -> "Server":
         port = free_port()
         env = {**os.environ, "VOXHOST_PORT": str(port), "VOXHOST_STT_MODELS": "simulated-gpu",
                "VOXHOST_TTS_ENGINES": "hibari", "VOXHOST_TTS_CACHE_ENABLED": "false",
-               "VOXHOST_MAX_LIVE_SESSIONS": "1024", "VOXHOST_LOG_LEVEL": "warning", **self.env}
+               "VOXHOST_MAX_LIVE_SESSIONS": "1024", "VOXHOST_LOG_LEVEL": "warning",
+               "VOXHOST_WORKERS": str(self.workers), **self.env}
         command = ["taskset", "-c", self.cores, sys.executable, "-m", "voxhost.cli.main", "serve"]
         spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", str(self.rate), "--format", "raw",
-               "--nonblocking", "-o", str(self.profile), "--"]
+               "--nonblocking", "--subprocesses", "-o", str(self.profile), "--"]
         self.proc = subprocess.Popen(spy + command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{port}"
         if not wait_ready(self.base, timeout=180):
@@ -138,9 +150,13 @@ class Server:
 
 async def live(base: str, rows, players: int, seconds: float) -> dict:
     lists = [playlist(rows, seconds, i * 7) for i in range(players)]
-    sessions = await asyncio.gather(*(run_session(base, files) for files in lists))
+    # A session the server drops (e.g. its keepalive ping timed out on an overloaded
+    # host) is that stage's error, not the end of the whole run.
+    results = await asyncio.gather(*(run_session(base, files) for files in lists), return_exceptions=True)
+    sessions = [s for s in results if not isinstance(s, BaseException)]
     return {"latencies": [x for s in sessions for x in s["latencies"]],
-            "errors": sum(s["errors"] for s in sessions), "turns": sum(s["turns"] for s in sessions),
+            "errors": sum(s["errors"] for s in sessions) + len(results) - len(sessions),
+            "turns": sum(s["turns"] for s in sessions),
             "audio_s": sum(r.duration + LEAD + TAIL for files in lists for r in files)}
 
 
@@ -221,10 +237,11 @@ async def run_stage(base: str, load: tuple[int, float, int], seconds: float, row
     return parts
 
 
-def stage(args, kind: str, load: tuple[int, float, int], rows, clips, sentences, out_dir: Path) -> dict:
+def stage(args, kind: str, load: tuple[int, float, int], rows, clips, sentences, out_dir: Path,
+          workers: int = 1) -> dict:
     players, rps, streams = load
-    profile = out_dir / f"{kind}-{players}-{rps:g}-{streams}.txt"
-    with Server(args.cores, profile, args.rate, dict(e.split("=", 1) for e in args.env)) as server:
+    profile = out_dir / f"{kind}-{players}-{rps:g}-{streams}-w{workers}.txt"
+    with Server(args.cores, profile, args.rate, dict(e.split("=", 1) for e in args.env), workers) as server:
         # Not recorded: the first decodes of each window shape and the first TTS line.
         asyncio.run(run_stage(server.base, (min(players, 1), 0, min(streams, 1)), 4, rows, clips, sentences))
         cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
@@ -232,7 +249,7 @@ def stage(args, kind: str, load: tuple[int, float, int], rows, clips, sentences,
         wall, cpu = time.monotonic() - wall0, cpu_seconds(server.pid) - cpu0
     samples = breakdown(profile)
     total = sum(samples.values()) or 1
-    row = {"kind": kind, "players": players, "env": args.env, "rps": rps, "tts_streams": streams, "cores": args.cores,
+    row = {"kind": kind, "players": players, "workers": workers, "env": args.env, "rps": rps, "tts_streams": streams, "cores": args.cores,
            "n_cores": len(parse_cores(args.cores)), "wall_s": wall, "server_cpu_s": cpu,
            "cpu_percent_of_one_core": 100 * cpu / wall, "load_avg": os.getloadavg()[0],
            "breakdown": {k: v / total for k, v in samples.most_common()}}
@@ -272,12 +289,12 @@ def numbers(spec: str, kind=int) -> list:
 
 
 def report(rows: list[dict]) -> None:
-    print("\n| stage | players | REST rps | TTS streams | server CPU (% of one core) | live p95 s | "
+    print("\n| stage | workers | players | REST rps | TTS streams | server CPU (% of one core) | live p95 s | "
           "REST p95 s | TTS first audio p95 s | CPU s / player-min | CPU ms / request | holds | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     fmt = lambda r, k, f: (f.format(r[k]) if k in r else "")  # noqa: E731
     for r in rows:
-        print(f"| {r['kind']} | {r['players']} | {r['rps']:g} | {r['tts_streams']} | "
+        print(f"| {r['kind']} | {r.get('workers', 1)} | {r['players']} | {r['rps']:g} | {r['tts_streams']} | "
               f"{r['cpu_percent_of_one_core']:.0f}% | {fmt(r, 'live_p95_s', '{:.2f}')} | "
               f"{fmt(r, 'rest_p95_s', '{:.2f}')} | {fmt(r, 'tts_first_audio_p95_s', '{:.2f}')} | "
               f"{fmt(r, 'cpu_s_per_player_minute', '{:.2f}')} | {fmt(r, 'cpu_ms_per_request', '{:.0f}')} | "
@@ -286,17 +303,19 @@ def report(rows: list[dict]) -> None:
     names = [name for name, _ in COMPONENTS] + [NATIVE, "other"]
     print("| stage | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
     for r in rows:
-        label = f"{r['kind']} {r['players']}/{r['rps']:g}/{r['tts_streams']}"
+        label = f"{r['kind']} {r['players']}/{r['rps']:g}/{r['tts_streams']} w{r.get('workers', 1)}"
         print(f"| {label} | " + " | ".join(f"{100 * r['breakdown'].get(n, 0):.0f}%" for n in names) + " |")
-    for kind, unit, key in [("live", "players", "players"), ("rest", "REST rps", "rps"),
-                            ("tts", "TTS streams", "tts_streams")]:
-        held = [r for r in rows if r["kind"] == kind and r["holds_goal"]]
-        if held:
-            best = max(held, key=lambda r: r[key])
-            print(f"\nlargest {unit} holding the goal on {best['n_cores']} core(s): {best[key]:g} "
-                  f"({best[key] / best['n_cores']:g} per core)")
-        elif any(r["kind"] == kind for r in rows):
-            print(f"\n{unit}: no stage held the goal")
+    for workers in sorted({r.get("workers", 1) for r in rows}):
+        for kind, unit, key in [("live", "players", "players"), ("rest", "REST rps", "rps"),
+                                ("tts", "TTS streams", "tts_streams")]:
+            ran = [r for r in rows if r["kind"] == kind and r.get("workers", 1) == workers]
+            held = [r for r in ran if r["holds_goal"]]
+            if held:
+                best = max(held, key=lambda r: r[key])
+                print(f"\n{workers} worker(s): largest {unit} holding the goal on {best['n_cores']} core(s): "
+                      f"{best[key]:g} ({best[key] / best['n_cores']:g} per core)")
+            elif ran:
+                print(f"\n{workers} worker(s), {unit}: no stage held the goal")
 
 
 def main() -> None:
@@ -312,6 +331,8 @@ def main() -> None:
                         help="py-spy's raw stacks, one file per stage")
     parser.add_argument("--env", action="append", default=[],
                         help="server setting NAME=VALUE, e.g. VOXHOST_STT_SIMULATED_CALL_MS=5 (the GPU decode time)")
+    parser.add_argument("--workers", default="1",
+                        help="VOXHOST_WORKERS values; each stage runs once per value, side by side (e.g. 1,2)")
     parser.add_argument("--json", type=Path, help="append results here")
     args = parser.parse_args()
 
@@ -326,8 +347,9 @@ def main() -> None:
             + [("mix", (int(p), float(r), int(s))) for p, r, s in (m.split(":") for m in numbers(args.mix, str))])
     results = []
     for kind, load in plan:
-        results.append(stage(args, kind, load, rows, clips, sentences, args.profiles))
-        print(json.dumps({k: v for k, v in results[-1].items() if k != "breakdown"}), flush=True)
+        for workers in numbers(args.workers):  # interleaved: both settings see the same machine load
+            results.append(stage(args, kind, load, rows, clips, sentences, args.profiles, workers))
+            print(json.dumps({k: v for k, v in results[-1].items() if k != "breakdown"}), flush=True)
     report(results)
     if args.json:
         previous = json.loads(args.json.read_text()) if args.json.exists() else []

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from voxhost.cli.main import app
 from voxhost.planner.inputs import load_inputs
-from voxhost.planner.model import capacity
+from voxhost.planner.model import capacity, cpu_per_unit
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -19,7 +19,7 @@ def test_plan_writes_report_and_plot(tmp_path, repo_root):
     report = (tmp_path / "plan.md").read_text()
     for expected in ("| **Total** | **$1,103** | **$11,030** | **$110,300** |",  # the document's cloud column
                      "| Total, design document | $1,103 | $11,030 | $110,300 |",
-                     "| **GPU instances at the peak** | **1** | **3** | **21** |",
+                     "| **GPU instances at the peak** | **1** (GPU) | **3** (GPU) | **21** (GPU) |",
                      "Load grows 100x from 50 to 5,000 players, but the claimed GPUs grow 10x",
                      "STT minutes per player per month (given) | 3,600", "TTS model: hibari on cpu",
                      "max_tasks=10: deploy with -c max_tasks=21", "![monthly cost"):
@@ -52,6 +52,8 @@ def test_bench_output_is_planner_input(tmp_path):
     assert rows["stt"]["model"] == "whisper-tiny.en" and rows["stt"]["source"].startswith("measured")
     assert 0 < rows["stt"]["rtf"] < 5 and rows["stt"]["streams"] >= 1 / rows["stt"]["rtf"] * 0.999
     assert rows["tts"]["model"] == "piper-joe-medium" and rows["tts"]["rtf"] > 0
+    # CPU as process time (a CPU run: the model's included), read by the planner's CPU budget.
+    assert rows["stt"]["cpu_s_per_request"] > 0 and rows["tts"]["cpu_s_per_char"] > 0
 
     # The planner reads it as-is: a CPU fleet (c7i.xlarge) running the measured models.
     plan_file = tmp_path / "plan.yaml"
@@ -62,6 +64,7 @@ def test_bench_output_is_planner_input(tmp_path):
     cap = capacity(inputs, 50)
     expected_tts = 50 * 30_667 / 15 / (730 * 3600) * 3 * rows["tts"]["rtf"]
     assert abs(cap.tts_gpu_load_peak - expected_tts) < 1e-9 and cap.gpus_peak >= 1
+    assert cpu_per_unit(inputs) == (rows["stt"]["cpu_s_per_request"], rows["tts"]["cpu_s_per_char"])
 
 
 def test_bench_rejects_bad_concurrency(tmp_path):

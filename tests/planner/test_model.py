@@ -73,7 +73,9 @@ def test_capacity_scales_with_load_not_with_the_design_claims():
     assert small.stt_gpu_load_peak == pytest.approx(50 * 3600 * 60 * 0.5 / SECONDS_PER_MONTH * 3 * (0.064 / 2.7),
                                                     rel=1e-3)
     assert small.tts_gpu_load_peak == 0
-    assert small.vcpu_peak == pytest.approx(50 * 30_667 / 15 / SECONDS_PER_MONTH * 3 * 0.006)
+    # CPU: hibari's RTF and the server's 0.6 ms per character, plus 25 ms per ~3.3 s REST upload.
+    chars, audio = 50 * 30_667 / SECONDS_PER_MONTH, 50 * 3600 * 60 / SECONDS_PER_MONTH
+    assert small.vcpu_peak == pytest.approx(3 * (chars / 15 * 0.006 + chars * 0.0006 + audio / 3.3 * 0.025))
     assert [capacity(inputs, n).gpus_peak for n in (50, 500, 5000)] == [1, 3, 21]
     # XTTS-v2 (what the document names) still prices on a T4 when asked for.
     xtts = PlanInputs(tts_model="xtts-v2")
@@ -85,10 +87,46 @@ def test_cpu_budget_is_never_hidden_by_the_gpu_count():
     inputs = PlanInputs.model_validate({"usage": {"live_share": 0.5}})
     cap = capacity(inputs, 5000)
     audio_rate = 5000 * 3600 * 60 / SECONDS_PER_MONTH
-    expected_vcpu = 3 * (audio_rate * 0.5 * 0.3 + 5000 * 30_667 / 15 / SECONDS_PER_MONTH * 0.006)
+    chars = 5000 * 30_667 / SECONDS_PER_MONTH
+    expected_vcpu = 3 * (audio_rate * 0.5 * 0.3 + audio_rate * 0.5 / 3.3 * 0.025 + chars / 15 * 0.006 + chars * 0.0006)
     assert cap.vcpu_peak == pytest.approx(expected_vcpu)
     assert cap.cpu_bound == -(-round(expected_vcpu / 4 / 0.7, 9) // 1) > cap.gpu_bound == 21
     assert cap.gpus_peak == cap.cpu_bound and cap.limited_by == "CPU"
+
+
+def test_rest_requests_cost_cpu_and_a_measured_row_wins_over_the_default():
+    """REST uploads were priced at 0 CPU: 5,000 players' uploads alone now need vCPUs."""
+    rest_only = {"usage": {"tts_chars_per_player": 0}}
+    cap = capacity(PlanInputs.model_validate(rest_only), 5000)
+    uploads = 5000 * 3600 * 60 / SECONDS_PER_MONTH / 3.3  # one ~3.3 s clip per request
+    assert cap.vcpu_peak == pytest.approx(3 * uploads * 0.025) and cap.vcpu_peak > 9
+    measured = PlanInputs.model_validate({**rest_only, "throughput": [
+        {"model": "large-v3-turbo", "kind": "stt", "gpu": "T4", "rtf": 0.0237, "cpu_s_per_request": 0.01,
+         "source": "voxhost bench"}]})
+    assert capacity(measured, 5000).vcpu_peak == pytest.approx(3 * uploads * 0.01)
+
+
+def test_a_measured_tts_cpu_figure_replaces_the_rtf_estimate():
+    inputs = PlanInputs.model_validate({"usage": {"stt_minutes_per_player": 0}, "throughput": [
+        {"model": "hibari", "kind": "tts", "gpu": "cpu", "rtf": 0.006, "cpu_s_per_char": 0.002, "source": "bench"}]})
+    chars = 5000 * 30_667 / SECONDS_PER_MONTH
+    assert capacity(inputs, 5000).vcpu_peak == pytest.approx(3 * chars * 0.002)
+
+
+def test_the_plan_says_which_resource_binds():
+    """Live sessions' buffers fill a g4dn.xlarge's 16 GB before its GPU or CPU when each holds enough."""
+    base = {"usage": {"live_share": 1.0}, "cpu": {"vcpu_per_live_stream": 0.0}}
+    assert capacity(PlanInputs.model_validate(base), 5000).limited_by == "GPU"
+    heavy = PlanInputs.model_validate({**base, "memory": {"gb_per_live_stream": 0.5, "workers": 2}})
+    cap = capacity(heavy, 5000)
+    live_peak = 5000 * 3600 * 60 / SECONDS_PER_MONTH * 3
+    free = 16 - 2 * 0.965 - 1.5  # two workers' models and the OS come first
+    assert cap.live_streams_peak == pytest.approx(live_peak)
+    assert cap.memory_bound == -(-round(live_peak * 0.5 / free / 0.9, 9) // 1) > cap.gpu_bound
+    assert cap.gpus_peak == cap.memory_bound and cap.limited_by == "memory"
+    assert capacity(PlanInputs.model_validate({"usage": {"live_share": 0.5}}), 5000).limited_by == "CPU"
+    with pytest.raises(ValueError, match="no room"):
+        capacity(PlanInputs.model_validate({"memory": {"workers": 16}}), 50)
 
 
 def test_hours_per_month_both_shown():
@@ -220,3 +258,28 @@ def test_bench_decodes_with_the_stt_services_defaults(english):
     clips = english[:2]
     assert bench_options(settings, clips) == [options_from(settings, language=c.lang) for c in clips]
     assert {(o.beam_size, o.vad_filter) for o in bench_options(settings, clips)} == {(2, False)}
+
+
+def test_capacity_results_become_the_plans_cpu_figures(repo_root, tmp_path):
+    """bench/capacity.py's measured stages (simulated GPU) -> the `cpu:` section the planner reads."""
+    import json
+    import statistics
+
+    import yaml
+
+    from voxhost.planner.bench import cpu_from_capacity, to_plan_yaml
+
+    stages = json.loads((repo_root / "bench/results/capacity.json").read_text())
+    cpu = cpu_from_capacity(stages)
+    live = [s["cpu_s_per_player_minute"] / 60 for s in stages if s["kind"] == "live"]
+    assert cpu["vcpu_per_live_stream"] == pytest.approx(statistics.median(live), abs=1e-5)  # 6 live stages
+    assert cpu["cpu_s_per_rest_request"] == pytest.approx(0.025, abs=1e-5)  # 25, 25.1 and 17.5 ms
+    assert cpu["source"].startswith("measured: bench/capacity.py")
+    out = tmp_path / "cpu.yaml"
+    out.write_text(to_plan_yaml("cpu", [], [], cpu))
+    inputs = load_inputs([repo_root / EXAMPLE, out])
+    assert inputs.cpu.vcpu_per_live_stream == cpu["vcpu_per_live_stream"]
+    assert inputs.cpu.target_utilisation == 0.7  # the rest of the section stays as given
+    assert yaml.safe_load(out.read_text())["throughput"] == []
+    with pytest.raises(ValueError, match="no live or rest"):
+        cpu_from_capacity([s for s in stages if s["kind"] == "tts"])

@@ -17,6 +17,7 @@ from voxhost.api.errors import ERROR_RESPONSES, install_error_handlers, truthful
 from voxhost.api.lifecycle import start_target_drain_watch
 from voxhost.api.middleware import PROBE_PATHS, BodySizeLimit, Gatekeeper, RequestAccounting
 from voxhost.api.origins import install_cors
+from voxhost.api.supervisor import mark_worker_ready
 from voxhost.api.routers import console, health, metrics, models, realtime, speech, transcriptions
 from voxhost.api.state import AppState
 from voxhost.cache.phrases import PhraseCache
@@ -48,6 +49,7 @@ def _load_models(state: AppState) -> None:
         for engine in state.stt.engines.values():  # schedulers (and their metric series) exist before traffic
             state.stt_scheduler.executor_for(engine)
         state.ready.set()
+        mark_worker_ready()  # several workers: /ready waits for all (api/supervisor.py)
         log.info("voxhost ready")
     except Exception as exc:  # surfaced on /ready, process stays up for diagnosis
         state.load_error = f"{type(exc).__name__}: {exc}"

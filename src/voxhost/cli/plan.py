@@ -86,6 +86,10 @@ def bench(
     ),
     tts_sentences: int = typer.Option(3, min=1, help="TTS sentences per engine."),
     gpu: Optional[str] = typer.Option(None, help="Device label for the planner (default: detected GPU or cpu)."),
+    capacity: Optional[Path] = typer.Option(
+        None, exists=True, dir_okay=False,
+        help="bench/capacity.py --json results: add the server's CPU per live session and per REST request "
+             "(the planner's cpu: section)."),
 ) -> None:
     """Measure STT (and TTS) throughput on this machine, as planner input."""
     from voxhost.ops.settings import get_settings
@@ -112,6 +116,6 @@ def bench(
             return self.progress.__exit__(*exc)
 
     text = run_bench(out, stt_model or get_settings().stt_models, clips, levels, tts_engine or [],
-                     tts_sentences, gpu=gpu, progress_factory=_Bar)
+                     tts_sentences, gpu=gpu, progress_factory=_Bar, capacity=capacity)
     typer.echo(text.rstrip("\n"))
     console.print(f"wrote {out}")

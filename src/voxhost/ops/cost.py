@@ -112,6 +112,16 @@ INSTANCE_VCPUS = {
     "c7i.xlarge": 4,
 }
 
+# Memory (GiB) per instance type: the planner's memory budget (each server
+# worker holds its models; each live session its buffers).
+INSTANCE_MEMORY_GB = {
+    "g4dn.xlarge": 16,
+    "g4dn.2xlarge": 32,
+    "g5.xlarge": 16,
+    "g6.xlarge": 16,
+    "c7i.xlarge": 8,
+}
+
 # Typical discounts off the on-demand price (assumptions, not quotes: spot
 # floats hourly; g4dn.xlarge spot in us-east-1 has mostly sat 55-65% off;
 # 1-year no-upfront Standard RI is about 37% off).

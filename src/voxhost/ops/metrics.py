@@ -1,7 +1,11 @@
 """Prometheus metrics (GET /metrics) for autoscaling, SLOs and cost.
 
 One registry per app (not the global one), so several apps in one process
-(tests, benchmarks) never collide. The scheduler reports through the
+(tests, benchmarks) never collide. With several worker processes
+(VOXHOST_WORKERS, api/supervisor.py) PROMETHEUS_MULTIPROC_DIR is set: every
+worker writes its values there and `expose()` reads all workers' files, so
+/metrics reports the whole group whichever worker answers; the gauges are
+summed over live workers ("livesum"). The scheduler reports through the
 SchedulerObserver methods below; the HTTP middleware reports each finished
 request with `observe_request`. GPU metrics come from NVML when a GPU is
 present and are simply absent otherwise.
@@ -10,8 +14,10 @@ present and are simply absent otherwise.
 from __future__ import annotations
 
 import logging
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 
 from voxhost.ops.context import RequestContext
@@ -23,6 +29,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Game traffic: most jobs are sub-second; the tail matters for live sessions.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SUM_LIVE = "livesum"  # a gauge's value over several workers: the sum over those still running
 
 
 class Metrics:
@@ -39,14 +47,16 @@ class Metrics:
         self.compute = Histogram("voxhost_compute_seconds", "Engine compute time of a request's jobs.",
                                  ["route"], buckets=LATENCY_BUCKETS, registry=r)
         self.cost = Counter("voxhost_cost_usd", "Estimated instance cost of requests in USD.", ["route"], registry=r)
-        self.http_in_flight = Gauge("voxhost_http_in_flight", "HTTP requests being served now.", registry=r)
+        self.http_in_flight = Gauge("voxhost_http_in_flight", "HTTP requests being served now.", registry=r,
+                                    multiprocess_mode=SUM_LIVE)
         self.audio_seconds = Counter("voxhost_audio_seconds", "Seconds of audio transcribed.", ["route"], registry=r)
         self.characters = Counter("voxhost_tts_characters", "Characters synthesised.", ["route"], registry=r)
         self.cache_hits = Counter("voxhost_cache_hits", "Cache hits.", ["route"], registry=r)
         self.cache_misses = Counter("voxhost_cache_misses", "Cache misses.", ["route"], registry=r)
         self.abandoned = Counter("voxhost_requests_abandoned", "Requests whose client hung up before the "
                                  "response; their work was cancelled and is not priced.", ["route"], registry=r)
-        self.live_sessions = Gauge("voxhost_live_sessions", "Live (WebSocket) sessions open now.", registry=r)
+        self.live_sessions = Gauge("voxhost_live_sessions", "Live (WebSocket) sessions open now.", registry=r,
+                                   multiprocess_mode=SUM_LIVE)
         self.sessions_rejected = Counter("voxhost_live_sessions_rejected", "Live sessions refused (1013).",
                                          ["reason"], registry=r)
         self.speculative_finals = Counter(
@@ -54,18 +64,21 @@ class Metrics:
             "final, or dropped because speech resumed (wasted compute).", ["outcome"], registry=r)
         # scheduler
         self.queue_depth = Gauge("voxhost_queue_depth", "Jobs waiting, per engine and lane.",
-                                 ["engine", "lane"], registry=r)
-        self.in_flight = Gauge("voxhost_in_flight", "Jobs (or batches) running, per engine.", ["engine"], registry=r)
+                                 ["engine", "lane"], registry=r, multiprocess_mode=SUM_LIVE)
+        self.in_flight = Gauge("voxhost_in_flight", "Jobs (or batches) running, per engine.", ["engine"], registry=r,
+                               multiprocess_mode=SUM_LIVE)
         self.batch_size = Histogram("voxhost_batch_size", "Requests decoded together in one batch.", ["engine"],
                                     buckets=BATCH_BUCKETS, registry=r)
         self.job_wait = Histogram("voxhost_scheduler_wait_seconds", "Queue wait per job, per engine and lane.",
                                   ["engine", "lane"], buckets=LATENCY_BUCKETS, registry=r)
         self.rejections = Counter("voxhost_scheduler_rejections", "Jobs shed by the scheduler.",
                                   ["engine", "lane", "reason"], registry=r)
+        self._gpu = None
         if gpu:
             collector = NvmlCollector()
             if collector.available:
                 r.register(collector)
+                self._gpu = collector
         self._emf = None  # set by attach_emf
 
     def attach_emf(self, emf) -> None:
@@ -121,7 +134,14 @@ class Metrics:
         self.live_sessions.set(active)
 
     def expose(self) -> bytes:
-        return generate_latest(self.registry)
+        path = os.environ.get(MULTIPROC_ENV)
+        if not path:
+            return generate_latest(self.registry)
+        group = CollectorRegistry()  # every worker's files, this one's included
+        MultiProcessCollector(group, path=path)
+        if self._gpu is not None:  # the GPU is the host's: read once, not summed per worker
+            group.register(self._gpu)
+        return generate_latest(group)
 
     # ---- read back (EMF, loadtest, tests) --------------------------------
     def total_queue_depth(self) -> float:

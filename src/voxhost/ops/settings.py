@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     drain_target_group_arn: str = ""  # empty: off
     drain_poll_interval_s: float = Field(default=5.0, gt=0)
 
+    # --- issue 12: worker processes (api/supervisor.py) ---
+    # Server processes sharing one port, each with its own engines, scheduler and
+    # limits: max_live_sessions, queue_max_per_lane and tts_max_queue hold per worker.
+    # /metrics sums all workers. Pays only when one event loop's CPU is the limit.
+    workers: int = Field(default=1, ge=1)
+
     # --- cost and metrics ---
     instance_type: str = "g4dn.xlarge"  # prices in ops/cost.py
     instance_price_per_hour: float | None = None  # overrides the table (spot, savings plans)

@@ -3,6 +3,10 @@
 STT: real-time factor (compute s / audio s) at batch 1 over a few real eval
 clips, then aggregate throughput at each concurrency (parallel CTranslate2
 workers): its best value is the real-time streams one device sustains.
+CPU: the process time (all threads) of each request's engine path (decoding the
+upload, features, the engine call) and of each TTS line, per request and per
+character: the planner's CPU budget. On a GPU that is the host's share only; on
+a CPU run it includes the model, as the planner expects of a "cpu" row.
 TTS is pluggable (engines live on another branch): any `module:factory` whose
 factory returns an object with `name` and `synthesize(text) -> (samples,
 sample_rate)` is timed over the eval TTS sentences.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import json
 import os
 import subprocess
 import time
@@ -46,6 +51,7 @@ class SttResult:
     by_concurrency: dict[int, float]  # audio seconds per wall second
     audio_seconds: float
     clips: int
+    cpu_s_per_request: float = 0.0  # process time per REST request at batch 1 (decode + engine)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class TtsResult:
     chars_per_second: float
     audio_seconds: float
     sentences: int
+    cpu_s_per_char: float = 0.0  # process time per character synthesised
 
 
 def device_label() -> str:
@@ -100,7 +107,8 @@ def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progre
     # One engine with as many CTranslate2 workers as the highest concurrency.
     s = base.model_copy(update={"stt_models": [model], "stt_num_workers": max(concurrency)})
     engine = SttRegistry(s).load(model, warm_up=True)
-    audios = [decode_audio(c.audio.read_bytes()) for c in clips]
+    uploads = [c.audio.read_bytes() for c in clips]
+    audios = [decode_audio(u) for u in uploads]
     seconds = sum(len(a) for a in audios) / WHISPER_RATE
     options = bench_options(s, clips)
 
@@ -108,12 +116,13 @@ def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progre
         for audio, opts in zip(audios, options):
             engine.transcribe(audio, opts)
 
-    started = time.perf_counter()
-    for audio, opts in zip(audios, options):
-        engine.transcribe(audio, opts)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for upload, opts in zip(uploads, options):
+        engine.transcribe(decode_audio(upload), opts)  # decoding is part of a REST request's CPU
         if progress:
             progress(f"{model}: batch 1", 1)
     rtf = (time.perf_counter() - started) / seconds
+    cpu_per_request = (time.process_time() - cpu_started) / len(clips)
 
     by_concurrency = {1: 1.0 / rtf}
     for c in sorted(set(concurrency) - {1}):
@@ -124,7 +133,7 @@ def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progre
         by_concurrency[c] = c * seconds / (time.perf_counter() - started)
         if progress:
             progress(f"{model}: {c} concurrent", len(clips))
-    return SttResult(model, rtf, max(by_concurrency.values()), by_concurrency, seconds, len(clips))
+    return SttResult(model, rtf, max(by_concurrency.values()), by_concurrency, seconds, len(clips), cpu_per_request)
 
 
 def load_tts_engine(spec: str) -> TtsBenchEngine:
@@ -139,6 +148,7 @@ def bench_tts(engine: TtsBenchEngine, sentences: list[str], progress: Progress |
     engine.synthesize(sentences[0])  # warm-up, not timed
     compute = audio_s = 0.0
     chars = 0
+    cpu_started = time.process_time()
     for text in sentences:
         started = time.perf_counter()
         samples, rate = engine.synthesize(text)
@@ -147,12 +157,32 @@ def bench_tts(engine: TtsBenchEngine, sentences: list[str], progress: Progress |
         chars += len(text)
         if progress:
             progress(f"{engine.name}: synthesis", 1)
+    cpu = time.process_time() - cpu_started
     if audio_s <= 0:
         raise ValueError(f"{engine.name} produced no audio")
-    return TtsResult(engine.name, compute / audio_s, chars / audio_s, audio_s, len(sentences))
+    return TtsResult(engine.name, compute / audio_s, chars / audio_s, audio_s, len(sentences), cpu / max(1, chars))
 
 
-def to_plan_yaml(gpu: str, stt: list[SttResult], tts: list[TtsResult]) -> str:
+def cpu_from_capacity(stages: list[dict]) -> dict:
+    """The planner's `cpu:` figures from bench/capacity.py's --json stages (the whole
+    server's CPU on the simulated GPU: everything but the model): the median over the
+    live stages of CPU per streamed second, and over the REST stages of CPU per request."""
+    live = [s["cpu_s_per_player_minute"] / 60.0 for s in stages if s.get("kind") == "live"]
+    rest = [s["cpu_ms_per_request"] / 1000.0 for s in stages if s.get("kind") == "rest"]
+    if not live and not rest:
+        raise ValueError("no live or rest stages in the capacity results")
+    loads = [s["load_avg"] for s in stages if s.get("kind") in ("live", "rest")]
+    out: dict = {}
+    if live:
+        out["vcpu_per_live_stream"] = round(float(np.median(live)), 5)
+    if rest:
+        out["cpu_s_per_rest_request"] = round(float(np.median(rest)), 5)
+    out["source"] = (f"measured: bench/capacity.py (simulated GPU), {len(live)} live and {len(rest)} REST stage(s), "
+                     f"median; load average {min(loads):.1f}-{max(loads):.1f}")
+    return out
+
+
+def to_plan_yaml(gpu: str, stt: list[SttResult], tts: list[TtsResult], cpu: dict | None = None) -> str:
     """The planner's input format: a `throughput` list (see voxhost.planner.inputs.Throughput)."""
     today = dt.date.today().isoformat()
     cores = os.cpu_count()
@@ -160,21 +190,27 @@ def to_plan_yaml(gpu: str, stt: list[SttResult], tts: list[TtsResult]) -> str:
     for r in stt:
         conc = ", ".join(f"{c}: {v:.2f}" for c, v in sorted(r.by_concurrency.items()))
         rows.append({"model": r.model, "kind": "stt", "gpu": gpu, "rtf": round(r.rtf, 5),
-                     "streams": round(r.streams, 3),
+                     "streams": round(r.streams, 3), "cpu_s_per_request": round(r.cpu_s_per_request, 5),
                      "source": f"measured: voxhost bench {today} on {gpu} ({cores} CPU cores), {r.clips} clip(s), "
                                f"{r.audio_seconds:.1f} s audio; audio s per s by concurrency {{{conc}}}"})
     for r in tts:
         rows.append({"model": r.model, "kind": "tts", "gpu": gpu, "rtf": round(r.rtf, 5),
+                     "cpu_s_per_char": round(r.cpu_s_per_char, 7),
                      "source": f"measured: voxhost bench {today} on {gpu} ({cores} CPU cores), {r.sentences} "
                                f"sentences, {r.audio_seconds:.1f} s audio, {r.chars_per_second:.1f} chars/s"})
     header = ("# voxhost bench output: planner input (voxhost plan -i plan.yaml -i this.yaml).\n"
               f"# Device: {gpu}. Set fleet.instance_type to an instance with this GPU to use these rows.\n")
-    return header + yaml.safe_dump({"throughput": rows}, sort_keys=False, width=120)
+    doc: dict = {"throughput": rows}
+    if cpu:
+        doc["cpu"] = cpu
+    return header + yaml.safe_dump(doc, sort_keys=False, width=120)
 
 
 def run_bench(out: Path, stt_models: list[str], clips: int, concurrency: list[int], tts_specs: list[str],
-              tts_sentence_count: int, gpu: str | None = None, progress_factory=None) -> str:
+              tts_sentence_count: int, gpu: str | None = None, progress_factory=None,
+              capacity: Path | None = None) -> str:
     """Everything `voxhost bench` does; returns the YAML it wrote."""
+    cpu = cpu_from_capacity(json.loads(capacity.read_text())) if capacity else None
     chosen = pick_clips(clips)
     sentences = tts_sentences()[:tts_sentence_count]
     engines = [load_tts_engine(spec) for spec in tts_specs]
@@ -183,7 +219,7 @@ def run_bench(out: Path, stt_models: list[str], clips: int, concurrency: list[in
     with (progress_factory(total) if progress_factory else _null_progress()) as progress:
         stt = [bench_stt(m, chosen, concurrency, progress) for m in stt_models]
         tts = [bench_tts(e, sentences, progress) for e in engines]
-    text = to_plan_yaml(gpu or device_label(), stt, tts)
+    text = to_plan_yaml(gpu or device_label(), stt, tts, cpu)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return text

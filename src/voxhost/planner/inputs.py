@@ -35,6 +35,11 @@ class Throughput(_Model):
     rtf: float = Field(gt=0)
     streams: float | None = Field(default=None, gt=0)
     first_chunk_ms: float | None = None
+    # Host CPU seconds per REST request (stt) or per character (tts) on this device,
+    # measured by `voxhost bench` (process time of the request's engine path). On a
+    # GPU it is the CPU side only; on "cpu" it includes the model. None: cpu.* defaults.
+    cpu_s_per_request: float | None = Field(default=None, ge=0)
+    cpu_s_per_char: float | None = Field(default=None, ge=0)
     source: str
 
     @property
@@ -76,6 +81,9 @@ class Usage(_Model):
     speech_share: float = Field(default=0.5, gt=0, le=1)  # assumed: share of STT audio VAD keeps
     chars_per_audio_second: float = Field(default=15.0, gt=0)  # assumed: ~150 words/min English
     requests_per_player: float = 20_000.0  # assumed: utterances + TTS lines a month (WAF billing)
+    # assumed: a REST push-to-talk upload's length (bench/capacity.py's clips average 3.3 s);
+    # REST STT requests per second = REST audio seconds per second / this.
+    rest_clip_seconds: float = Field(default=3.3, gt=0)
     # Wire formats: 16 kHz 16-bit mono WAV uploads (worst case; Opus is ~8x less),
     # 128 kbit/s MP3 replies (OpenAI's default response format).
     upload_bytes_per_audio_second: float = 32_000.0
@@ -104,14 +112,37 @@ class CloudPricing(_Model):
 
 
 class CpuCost(_Model):
-    """What the server spends on the CPU (TTS runs there; live sessions cost CPU too)."""
+    """What the server spends on the CPU outside the models (a model on the CPU adds
+    its own, from its throughput row). A measured throughput row's `cpu_s_per_request`
+    / `cpu_s_per_char` wins over the REST and TTS defaults here."""
 
     # measured: live STT sessions on the H200 run (docs/benchmarks.md, 32 sessions,
     # 947% process CPU with the clients in the same process: an upper bound).
     vcpu_per_live_stream: float = Field(default=0.30, ge=0)
-    # assumed: REST uploads' CPU (decode, VAD) per audio second; not measured yet.
+    # measured: bench/capacity.py on the simulated GPU (everything but the model), REST
+    # stages: 18-25 ms of server CPU per ~3.3 s clip (docs/benchmarks.md, "Capacity").
+    cpu_s_per_rest_request: float = Field(default=0.025, ge=0)
+    # REST CPU that grows with the clip, on top of the per-request figure (which
+    # already covers a rest_clip_seconds clip): 0 unless measured apart.
     cpu_s_per_stt_audio_s: float = Field(default=0.0, ge=0)
+    # derived: the same run's TTS stages, 0.9 server CPU s per hibari stream-minute,
+    # less hibari's own 0.36 (RTF 0.006 x 60 s): 0.54 CPU s per 60 s x 15 chars/s.
+    cpu_s_per_tts_char: float = Field(default=0.0006, ge=0)
     target_utilisation: float = Field(default=0.7, gt=0, le=1)
+    source: str = "defaults: docs/planner.md, CPU budget"
+
+
+class MemoryCost(_Model):
+    """What the server holds in host memory: each worker process its models, each live session its buffers."""
+
+    # measured: the default server (all models) after warm-up, 965 MB VmHWM (issue 12).
+    server_gb: float = Field(default=0.965, gt=0)
+    workers: int = Field(default=1, ge=1)  # VOXHOST_WORKERS: each loads its own models
+    # assumed: a live session's audio ring, turn buffers and decoder state (30 s of
+    # 16 kHz float32 is 2 MB; x4 for copies in flight).
+    gb_per_live_stream: float = Field(default=0.008, ge=0)
+    reserved_gb: float = Field(default=1.5, ge=0)  # OS, ECS agent, page cache for the image
+    target_utilisation: float = Field(default=0.9, gt=0, le=1)
 
 
 class Fleet(_Model):
@@ -128,6 +159,7 @@ class Fleet(_Model):
     target_utilisation: float = Field(default=0.7, gt=0, le=1)  # headroom for latency targets
     min_gpus: int = Field(default=1, ge=1)
     ebs_gb_per_instance: float = 50.0  # ECS GPU AMI root volume + image layers
+    memory_gb_per_instance: float | None = None  # None: cost.INSTANCE_MEMORY_GB
 
     @property
     def gpu(self) -> str:
@@ -141,6 +173,15 @@ class Fleet(_Model):
             return cost.INSTANCE_VCPUS[self.instance_type]
         except KeyError:
             raise ValueError(f"no vCPU count for {self.instance_type}; set fleet.vcpus_per_instance") from None
+
+    @property
+    def memory_gb(self) -> float:
+        if self.memory_gb_per_instance is not None:
+            return self.memory_gb_per_instance
+        try:
+            return cost.INSTANCE_MEMORY_GB[self.instance_type]
+        except KeyError:
+            raise ValueError(f"no memory size for {self.instance_type}; set fleet.memory_gb_per_instance") from None
 
     def spot_share(self, instances: int) -> float:
         """Share of `instances` the stack's Auto Scaling group runs on spot."""
@@ -209,6 +250,7 @@ class PlanInputs(_Model):
     stt_model: str = "large-v3-turbo"
     tts_model: str = "hibari"  # what tts-1 runs on the server (VOXHOST_TTS_MODEL_ALIASES), on the CPU
     cpu: CpuCost = Field(default_factory=CpuCost)
+    memory: MemoryCost = Field(default_factory=MemoryCost)
     # AWS bills 730 h a month; the design document prices 720 h (30 days). Both are shown.
     hours_per_month: float = Field(default=cost.HOURS_PER_MONTH, gt=0)
     # The deployed stack's `max_tasks` (deploy/aws/cdk.json): the plan warns when a tier needs more.

@@ -22,11 +22,13 @@ class Capacity:
     tts_audio_s_per_s: float  # average synthesised seconds per wall second
     stt_gpu_load_peak: float  # GPUs busy with STT at the peak (at 100% utilisation)
     tts_gpu_load_peak: float  # GPUs busy with TTS at the peak: 0 when TTS runs on the CPU
-    vcpu_peak: float  # vCPUs busy at the peak: TTS on the CPU, live sessions, REST decoding
+    vcpu_peak: float  # vCPUs busy at the peak: TTS on the CPU, live sessions, REST requests
     gpu_bound: int  # instances the GPU load needs at the peak, at the target utilisation
     cpu_bound: int  # instances the CPU load needs at the peak, at the CPU target utilisation
-    gpus_peak: int  # instances (one GPU each) at the peak: the larger of the two, never a floor hiding the other
+    gpus_peak: int  # instances (one GPU each) at the peak: the largest bound, never a floor hiding another
     gpus_average: int  # instances the average load needs (autoscaling's floor)
+    live_streams_peak: float = 0.0  # live sessions open at the peak
+    memory_bound: int = 0  # instances the live sessions' memory needs beside each instance's servers
 
     @property
     def gpu_load_peak(self) -> float:
@@ -34,7 +36,9 @@ class Capacity:
 
     @property
     def limited_by(self) -> str:
-        return "CPU" if self.cpu_bound > self.gpu_bound else "GPU"
+        """The resource that runs out first (on a tie the GPU, the one the plan buys)."""
+        bounds = {"GPU": self.gpu_bound, "CPU": self.cpu_bound, "memory": self.memory_bound}
+        return max(bounds, key=lambda name: bounds[name])  # first of equals wins: GPU
 
 
 @dataclass
@@ -113,8 +117,23 @@ def tts_on_cpu(inputs: PlanInputs):
         return inputs.throughput_for("tts", inputs.tts_model, gpu="cpu"), True
 
 
+def cpu_per_unit(inputs: PlanInputs) -> tuple[float, float]:
+    """Host CPU seconds per REST STT request and per TTS character: a measured
+    throughput row's figure (`voxhost bench`) if it has one, else the `cpu` defaults
+    (non-model work) plus, for a TTS model on the CPU, the model's own (its RTF)."""
+    u, c = inputs.usage, inputs.cpu
+    stt = inputs.throughput_for("stt", inputs.stt_model)
+    tts, tts_cpu = tts_on_cpu(inputs)
+    per_request = stt.cpu_s_per_request if stt.cpu_s_per_request is not None else c.cpu_s_per_rest_request
+    if tts.cpu_s_per_char is not None:
+        per_char = tts.cpu_s_per_char
+    else:  # a CPU engine's RTF is CPU seconds per audio second (one thread)
+        per_char = c.cpu_s_per_tts_char + (tts.rtf / u.chars_per_audio_second if tts_cpu else 0.0)
+    return per_request, per_char
+
+
 def capacity(inputs: PlanInputs, players: int, gpus_override: int | None = None) -> Capacity:
-    u, f, c = inputs.usage, inputs.fleet, inputs.cpu
+    u, f, c, m = inputs.usage, inputs.fleet, inputs.cpu, inputs.memory
     month_s = seconds_per_month(inputs)
     stt = inputs.throughput_for("stt", inputs.stt_model)
     tts, tts_cpu = tts_on_cpu(inputs)
@@ -123,18 +142,31 @@ def capacity(inputs: PlanInputs, players: int, gpus_override: int | None = None)
     tts_rate = players * u.tts_chars_per_player / u.chars_per_audio_second / month_s
     stt_load = stt_rate * u.peak_to_average / stt.capacity
     tts_load = 0.0 if tts_cpu else tts_rate * u.peak_to_average / tts.capacity
-    # CPU seconds per wall second: a CPU engine's RTF is CPU seconds per audio second
-    # (one thread); each live session holds CPU for its whole length.
-    vcpu = (tts_rate * tts.rtf if tts_cpu else 0.0) + audio_rate * u.live_share * c.vcpu_per_live_stream \
-        + audio_rate * (1.0 - u.live_share) * c.cpu_s_per_stt_audio_s
+    # CPU seconds per wall second. Each live session holds CPU for its whole length;
+    # each REST upload (a rest_clip_seconds clip) and each character costs its share.
+    per_request, per_char = cpu_per_unit(inputs)
+    rest_audio_rate = audio_rate * (1.0 - u.live_share)
+    vcpu = audio_rate * u.live_share * c.vcpu_per_live_stream \
+        + rest_audio_rate / u.rest_clip_seconds * per_request + rest_audio_rate * c.cpu_s_per_stt_audio_s \
+        + tts_rate * u.chars_per_audio_second * per_char
     vcpu_peak = vcpu * u.peak_to_average
     gpu_bound = _gpus(stt_load + tts_load, f.target_utilisation, f.min_gpus)
     cpu_bound = _gpus(vcpu_peak / f.vcpus, c.target_utilisation, f.min_gpus)
+    # Memory: each instance's servers (one per worker) first, live sessions in the rest.
+    live_peak = audio_rate * u.live_share * u.peak_to_average
+    free_gb = f.memory_gb - f.gpus_per_instance * m.workers * m.server_gb - m.reserved_gb
+    if free_gb <= 0:
+        raise ValueError(f"{f.instance_type} has {f.memory_gb:g} GB: no room beside {m.workers} server(s) of "
+                         f"{m.server_gb:g} GB and {m.reserved_gb:g} GB reserved")
+    memory_bound = _gpus(live_peak * m.gb_per_live_stream / free_gb * f.gpus_per_instance, m.target_utilisation,
+                         f.min_gpus)
     average = max(_gpus((stt_load + tts_load) / u.peak_to_average, f.target_utilisation, f.min_gpus),
-                  _gpus(vcpu / f.vcpus, c.target_utilisation, f.min_gpus))
-    peak = max(gpu_bound, cpu_bound)
+                  _gpus(vcpu / f.vcpus, c.target_utilisation, f.min_gpus),
+                  _gpus(live_peak / u.peak_to_average * m.gb_per_live_stream / free_gb * f.gpus_per_instance,
+                        m.target_utilisation, f.min_gpus))
+    peak = max(gpu_bound, cpu_bound, memory_bound)
     return Capacity(players, stt_rate, tts_rate, stt_load, tts_load, vcpu_peak, gpu_bound, cpu_bound,
-                    gpus_override if gpus_override is not None else peak, average)
+                    gpus_override if gpus_override is not None else peak, average, live_peak, memory_bound)
 
 
 def _gpus(load: float, utilisation: float, minimum: int) -> int:

@@ -54,13 +54,14 @@ def render_plot(inputs: PlanInputs, path: Path) -> Path:
         t = tier(inputs, n, one_time=0.0)  # monthly figures only
         ax.plot([n], [t.cloud], "o", color="tab:red", ms=4)
         ax.plot([n], [t.self_hosted.on_demand], "o", color="tab:blue", ms=4)
-        ax.annotate(f"{t.capacity.gpus_peak} GPU{'s' if t.capacity.gpus_peak > 1 else ''}",
+        ax.annotate(f"{t.capacity.gpus_peak} GPU{'s' if t.capacity.gpus_peak > 1 else ''} "
+                    f"({t.capacity.limited_by} binds)",
                     (n, t.self_hosted.on_demand), textcoords="offset points", xytext=(4, -12), fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("players")
     ax.set_ylabel("monthly cost (USD)")
-    ax.set_title("voxhost: monthly cost against players (GPUs sized for the peak)")
+    ax.set_title("voxhost: monthly cost against players (instances sized for the peak by GPU, CPU or memory)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     fig.tight_layout()

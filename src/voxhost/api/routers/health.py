@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from voxhost.api.state import AppState, get_state
+from voxhost.api.supervisor import all_workers_started
 
 router = APIRouter(tags=["ops"])
 
@@ -21,7 +22,7 @@ async def ready(state: AppState = Depends(get_state)) -> JSONResponse:
         return JSONResponse({"status": "failed", "error": state.load_error}, status_code=503)
     if state.draining.is_set():
         return JSONResponse({"status": "draining"}, status_code=503)
-    if not state.ready.is_set():
+    if not state.ready.is_set() or not all_workers_started(state.settings.workers):
         return JSONResponse({"status": "loading"}, status_code=503)
     return JSONResponse({
         "status": "ready",
