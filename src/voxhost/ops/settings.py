@@ -163,6 +163,11 @@ class Settings(BaseSettings):
     # instead of 30 s. Off: 0.39x the decode time, but +2.2 WER points on 24 short clips.
     stt_rest_short_window: bool = False
 
+    # --- issue 12: TTS on the GPU (engines/onnx_device.py) ---
+    # onnxruntime provider for Kokoro and piper: auto = CUDA when this onnxruntime has it
+    # (the 'gpu' extra, CUDA image only), else the CPU; cuda falls back to the CPU with a warning.
+    tts_device: Literal["auto", "cpu", "cuda"] = "auto"
+
     # --- migration gateway (issue 13, gateway/): share traffic with a cloud API ---
     # None configured (the default): nothing ever leaves this server. With an
     # upstream, player audio and text are forwarded to it per the shares below.
