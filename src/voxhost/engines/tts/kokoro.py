@@ -157,8 +157,10 @@ class KokoroEngine(TtsEngine):
         if CUDA in wanted:
             try:
                 session = ort.InferenceSession(str(assemble_float(model)), options, providers=wanted)
-            except (AssemblyError, OSError) as exc:
-                log.warning("kokoro: no float32 graph for the GPU (%s); running on the CPU.", exc)
+            # Any failure on the way to the GPU (the rewrite, disk, onnxruntime's own exception
+            # types) must leave a working CPU engine, never a server that fails to start.
+            except Exception as exc:  # noqa: BLE001
+                log.warning("kokoro: no float32 graph on the GPU (%s); running on the CPU.", exc)
             else:
                 self.device = report(session, wanted, "kokoro")
                 if self.device == "cuda":
