@@ -98,3 +98,26 @@ def test_float_speech_matches_int8_within_tolerance(kokoro, sessions, server):
     wer_int8, wer_float = (wer(reference, [heard[k]]) for k in ("int8", "float"))
     print(f"\nround-trip WER int8 {wer_int8:.1%}, float32 {wer_float:.1%}")
     assert wer_float <= wer_int8 + 0.05, heard["float"]
+
+
+def test_cuda_that_does_not_load_leaves_the_int8_graph_on_the_cpu(kokoro, float_graph, monkeypatch, caplog):
+    """As on a GPU host whose CUDA libraries fail: onnxruntime builds the session on the
+    CPU with a warning only; the engine notices, says so, and keeps the CPU's int8 graph
+    (and its cache key), not the float one."""
+    import copy
+    import logging
+
+    import onnxruntime as ort
+
+    from voxhost.engines import onnx_device
+    from voxhost.engines.tts import kokoro as kokoro_module
+
+    engine = copy.copy(kokoro)
+    engine.device = "cuda"
+    monkeypatch.setattr(kokoro_module, "providers", lambda device, name: [onnx_device.CUDA, onnx_device.CPU])
+    with caplog.at_level(logging.WARNING, "voxhost.engines"):
+        session = engine._session_for(float_graph.with_name(TIMED_MODEL_FILE), ort.SessionOptions())
+    assert session.get_providers() == [onnx_device.CPU] and str(session._model_path).endswith(TIMED_MODEL_FILE)
+    assert engine.device == "cpu" and not engine._float
+    assert "CUDA provider did not load" in caplog.text
+    assert not kokoro.model_version.endswith(":float32")
