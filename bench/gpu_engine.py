@@ -168,7 +168,6 @@ def live_final(engine: WhisperEngine, turn: np.ndarray, rounds: int) -> dict:
 
 
 TTS_RATE = 24_000
-TTS_STREAMS = (1, 4, 8)
 
 
 def tts_prepare(out: Path) -> None:
@@ -192,7 +191,8 @@ def tts_prepare(out: Path) -> None:
     print(json.dumps({"feeds": str(out), "kokoro_int8": str(int8), "kokoro_float": str(assemble_float(int8))}))
 
 
-def tts_bench(feeds_path: Path, graphs: dict[str, tuple[Path, list[str]]], rounds: int) -> dict:
+def tts_bench(feeds_path: Path, graphs: dict[str, tuple[Path, list[str]]], rounds: int,
+              streams: list[int]) -> dict:
     """Each graph on its provider: sequential lines, then N concurrent streams (threads
     sharing one session, as the server's TTS workers do)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -220,7 +220,7 @@ def tts_bench(feeds_path: Path, graphs: dict[str, tuple[Path, list[str]]], round
         row["line_median_ms"] = 1000 * statistics.median(times)
         row["rtf"] = sum(times) / audio_s
         row["streams"] = {}
-        for n in TTS_STREAMS:
+        for n in streams:
             def stream(offset: int, session=session) -> float:
                 said = 0.0
                 for i in range(len(feeds)):
@@ -259,7 +259,7 @@ def run(args) -> dict:
         report["tts"] = tts_bench(args.tts_feeds, {
             "kokoro int8, CPU": (args.kokoro_int8, ["CPUExecutionProvider"]),
             "kokoro float32, CUDA": (args.kokoro_float, ["CUDAExecutionProvider", "CPUExecutionProvider"]),
-        }, args.rounds)
+        }, args.rounds, [int(n) for n in args.tts_streams.split(",")])
     for compute_type in ([] if args.skip_stt else args.compute_types.split(",")):
         t = time.perf_counter()
         engine = WhisperEngine("whisper", str(args.model_dir), device=args.device, compute_type=compute_type)
@@ -319,6 +319,7 @@ def main() -> None:
     parser.add_argument("--tts-feeds", type=Path, help="also measure Kokoro int8 (CPU) vs float32 (CUDA)")
     parser.add_argument("--kokoro-int8", type=Path, help="Kokoro's int8 graph (--tts-prepare prints it)")
     parser.add_argument("--kokoro-float", type=Path, help="Kokoro's float32 graph (--tts-prepare prints it)")
+    parser.add_argument("--tts-streams", default="1,4,8", help="concurrent TTS streams to measure")
     parser.add_argument("--skip-stt", action="store_true", help="TTS only")
     args = parser.parse_args()
     if args.tts_prepare:
