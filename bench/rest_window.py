@@ -10,6 +10,7 @@ on a loaded machine). `--json` keeps every clip's text and time for analysis.
 
   python bench/rest_window.py --model whisper-base            # all English clips < 6 s
   python bench/rest_window.py --model whisper-base --windows 30,15,20,25 --json out.json
+  python bench/rest_window.py --model whisper-base --encode-batch 8   # batched encoder on CPU?
 """
 
 from __future__ import annotations
@@ -30,6 +31,29 @@ from voxhost.ops.settings import Settings
 from voxhost.stt.service import options_from
 
 
+def encode_batch(engine, rows, size: int, rounds: int) -> None:
+    """Whisper's encoder alone on the CPU: one call on `size` clips' 30 s windows against
+    `size` calls of one, alternated `rounds` times so load hits both alike."""
+    from faster_whisper.audio import pad_or_trim
+
+    model = engine.model
+    feats = [model.feature_extractor(decode_audio(r.audio.read_bytes())) for r in rows[:size]]
+    stack = np.stack([pad_or_trim(f[:, : f.shape[-1] - 1]) for f in feats])
+    model.encode(stack[:1])  # warm-up
+    batched, single = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        model.encode(stack)
+        batched.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for i in range(len(stack)):
+            model.encode(stack[i : i + 1])
+        single.append(time.perf_counter() - t)
+    print(f"encoder, {len(stack)} clips' 30 s windows, load avg {os.getloadavg()[0]:.1f}: one batched call "
+          f"{np.median(batched):.2f} s, {len(stack)} single calls {np.median(single):.2f} s "
+          f"(batched/single {np.median(np.array(batched) / np.array(single)):.2f}x, median of {rounds} rounds)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="whisper-base")
@@ -37,12 +61,18 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=6.0)
     parser.add_argument("--windows", default="30,15,20,25", help="encoder windows in seconds; the first is the reference")
     parser.add_argument("--json", help="write per-clip texts and times here")
+    parser.add_argument("--encode-batch", type=int, default=0,
+                        help="instead: time one encoder call on N clips against N calls of one")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     settings = Settings(stt_models=[args.model])
     engine = SttRegistry(settings).load(args.model)
     rows = [r for r in load_manifest(lang="en") if r.duration < args.max_seconds]
     rows = rows[: args.clips] if args.clips else rows
+    if args.encode_batch:
+        encode_batch(engine, rows, args.encode_batch, args.rounds)
+        return
     base = options_from(settings, language="en", timestamps_needed=False)  # REST json
     windows = [int(w) for w in args.windows.split(",")]
     hyps: dict[int, list[str]] = {w: [] for w in windows}
