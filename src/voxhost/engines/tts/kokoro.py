@@ -139,7 +139,7 @@ class KokoroEngine(TtsEngine):
             self._styles = {k: np.asarray(npz[k], np.float32) for k in npz.files}
         self._styles.update(english)
         self._version = f"kokoro-v1.0-int8:{(data.parent / 'data' / 'model.sha256').read_text().strip()[:16]}"
-        if self._float:  # different audio (within tests/tts/test_kokoro_float.py's tolerance): its own cache key
+        if self._float:  # different audio (within tests/engines/test_kokoro_float.py's tolerance): its own cache key
             self._version += ":float32"
         self._g2p = {False: G2P(), True: G2P(british=True)}
         for g2p in self._g2p.values():

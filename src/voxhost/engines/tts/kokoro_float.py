@@ -18,7 +18,7 @@ This module undoes the pattern, weight by weight: the float weight is
 
 then drops what no output depends on. The activations are no longer rounded
 to 8 bits, so the waveform is close to, not equal to, the int8 one:
-tests/tts/test_kokoro_float.py states and checks the tolerance. The weights
+tests/engines/test_kokoro_float.py states and checks the tolerance. The weights
 stay the int8 values (no precision comes back), stored as float32 (~4x the
 file). Written once at assembly, atomically, under the same lock as the other
 assembled files.
