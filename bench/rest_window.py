@@ -1,17 +1,22 @@
-"""REST short clips: Whisper's 30 s encoder window vs a window sized to the clip
-(VOXHOST_STT_REST_SHORT_WINDOW, as live finals: at least 15 s), side by side.
+"""REST short clips: Whisper's 30 s encoder window vs shorter windows, side by side.
 
-Each clip is decoded both ways in turn (so machine load hits both alike) with the
-REST defaults (options from settings, as `stt/service.py` builds them); reports WER
-of each and the median decode-time ratio. Throughput at 1/4/8 concurrent requests
-through the server is the issue's goal and needs a quiet machine; this is the WER check.
+Each clip is decoded every way in turn (so machine load hits all alike) with the
+REST defaults (options from settings, as `stt/service.py` builds them). Reports,
+per window policy, WER (pooled and per category), how many clips' text changed,
+the total decode time, the audio-seconds decoded per second (one decode at a time: with one CTranslate2
+worker that is also the server's throughput ceiling at any concurrency) and its
+ratio to the 30 s window, and the median of each clip's time ratio (steadier
+on a loaded machine). `--json` keeps every clip's text and time for analysis.
 
-  python bench/rest_window.py --model whisper-base --clips 24
+  python bench/rest_window.py --model whisper-base            # all English clips < 6 s
+  python bench/rest_window.py --model whisper-base --windows 30,15,20,25 --json out.json
+  python bench/rest_window.py --model whisper-base --encode-batch 8   # batched encoder on CPU?
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from dataclasses import replace
@@ -23,45 +28,90 @@ from voxhost.engines.stt.registry import SttRegistry
 from voxhost.evaluation.dataset import load_manifest
 from voxhost.evaluation.wer import wer
 from voxhost.ops.settings import Settings
-from voxhost.realtime.decoding import final_window_seconds
 from voxhost.stt.service import options_from
+
+
+def encode_batch(engine, rows, size: int, rounds: int) -> None:
+    """Whisper's encoder alone on the CPU: one call on `size` clips' 30 s windows against
+    `size` calls of one, alternated `rounds` times so load hits both alike."""
+    from faster_whisper.audio import pad_or_trim
+
+    model = engine.model
+    feats = [model.feature_extractor(decode_audio(r.audio.read_bytes())) for r in rows[:size]]
+    stack = np.stack([pad_or_trim(f[:, : f.shape[-1] - 1]) for f in feats])
+    model.encode(stack[:1])  # warm-up
+    batched, single = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        model.encode(stack)
+        batched.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for i in range(len(stack)):
+            model.encode(stack[i : i + 1])
+        single.append(time.perf_counter() - t)
+    print(f"encoder, {len(stack)} clips' 30 s windows, load avg {os.getloadavg()[0]:.1f}: one batched call "
+          f"{np.median(batched):.2f} s, {len(stack)} single calls {np.median(single):.2f} s "
+          f"(batched/single {np.median(np.array(batched) / np.array(single)):.2f}x, median of {rounds} rounds)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="whisper-base")
-    parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--clips", type=int, default=0, help="first N short clips (0: all)")
     parser.add_argument("--max-seconds", type=float, default=6.0)
+    parser.add_argument("--windows", default="30,15,20,25", help="encoder windows in seconds; the first is the reference")
+    parser.add_argument("--json", help="write per-clip texts and times here")
+    parser.add_argument("--encode-batch", type=int, default=0,
+                        help="instead: time one encoder call on N clips against N calls of one")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     settings = Settings(stt_models=[args.model])
     engine = SttRegistry(settings).load(args.model)
-    rows = [r for r in load_manifest(lang="en") if r.duration < args.max_seconds][: args.clips]
+    rows = [r for r in load_manifest(lang="en") if r.duration < args.max_seconds]
+    rows = rows[: args.clips] if args.clips else rows
+    if args.encode_batch:
+        encode_batch(engine, rows, args.encode_batch, args.rounds)
+        return
     base = options_from(settings, language="en", timestamps_needed=False)  # REST json
-    configs = {
-        "30 s window": lambda d: base,
-        "clip-sized window": lambda d: replace(base, chunk_length=final_window_seconds(d)),
-        # As live finals decode: no timestamp tokens as well (REST json/text shows none).
-        "clip-sized window, text-only": lambda d: replace(base, chunk_length=final_window_seconds(d),
-                                                          without_timestamps=True),
-    }
-    hyps = {k: [] for k in configs}
-    times = {k: [] for k in configs}
+    windows = [int(w) for w in args.windows.split(",")]
+    hyps: dict[int, list[str]] = {w: [] for w in windows}
+    times: dict[int, list[float]] = {w: [] for w in windows}
+    loads = [os.getloadavg()[0]]
     for row in rows:
         audio = decode_audio(row.audio.read_bytes())
-        for label, make in configs.items():
-            options = make(row.duration)
+        for w in windows:
+            options = base if w >= 30 else replace(base, chunk_length=w)
             started = time.perf_counter()
-            hyps[label].append(engine.transcribe(audio, options).text)
-            times[label].append(time.perf_counter() - started)
+            hyps[w].append(engine.transcribe(audio, options).text)
+            times[w].append(time.perf_counter() - started)
+        loads.append(os.getloadavg()[0])
     refs = [r.text for r in rows]
-    reference = np.median(times["30 s window"])
-    print(f"\n{args.model}, {len(rows)} English clips < {args.max_seconds:g} s "
-          f"({sum(r.duration for r in rows):.0f} s of audio), load avg {os.getloadavg()[0]:.1f}\n")
-    print("| REST decode | WER | median decode s | vs 30 s window |\n|---|---|---|---|")
-    for label in hyps:
-        median = float(np.median(times[label]))
-        print(f"| {label} | {100 * wer(refs, hyps[label]):.2f}% | {median:.2f} | {median / reference:.2f}x |")
+    audio_s = sum(r.duration for r in rows)
+    ref_time = sum(times[windows[0]])
+    print(f"\n{args.model}, {len(rows)} English clips < {args.max_seconds:g} s ({audio_s:.0f} s of audio), "
+          f"load avg {min(loads):.1f}-{max(loads):.1f}\n")
+    categories = sorted({r.category for r in rows})
+    print("| window | WER | " + " | ".join(categories)
+          + " | clips changed | decode s | audio-s/s | speed | median clip time vs first |")
+    print("|---|---|" + "---|" * len(categories) + "---|---|---|---|---|")
+    for w in windows:
+        per_cat = []
+        for cat in categories:
+            pairs = [(r.text, h) for r, h in zip(rows, hyps[w]) if r.category == cat]
+            per_cat.append(f"{100 * wer([p[0] for p in pairs], [p[1] for p in pairs]):.1f}%")
+        changed = sum(a.strip() != b.strip() for a, b in zip(hyps[w], hyps[windows[0]]))
+        total = sum(times[w])
+        print(f"| {w} s | {100 * wer(refs, hyps[w]):.2f}% | " + " | ".join(per_cat)
+              + f" | {changed} | {total:.1f} | {audio_s / total:.2f} | {ref_time / total:.2f}x"
+              # Per clip, the same moment's load hits both: steadier than the totals on a busy box.
+              + f" | {np.median(np.array(times[w]) / np.array(times[windows[0]])):.2f}x |")
+    if args.json:
+        clips = [{"audio": r.audio.name, "category": r.category, "duration": r.duration, "ref": r.text,
+                  **{f"hyp_{w}": hyps[w][i] for w in windows}, **{f"s_{w}": times[w][i] for w in windows}}
+                 for i, r in enumerate(rows)]
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, "loadavg": [min(loads), max(loads)], "clips": clips}, f, indent=1)
 
 
 if __name__ == "__main__":

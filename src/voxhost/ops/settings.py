@@ -165,9 +165,14 @@ class Settings(BaseSettings):
     stt_simulated_call_ms: float = 30.0
     stt_simulated_item_ms: float = 10.0
     stt_simulated_text: str = "simulated transcript"
-    # REST clips decode in an encoder window sized to the clip (>= 15 s, as live finals)
-    # instead of 30 s. Off: 0.39x the decode time, but +2.2 WER points on 24 short clips.
+    # REST clips decode in an encoder window sized to the clip (clip + 5 s, >= 20 s) instead
+    # of 30 s. Off: 0.44x the decode time, but +0.7 WER points on the 69 short English clips.
     stt_rest_short_window: bool = False
+
+    # --- issue 12: TTS on the GPU (engines/onnx_device.py) ---
+    # onnxruntime provider for Kokoro and piper: auto = CUDA when this onnxruntime has it
+    # (the 'gpu' extra, CUDA image only), else the CPU; cuda falls back to the CPU with a warning.
+    tts_device: Literal["auto", "cpu", "cuda"] = "auto"
 
     # --- migration gateway (issue 13, gateway/): share traffic with a cloud API ---
     # None configured (the default): nothing ever leaves this server. With an

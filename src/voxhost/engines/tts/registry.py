@@ -127,6 +127,7 @@ class TtsRegistry:
             raise EngineUnavailable(f"unknown TTS engine '{name}'; known: {', '.join(factories)}")
         started = time.perf_counter()
         engine = factories[name](threads=max(1, self.settings.tts_threads), models_dir=self.settings.models_dir)
+        engine.device = self.settings.tts_device
         engine.load()
         if warm_up:
             engine.warm_up()
