@@ -3,8 +3,35 @@
 from __future__ import annotations
 
 from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
 
 from voxhost.errors import InvalidRequest, PayloadTooLarge
+from voxhost.ops.settings import Settings
+
+# Multipart overhead allowed on top of the audio itself.
+FORM_OVERHEAD_BYTES = 256 * 1024
+
+
+def body_limit(settings: Settings) -> int:
+    """The most a request body may hold (BodySizeLimit answers 413 beyond it)."""
+    return settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+
+
+async def read_form(request: Request, settings: Settings, field: str = "file") -> FormData:
+    """The multipart body. Too large surfaces as PayloadTooLarge from BodySizeLimit
+    (raised from receive()); Starlette's own part limit is set to the body limit so
+    that its exception (one type for every problem) can only mean malformed."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise InvalidRequest(
+            f"Expected a multipart/form-data body with an audio '{field}' field.", param=field
+        )
+    try:
+        return await request.form(max_part_size=body_limit(settings))
+    except InvalidRequest:  # PayloadTooLarge among them
+        raise
+    except Exception as exc:  # malformed multipart
+        raise InvalidRequest(f"Malformed multipart body: {str(exc)[:200]}", param=field) from exc
 
 
 def text_field(form: FormData, name: str, default: str | None = None, max_chars: int | None = None) -> str | None:

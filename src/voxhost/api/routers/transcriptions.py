@@ -23,7 +23,7 @@ from voxhost.api.protocol.transcriptions import (
 from voxhost.api.state import AppState, require_ready
 from voxhost.api.disconnect import unless_disconnected
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
-from voxhost.errors import InvalidRequest, Overloaded, PayloadTooLarge
+from voxhost.errors import InvalidRequest, Overloaded
 from voxhost.stt.service import SttService
 
 # Whisper keeps only the last 223 prompt tokens (~1,000 characters); a 1 MB
@@ -74,21 +74,7 @@ class SttRequest:
 
 
 async def _read_form(request: Request, state: AppState, field: str = "file") -> FormData:
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise InvalidRequest(
-            f"Expected a multipart/form-data body with an audio '{field}' field.", param=field
-        )
-    try:
-        return await request.form(max_part_size=state.settings.max_upload_bytes + 1)
-    except InvalidRequest:
-        raise
-    except Exception as exc:  # malformed multipart
-        if "maximum size" in str(exc).lower():
-            raise PayloadTooLarge(
-                f"The file is larger than the limit of {state.settings.max_upload_bytes} bytes.", param=field
-            ) from exc
-        raise InvalidRequest(f"Malformed multipart body: {str(exc)[:200]}", param=field) from exc
+    return await forms.read_form(request, state.settings, field)
 
 
 async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
