@@ -114,7 +114,8 @@ def invalid_request(errors: Sequence[Mapping]) -> InvalidRequest:
     if first.get("type") == "json_invalid":  # its loc is a character offset, not a field
         message = f"The request body is not valid JSON: {first.get('ctx', {}).get('error', 'parse error')}."
         return InvalidRequest(message, code="invalid_json")
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form")]
+    # `param` names the field, not an index into it (timestamp_granularities, not .0).
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form") and not isinstance(p, int)]
     param = ".".join(loc) or None
     message = first.get("msg", "Invalid request")
     if param:

@@ -30,7 +30,8 @@ from voxhost.api.state import AppState
 from voxhost.errors import CloseCode, InvalidRequest, NotReady, Overloaded, SessionEnded, SessionRejected, VoxhostError
 from voxhost.realtime import events as ev
 from voxhost.realtime.config import SessionConfig, SessionLimits
-from voxhost.realtime.session import SchedulerDecoder, TranscriptionSession, new_id
+from voxhost.ids import new_id
+from voxhost.realtime.session import SchedulerDecoder, TranscriptionSession
 from voxhost.scheduler.sessions import DRAINING_MESSAGE
 
 log = logging.getLogger("voxhost.realtime")
