@@ -1,10 +1,30 @@
-"""Domain errors. Raised anywhere; mapped to HTTP/WebSocket responses in api/errors.py.
+"""Domain errors and the transport-neutral part of how they go on the wire.
 
-Domain code never imports FastAPI: it raises one of these with the OpenAI
-error `type`, `code` and offending `param`, and the API layer renders them.
+Domain code never imports FastAPI: it raises one of these, and each class
+carries everything any transport needs to answer it:
+- the OpenAI error body (`to_dict`, built only by `error_body` below; the
+  gateway builds its own errors with the same function);
+- the HTTP status (`status_code`) and how long to wait before retrying
+  (`retry_after`, seconds; api/errors.py turns it into the Retry-After header);
+- the WebSocket close code (`close_code`, one of `CloseCode`) for errors that
+  end a live session.
+api/errors.py is the only place that turns these into HTTP responses (the
+exception handlers and the raw-ASGI sender the middleware uses);
+api/protocol/realtime.py puts the same body into realtime `error` events.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes (RFC 6455) this server and its gateway send."""
+
+    NORMAL = 1000  # the session ended (expired, idle); not worth retrying as is
+    POLICY = 1008  # refused: bad key, origin or intent
+    INTERNAL = 1011  # the server (or the gateway's upstream) failed
+    TRY_AGAIN = 1013  # at capacity, rate limited, not ready, draining: retry later
 
 
 # Error messages quote what the client sent; a 20 KB model name must not
@@ -19,10 +39,17 @@ def echo(value: object) -> str:
     return text if len(text) <= MAX_ECHO_CHARS else text[:MAX_ECHO_CHARS] + "..."
 
 
+def error_body(message: str, *, type_: str, param: str | None = None, code: str | None = None) -> dict:
+    """OpenAI's error object: every non-2xx JSON body and realtime error has this shape."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
 class VoxhostError(Exception):
     status_code = 500
     error_type = "server_error"
     code: str | None = None
+    close_code = CloseCode.INTERNAL
+    retry_after: float | None = None  # seconds; set on errors a client should retry
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         if len(message) > MAX_MESSAGE_CHARS:  # backstop for messages that quote input unshortened
@@ -34,19 +61,19 @@ class VoxhostError(Exception):
             self.code = code
 
     def to_dict(self) -> dict:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.error_type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
+        return error_body(self.message, type_=self.error_type, param=self.param, code=self.code)
 
 
 class InvalidRequest(VoxhostError):
     status_code = 400
     error_type = "invalid_request_error"
+    close_code = CloseCode.POLICY
+
+
+class SessionEnded(InvalidRequest):
+    """A live session reached its maximum duration or sat idle: closed normally."""
+
+    close_code = CloseCode.NORMAL
 
 
 class InvalidAudio(InvalidRequest):
@@ -70,12 +97,14 @@ class AuthenticationError(VoxhostError):
     status_code = 401
     error_type = "invalid_request_error"
     code = "invalid_api_key"
+    close_code = CloseCode.POLICY
 
 
 class RateLimited(VoxhostError):
     status_code = 429
     error_type = "rate_limit_error"
     code = "rate_limit_exceeded"
+    close_code = CloseCode.TRY_AGAIN
 
     def __init__(self, message: str, *, retry_after: float = 1.0, **kw):
         super().__init__(message, **kw)
@@ -89,9 +118,13 @@ class Overloaded(RateLimited):
 
 
 class NotReady(VoxhostError):
+    """Models are still loading (or the server is going away): retry shortly."""
+
     status_code = 503
     error_type = "server_error"
     code = "not_ready"
+    close_code = CloseCode.TRY_AGAIN
+    retry_after = 5.0
 
 
 class Draining(NotReady):
@@ -106,6 +139,7 @@ class OriginNotAllowed(VoxhostError):
     status_code = 403
     error_type = "invalid_request_error"
     code = "origin_not_allowed"
+    close_code = CloseCode.POLICY
 
 
 class DeadlineExceeded(Overloaded):
@@ -115,11 +149,11 @@ class DeadlineExceeded(Overloaded):
 
 
 class SessionRejected(VoxhostError):
-    """A new live session can't be admitted (capacity, per-key limit, draining).
-
-    WebSocket routes close with `close_code` (1013 Try Again Later)."""
+    """A new live session can't be admitted (capacity, per-key limit, draining):
+    WebSocket routes close with 1013 Try Again Later."""
 
     status_code = 503
     error_type = "server_error"
     code = "session_rejected"
-    close_code = 1013
+    close_code = CloseCode.TRY_AGAIN
+    retry_after = 1.0

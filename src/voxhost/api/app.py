@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 
 from voxhost.api.errors import ERROR_RESPONSES, install_error_handlers, truthful_responses
 from voxhost.api.lifecycle import start_target_drain_watch
+from voxhost.api.forms import body_limit
 from voxhost.api.middleware import PROBE_PATHS, BodySizeLimit, Gatekeeper, RequestAccounting
 from voxhost.api.origins import install_cors
 from voxhost.api.supervisor import mark_worker_ready
@@ -37,8 +38,6 @@ from voxhost.tts.service import SpeechService
 
 log = logging.getLogger("voxhost")
 
-# Multipart overhead allowed on top of the audio itself.
-FORM_OVERHEAD_BYTES = 256 * 1024
 TRIM_INTERVAL_S = 10.0  # how soon after load stops memory is handed back
 
 
@@ -124,7 +123,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     settings = settings or get_settings()
     # Uploads stay in memory: Starlette would otherwise spool parts over 1 MB
     # to a temp file, and player audio must not touch disk unless configured.
-    MultiPartParser.spool_max_size = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+    MultiPartParser.spool_max_size = body_limit(settings)
     state = build_state(settings)
     if state.keys.open:
         log.warning("no API keys configured: every route is open (fine for local use; "
@@ -176,7 +175,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     # body size, then the migration gateway (local or upstream, per request).
     if state.gateway is not None:
         app.add_middleware(_GatewayMiddleware, gateway=state.gateway)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(BodySizeLimit, max_bytes=body_limit(settings))
     app.add_middleware(Gatekeeper, state=state)
     app.add_middleware(RequestAccounting, state=state)
     install_cors(app, settings.cors_origins)

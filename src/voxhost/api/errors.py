@@ -1,8 +1,17 @@
-"""The one place that turns errors into OpenAI-shaped HTTP responses."""
+"""The one place that turns errors into HTTP responses.
+
+voxhost/errors.py says what an error is (OpenAI body, status, retry delay,
+WebSocket close code); this module renders it for HTTP: the exception
+handlers FastAPI calls, `send_error` for raw-ASGI middleware (413, 401,
+429, 503 before the app runs), the Retry-After header, and the error schema
+the OpenAPI document promises. Nothing else builds an error response.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Mapping, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,7 +20,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voxhost.api.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected
-from voxhost.errors import VoxhostError
+from voxhost.errors import InvalidRequest, VoxhostError
 
 log = logging.getLogger("voxhost.api")
 
@@ -59,44 +68,63 @@ def truthful_responses(schema: dict, open_paths: frozenset[str]) -> dict:
     return schema
 
 
-def error_body(message: str, *, type_: str, param: str | None = None, code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+def error_headers(exc: VoxhostError) -> dict[str, str]:
+    """Retry-After (whole seconds, at least 1) for errors a client should retry."""
+    if exc.retry_after is None:
+        return {}
+    return {"Retry-After": str(max(1, int(round(exc.retry_after))))}
 
 
-def retry_after(exc: VoxhostError) -> str | None:
-    """The Retry-After header value (whole seconds) for errors a client should retry."""
-    seconds = getattr(exc, "retry_after", None)
-    return None if seconds is None else str(max(1, int(round(seconds))))
+def error_response(exc: VoxhostError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers={**(headers or {}), **error_headers(exc)})
+
+
+async def send_error(send, exc: VoxhostError, *, websocket_denial: bool = False) -> None:
+    """The same response as the exception handlers, for raw-ASGI middleware that
+    answers before the app runs. `websocket_denial`: as a WebSocket handshake
+    denial (`websocket.http.response`), which carries an HTTP status and body."""
+    body = json.dumps(exc.to_dict()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in error_headers(exc).items()]
+    prefix = "websocket.http.response" if websocket_denial else "http.response"
+    await send({"type": f"{prefix}.start", "status": exc.status_code, "headers": headers})
+    await send({"type": f"{prefix}.body", "body": body})
+
+
+class _RouteError(VoxhostError):
+    """Starlette's own HTTP errors (404 no such route, 405 wrong method), in OpenAI's shape."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = "invalid_request_error" if status_code < 500 else "server_error"
 
 
 def _voxhost_error(_: Request, exc: VoxhostError) -> JSONResponse:
-    headers = {"Retry-After": retry_after(exc)} if retry_after(exc) is not None else {}
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+    return error_response(exc)
 
 
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0] if exc.errors() else {}
+    return error_response(invalid_request(exc.errors()))
+
+
+def invalid_request(errors: Sequence[Mapping]) -> InvalidRequest:
+    """Pydantic's first complaint as an OpenAI 400 naming the field (`param`)."""
+    first = errors[0] if errors else {}
     if first.get("type") == "json_invalid":  # its loc is a character offset, not a field
         message = f"The request body is not valid JSON: {first.get('ctx', {}).get('error', 'parse error')}."
-        return JSONResponse(error_body(message, type_="invalid_request_error", code="invalid_json"), status_code=400)
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form")]
+        return InvalidRequest(message, code="invalid_json")
+    # `param` names the field, not an index into it (timestamp_granularities, not .0).
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form") and not isinstance(p, int)]
     param = ".".join(loc) or None
     message = first.get("msg", "Invalid request")
     if param:
         message = f"Invalid value for '{param}': {message}"
-    return JSONResponse(
-        error_body(message, type_="invalid_request_error", param=param, code="invalid_value"),
-        status_code=400,
-    )
+    return InvalidRequest(message, param=param, code="invalid_value")
 
 
 def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
-    return JSONResponse(
-        error_body(str(exc.detail), type_=type_, code=None),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
-    )
+    return error_response(_RouteError(exc.status_code, str(exc.detail)), headers=getattr(exc, "headers", None))
 
 
 def _client_gone(_: Request, exc: ClientDisconnected) -> Response:
@@ -105,9 +133,7 @@ def _client_gone(_: Request, exc: ClientDisconnected) -> Response:
 
 def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return JSONResponse(
-        error_body("Internal server error", type_="server_error", code="internal_error"), status_code=500
-    )
+    return error_response(VoxhostError("Internal server error", code="internal_error"))
 
 
 def install_error_handlers(app: FastAPI) -> None:

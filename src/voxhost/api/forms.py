@@ -1,10 +1,42 @@
-"""Multipart form helpers: typed field access with OpenAI-shaped errors."""
+"""Multipart forms: read within the size limit, then validated by the pydantic
+wire model of the route (api/protocol/), with OpenAI-shaped errors."""
 
 from __future__ import annotations
 
-from starlette.datastructures import FormData, UploadFile
+from typing import TypeVar, get_origin
 
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+
+from voxhost.api.errors import invalid_request
 from voxhost.errors import InvalidRequest, PayloadTooLarge
+from voxhost.ops.settings import Settings
+
+# Multipart overhead allowed on top of the audio itself.
+FORM_OVERHEAD_BYTES = 256 * 1024
+
+
+def body_limit(settings: Settings) -> int:
+    """The most a request body may hold (BodySizeLimit answers 413 beyond it)."""
+    return settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+
+
+async def read_form(request: Request, settings: Settings, field: str = "file") -> FormData:
+    """The multipart body. Too large surfaces as PayloadTooLarge from BodySizeLimit
+    (raised from receive()); Starlette's own part limit is set to the body limit so
+    that its exception (one type for every problem) can only mean malformed."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise InvalidRequest(
+            f"Expected a multipart/form-data body with an audio '{field}' field.", param=field
+        )
+    try:
+        return await request.form(max_part_size=body_limit(settings))
+    except InvalidRequest:  # PayloadTooLarge among them
+        raise
+    except Exception as exc:  # malformed multipart
+        raise InvalidRequest(f"Malformed multipart body: {str(exc)[:200]}", param=field) from exc
 
 
 def text_field(form: FormData, name: str, default: str | None = None, max_chars: int | None = None) -> str | None:
@@ -17,53 +49,6 @@ def text_field(form: FormData, name: str, default: str | None = None, max_chars:
         raise InvalidRequest(f"'{name}' is longer than {max_chars} characters.", param=name, code="invalid_value")
     value = value.strip()
     return value if value else default
-
-
-def float_field(form: FormData, name: str, default: float, lo: float, hi: float) -> float:
-    raw = text_field(form, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidRequest(f"'{name}' must be a number, got {raw[:40]!r}.", param=name) from None
-    if not lo <= value <= hi:
-        raise InvalidRequest(f"'{name}' must be between {lo:g} and {hi:g}, got {value:g}.", param=name)
-    return value
-
-
-def int_field(form: FormData, name: str, default: int, lo: int, hi: int) -> int:
-    raw = text_field(form, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"'{name}' must be an integer, got {raw[:40]!r}.", param=name) from None
-    if not lo <= value <= hi:
-        raise InvalidRequest(f"'{name}' must be between {lo} and {hi}, got {value}.", param=name)
-    return value
-
-
-def bool_field(form: FormData, name: str, default: bool) -> bool:
-    raw = text_field(form, name)
-    if raw is None:
-        return default
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise InvalidRequest(f"'{name}' must be true or false, got {raw[:40]!r}.", param=name)
-
-
-def choice_field(form: FormData, name: str, default: str, choices: tuple[str, ...]) -> str:
-    raw = text_field(form, name, default)
-    if raw not in choices:
-        raise InvalidRequest(
-            f"'{name}' must be one of {', '.join(choices)}; got {raw[:40]!r}.", param=name
-        )
-    return raw
 
 
 def list_field(form: FormData, name: str) -> list[str]:
@@ -93,3 +78,25 @@ async def file_field(form: FormData, name: str, max_bytes: int) -> tuple[bytes, 
             f"The file is larger than the limit of {max_bytes} bytes.", param=name
         )
     return data, upload.filename or "audio"
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse(form: FormData, model: type[Model], **uploads: bytes) -> Model:
+    """The form's text fields validated by `model`, with `uploads` (files already
+    read by `file_field`). Blank fields count as absent; a bad value is a 400
+    naming the field."""
+    data: dict = dict(uploads)
+    for name, field in model.model_fields.items():
+        if name in uploads:
+            continue
+        if get_origin(field.annotation) is list:
+            if values := list_field(form, name):
+                data[name] = values
+        elif (value := text_field(form, name)) is not None:
+            data[name] = value
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:  # the field is the first step of `loc`; the rest name union members
+        raise invalid_request([{**error, "loc": error["loc"][:1]} for error in exc.errors()]) from None

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from starlette.datastructures import Headers, QueryParams
 
-from voxhost.api.errors import error_body, retry_after
+from voxhost.api.errors import send_error
 from voxhost.api.origins import check_websocket_origin
 from voxhost.errors import (
     AuthenticationError,
+    CloseCode,
     Draining,
-    OriginNotAllowed,
-    RateLimited,
     PayloadTooLarge,
-    SessionRejected,
+    RateLimited,
     VoxhostError,
 )
 from voxhost.ops import context
@@ -76,18 +74,7 @@ class BodySizeLimit:
                 raise
 
     async def _reject(self, send):
-        body = json.dumps(
-            error_body(
-                f"Request body is larger than the limit of {self.max_bytes} bytes.",
-                type_="invalid_request_error",
-                param="file",
-                code="payload_too_large",
-            )
-        ).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, _TooLarge(self.max_bytes))
 
 
 class _TooLarge(PayloadTooLarge):
@@ -226,25 +213,15 @@ class Gatekeeper:
 
 
 async def _deny(scope, receive, send, exc: VoxhostError) -> None:
-    headers = [(b"content-type", b"application/json")]
-    if retry_after(exc) is not None:
-        headers.append((b"retry-after", retry_after(exc).encode()))
-    body = json.dumps(exc.to_dict()).encode()
-    headers.append((b"content-length", str(len(body)).encode()))
     if scope["type"] == "http":
-        await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return
-    if isinstance(exc, (AuthenticationError, OriginNotAllowed)):
+        return await send_error(send, exc)
+    if exc.close_code == CloseCode.POLICY:  # bad key or origin: refused at the handshake
         if "websocket.http.response" in scope.get("extensions", {}):
-            # A 401 at the handshake, with the same JSON body as HTTP.
-            await send({"type": "websocket.http.response.start", "status": exc.status_code, "headers": headers})
-            await send({"type": "websocket.http.response.body", "body": body})
-        else:
-            await send({"type": "websocket.close", "code": 1008})
-        return
+            # A 401/403 with the same JSON body as HTTP.
+            return await send_error(send, exc, websocket_denial=True)
+        return await send({"type": "websocket.close", "code": exc.close_code})
     # Overload, rate limit, drain: accept, then close with 1013 (Try Again
     # Later) and the reason, which is what a live client is built to handle.
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
-    await send({"type": "websocket.close", "code": SessionRejected.close_code, "reason": exc.message[:120]})
+    await send({"type": "websocket.close", "code": exc.close_code, "reason": exc.message[:120]})

@@ -29,7 +29,8 @@ from voxhost.gateway.metrics import GatewayMetrics
 from voxhost.gateway.policy import MAX_PLAYER_ID, ROUTE_HEADER, RoutePath, Served, local_state, wants_local
 from voxhost.gateway.realtime import PATH as REALTIME_PATH, RealtimeProxy
 from voxhost.gateway.shadow import LocalResult, Shadow
-from voxhost.gateway.upstream import PASS_HEADERS, Upstream, UpstreamFailure, error_body
+from voxhost.errors import error_body
+from voxhost.gateway.upstream import PASS_HEADERS, Upstream, UpstreamFailure
 from voxhost.ops import context
 from voxhost.ops.auth import extract_api_key
 from voxhost.ops.cost import cloud_usd

@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from voxhost.api.protocol.realtime import error_event
-from voxhost.errors import VoxhostError
+from voxhost.errors import CloseCode, VoxhostError
 from voxhost.gateway.config import GatewayConfig
 from voxhost.gateway.metrics import GatewayMetrics
 from voxhost.gateway.policy import MAX_PLAYER_ID, ROUTE_HEADER, RoutePath, Served, wants_local
@@ -54,8 +54,6 @@ ROUTE = "realtime"
 SEND_TIMEOUT_S = 15.0  # as the local router: a client that stops reading is dropped
 MAX_UPSTREAM_EVENT_BYTES = 4 * 1024 * 1024  # server events are transcripts; bounds one frame's memory
 MAX_QUEUE = 16  # upstream frames buffered before its reads pause (websockets' flow control)
-CLOSE_TRY_AGAIN = 1013
-CLOSE_INTERNAL = 1011
 # Query parameters passed upstream; anything else (a player's ?api_key=) stays here.
 PASS_QUERY = ("intent", "model")
 # Close codes that may not be sent in a close frame (RFC 6455 7.4.1): replaced on the other side.
@@ -63,6 +61,8 @@ UNSENDABLE = {1005, 1006, 1015}
 
 
 class UpstreamSessionFailure(VoxhostError):
+    close_code = CloseCode.TRY_AGAIN  # another try may reach the upstream (or a local server)
+
     def __init__(self, message: str, code: str):
         super().__init__(message, code=code)
 
@@ -147,10 +147,10 @@ class RealtimeProxy:
 
     async def _refuse(self, send, served: Served, message: str, kind: str) -> None:
         await send({"type": "websocket.accept", "headers": [(ROUTE_HEADER, served.value.encode())]})
-        event = error_event(UpstreamSessionFailure(message, f"upstream_{kind}"))
+        error = UpstreamSessionFailure(message, f"upstream_{kind}")
         with contextlib.suppress(Exception):
-            await send({"type": "websocket.send", "text": json.dumps(event, ensure_ascii=False)})
-            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN, "reason": message[:120]})
+            await send({"type": "websocket.send", "text": json.dumps(error_event(error), ensure_ascii=False)})
+            await send({"type": "websocket.close", "code": error.close_code, "reason": message[:120]})
 
 
 def _connect_failure(exc: Exception) -> tuple[str, str]:
@@ -191,7 +191,7 @@ async def _pump(upstream: ClientConnection, receive, send, metrics: GatewayMetri
         code, reason = upstream.close_code, upstream.close_reason or ""
         if code is None or code == 1006:  # the connection dropped without a close frame
             metrics.upstream_errors.labels(ROUTE, "cut").inc()
-            code, reason = CLOSE_INTERNAL, "The upstream provider's connection was lost."
+            code, reason = CloseCode.INTERNAL, "The upstream provider's connection was lost."
         elif code in UNSENDABLE:  # 1005: closed without a code
             code = 1000
         with contextlib.suppress(Exception):

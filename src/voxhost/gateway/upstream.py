@@ -18,6 +18,7 @@ from typing import AsyncIterator
 import httpx
 from starlette.datastructures import FormData, UploadFile
 
+from voxhost.errors import error_body
 from voxhost.gateway.config import GatewayConfig
 
 # voxhost-only form fields: an OpenAI upstream would refuse or ignore them.
@@ -39,10 +40,6 @@ class UpstreamFailure(Exception):
         self.body = body
         self.kind = kind  # metric label: unreachable, timeout, status_4xx, status_429, status_5xx
         self.headers = headers or {}
-
-
-def error_body(message: str, *, type_: str, code: str | None, param: str | None = None) -> dict:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 class Upstream:

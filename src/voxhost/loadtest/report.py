@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from voxhost.plotting import pyplot
+from voxhost.errors import CloseCode
 from voxhost.loadtest.runner import LoadResult
 
 OK = {200, 1000}
-REJECTED = {429, 503, 1013}
+REJECTED = {429, 503, CloseCode.TRY_AGAIN}
 
 
 def summarize(result: LoadResult) -> list[dict]:

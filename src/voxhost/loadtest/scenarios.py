@@ -15,6 +15,7 @@ import httpx
 
 from voxhost.audio.decode import decode_audio
 from voxhost.audio.pcm import WHISPER_RATE
+from voxhost.errors import CloseCode
 from voxhost.loadtest.realtime_client import pcm16, session_update, stream
 
 log = logging.getLogger("voxhost.loadtest")
@@ -125,12 +126,12 @@ class LiveTranscription(Scenario):
             for at, event in result.events:
                 kind = event.get("type", "")
                 if kind == "conversation.item.input_audio_transcription.completed":
-                    return Sample(self.route, start, at - start, 1000)
+                    return Sample(self.route, start, at - start, CloseCode.NORMAL)
                 if kind == "conversation.item.input_audio_transcription.failed":
                     # A turn the server shed because it was behind real time is a
                     # rejection (like 429), anything else an error.
                     overloaded = (event.get("error") or {}).get("code") == "server_overloaded"
-                    return Sample(self.route, start, at - start, 1013 if overloaded else 4000)
+                    return Sample(self.route, start, at - start, CloseCode.TRY_AGAIN if overloaded else 4000)
                 if kind == "error":
                     log.warning("live turn error: %s", (event.get("error") or {}).get("message"))
                     return Sample(self.route, start, at - start, 4000)

@@ -9,13 +9,14 @@ finds no context and records nothing).
 
 from __future__ import annotations
 
-import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from voxhost.ids import new_id
+
 
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    return new_id("req")
 
 
 @dataclass

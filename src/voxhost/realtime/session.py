@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
@@ -36,6 +35,7 @@ import numpy as np
 from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.features import IncrementalMel, with_features
 from voxhost.errors import InvalidRequest, Overloaded, VoxhostError
+from voxhost.ids import new_id
 from voxhost.realtime import events as ev
 from voxhost.realtime.audio import PcmInput
 from voxhost.realtime.buffer import AudioBuffer
@@ -66,10 +66,6 @@ class _Speculation:
 def _retrieve(task: asyncio.Task) -> None:
     if not task.cancelled():
         task.exception()
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:22]}"
 
 
 def _ms(samples: int) -> int:

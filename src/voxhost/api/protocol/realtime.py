@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import replace
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 from voxhost.errors import InvalidRequest, VoxhostError
+from voxhost.ids import new_id
 from voxhost.realtime import events as ev
 from voxhost.realtime.audio import SUPPORTED_RATES
 from voxhost.realtime.config import SessionConfig
@@ -47,7 +49,7 @@ _EAGERNESS_SILENCE_MS = {"low": 1200, "medium": 800, "auto": 800, "high": 500}
 
 
 def event_id() -> str:
-    return f"event_{uuid.uuid4().hex[:22]}"
+    return new_id("event")
 
 
 def decode_client_event(text: str) -> dict:
@@ -271,38 +273,109 @@ def session_event(kind: str, c: SessionConfig, generation: Generation, session_i
     }
 
 
-def _error_wire(error: VoxhostError, client_event_id: str | None = None) -> dict:
-    body = {"type": error.error_type, "code": error.code, "message": error.message, "param": error.param}
-    body["event_id"] = client_event_id
-    return body
+class _ServerEvent(BaseModel):
+    """Every server event: its `type` (a Literal per event) and a fresh `event_id`."""
+
+    type: str
+    event_id: str = Field(default_factory=event_id)
+
+
+class RealtimeErrorDetail(BaseModel):
+    """OpenAI's error object as realtime events carry it: the REST body's fields
+    plus the `event_id` of the client event that caused it."""
+
+    type: str
+    code: str | None
+    message: str
+    param: str | None
+    event_id: str | None = None
+
+    @classmethod
+    def of(cls, error: VoxhostError, client_event_id: str | None = None) -> "RealtimeErrorDetail":
+        return cls(**error.to_dict()["error"], event_id=client_event_id)
+
+
+class SpeechStartedEvent(_ServerEvent):
+    type: Literal["input_audio_buffer.speech_started"] = "input_audio_buffer.speech_started"
+    audio_start_ms: int
+    item_id: str
+
+
+class SpeechStoppedEvent(_ServerEvent):
+    type: Literal["input_audio_buffer.speech_stopped"] = "input_audio_buffer.speech_stopped"
+    audio_end_ms: int
+    item_id: str
+
+
+class CommittedEvent(_ServerEvent):
+    type: Literal["input_audio_buffer.committed"] = "input_audio_buffer.committed"
+    previous_item_id: str | None
+    item_id: str
+
+
+class ClearedEvent(_ServerEvent):
+    type: Literal["input_audio_buffer.cleared"] = "input_audio_buffer.cleared"
+
+
+class TranscriptionDeltaEvent(_ServerEvent):
+    type: Literal["conversation.item.input_audio_transcription.delta"] = (
+        "conversation.item.input_audio_transcription.delta")
+    item_id: str
+    content_index: int = 0
+    delta: str
+
+
+class DurationUsage(BaseModel):
+    type: Literal["duration"] = "duration"
+    seconds: float
+
+
+class TranscriptionCompletedEvent(_ServerEvent):
+    type: Literal["conversation.item.input_audio_transcription.completed"] = (
+        "conversation.item.input_audio_transcription.completed")
+    item_id: str
+    content_index: int = 0
+    transcript: str
+    usage: DurationUsage
+
+
+class TranscriptionFailedEvent(_ServerEvent):
+    type: Literal["conversation.item.input_audio_transcription.failed"] = (
+        "conversation.item.input_audio_transcription.failed")
+    item_id: str
+    content_index: int = 0
+    error: RealtimeErrorDetail
+
+
+class ErrorEvent(_ServerEvent):
+    type: Literal["error"] = "error"
+    error: RealtimeErrorDetail
+
+
+def _wire_model(event: ev.Event) -> _ServerEvent:
+    if isinstance(event, ev.SpeechStarted):
+        return SpeechStartedEvent(audio_start_ms=event.audio_start_ms, item_id=event.item_id)
+    if isinstance(event, ev.SpeechStopped):
+        return SpeechStoppedEvent(audio_end_ms=event.audio_end_ms, item_id=event.item_id)
+    if isinstance(event, ev.Committed):
+        return CommittedEvent(previous_item_id=event.previous_item_id, item_id=event.item_id)
+    if isinstance(event, ev.Cleared):
+        return ClearedEvent()
+    if isinstance(event, ev.TranscriptDelta):
+        return TranscriptionDeltaEvent(item_id=event.item_id, delta=event.delta)
+    if isinstance(event, ev.TranscriptCompleted):
+        return TranscriptionCompletedEvent(item_id=event.item_id, transcript=event.transcript,
+                                           usage=DurationUsage(seconds=round(event.audio_seconds, 3)))
+    if isinstance(event, ev.TranscriptFailed):
+        return TranscriptionFailedEvent(item_id=event.item_id, error=RealtimeErrorDetail.of(event.error))
+    if isinstance(event, ev.Error):
+        return ErrorEvent(error=RealtimeErrorDetail.of(event.error, event.client_event_id))
+    raise TypeError(f"unknown event {event!r}")
 
 
 def render(event: ev.Event) -> dict:
-    eid = event_id()
-    if isinstance(event, ev.SpeechStarted):
-        return {"type": "input_audio_buffer.speech_started", "event_id": eid,
-                "audio_start_ms": event.audio_start_ms, "item_id": event.item_id}
-    if isinstance(event, ev.SpeechStopped):
-        return {"type": "input_audio_buffer.speech_stopped", "event_id": eid,
-                "audio_end_ms": event.audio_end_ms, "item_id": event.item_id}
-    if isinstance(event, ev.Committed):
-        return {"type": "input_audio_buffer.committed", "event_id": eid,
-                "previous_item_id": event.previous_item_id, "item_id": event.item_id}
-    if isinstance(event, ev.Cleared):
-        return {"type": "input_audio_buffer.cleared", "event_id": eid}
-    if isinstance(event, ev.TranscriptDelta):
-        return {"type": "conversation.item.input_audio_transcription.delta", "event_id": eid,
-                "item_id": event.item_id, "content_index": 0, "delta": event.delta}
-    if isinstance(event, ev.TranscriptCompleted):
-        return {"type": "conversation.item.input_audio_transcription.completed", "event_id": eid,
-                "item_id": event.item_id, "content_index": 0, "transcript": event.transcript,
-                "usage": {"type": "duration", "seconds": round(event.audio_seconds, 3)}}
-    if isinstance(event, ev.TranscriptFailed):
-        return {"type": "conversation.item.input_audio_transcription.failed", "event_id": eid,
-                "item_id": event.item_id, "content_index": 0, "error": _error_wire(event.error)}
-    if isinstance(event, ev.Error):
-        return {"type": "error", "event_id": eid, "error": _error_wire(event.error, event.client_event_id)}
-    raise TypeError(f"unknown event {event!r}")
+    """A session event as the JSON object sent to the client."""
+    return _wire_model(event).model_dump(mode="json")
 
 
 def error_event(error: VoxhostError, client_event_id: str | None = None) -> dict:

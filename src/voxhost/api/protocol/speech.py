@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any, AsyncIterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voxhost.api.protocol import sse
 from voxhost.tts.designs import VoiceDesign
 from voxhost.tts.timing import Marks
 
@@ -57,20 +57,16 @@ class SpeechRequest(BaseModel):
         return None
 
 
-def sse_event(event: dict) -> bytes:
-    return f"data: {json.dumps(event)}\n\n".encode()
-
-
 async def sse_events(chunks: AsyncIterator[bytes | Marks], input_tokens: int) -> AsyncIterator[bytes]:
     """`speech.audio.delta` per piece of encoded audio (base64), then `speech.audio.done`.
     With timestamps, each piece's `speech.word` and `speech.viseme` events come before its audio."""
     async for chunk in chunks:
         if isinstance(chunk, Marks):
             for event in chunk:
-                yield sse_event(event)
+                yield sse.encode(event)
             continue
         for start in range(0, len(chunk), SSE_PIECE_BYTES):
             piece = chunk[start:start + SSE_PIECE_BYTES]
-            yield sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
-    yield sse_event({"type": "speech.audio.done",
+            yield sse.encode({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
+    yield sse.encode({"type": "speech.audio.done",
                      "usage": {"input_tokens": input_tokens, "output_tokens": 0, "total_tokens": input_tokens}})

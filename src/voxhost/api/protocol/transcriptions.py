@@ -4,13 +4,61 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Literal
+from typing import Annotated, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 from voxhost.engines.stt.base import Segment, Transcript
 from voxhost.stt.languages import language_name
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
-RESPONSE_FORMATS: tuple[str, ...] = ("json", "text", "srt", "verbose_json", "vtt")
+RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
+
+# Whisper keeps only the last 223 prompt tokens (~1,000 characters); a 1 MB
+# prompt or hotwords field was tokenised on every window and held the
+# decoder for minutes (hostile probe), so longer text is refused.
+MAX_PROMPT_CHARS = 4096
+
+_Unset = SkipJsonSchema[None]  # optional on the wire; absent means "the server's default"
+
+
+def _no_null_defaults(schema: dict) -> None:
+    """An absent field is documented as absent, not as `null` (a form can't send null)."""
+    for prop in schema["properties"].values():
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+
+
+class TranscriptionForm(BaseModel):
+    """The multipart fields of /v1/audio/transcriptions and /translations:
+    OpenAI's, then voxhost's extensions. Forms are parsed into this model
+    (api/forms.py) and the OpenAPI request body is generated from it."""
+
+    model_config = ConfigDict(extra="ignore", title="TranscriptionRequest", json_schema_extra=_no_null_defaults)
+
+    file: Annotated[bytes, WithJsonSchema({"type": "string", "format": "binary"})] = Field(
+        description="The audio file (any format FFmpeg decodes).")
+    model: str | _Unset = Field(None, json_schema_extra={"default": "whisper-1"})
+    language: str | _Unset = Field(None, description="ISO-639-1 or a BCP-47 tag such as en-US.")
+    prompt: Annotated[str, Field(max_length=MAX_PROMPT_CHARS)] | _Unset = None
+    response_format: ResponseFormat = "json"
+    temperature: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
+    timestamp_granularities: list[Literal["word", "segment"]] = Field(
+        default_factory=list, serialization_alias="timestamp_granularities[]")
+    stream: bool = False
+    hotwords: Annotated[str, Field(max_length=MAX_PROMPT_CHARS)] | _Unset = Field(
+        None, description="voxhost extension: game vocabulary")
+    vad_filter: bool | _Unset = Field(None, description="voxhost extension (default: VOXHOST_STT_VAD_FILTER)")
+    beam_size: Annotated[int, Field(ge=1, le=10)] | _Unset = Field(
+        None, description="voxhost extension (default: VOXHOST_STT_BEAM_SIZE)")
+
+    @classmethod
+    def openapi_request_body(cls) -> dict:
+        # Serialization mode names the array `timestamp_granularities[]`, as
+        # OpenAI's SDKs send it; validation takes either spelling (api/forms.py).
+        return {"requestBody": {"required": True, "content": {"multipart/form-data": {
+            "schema": cls.model_json_schema(by_alias=True, mode="serialization")}}}}
 
 MEDIA_TYPES = {
     "json": "application/json",
@@ -95,9 +143,5 @@ def render(transcript: Transcript, fmt: str, *, task: str, granularities: set[st
     if fmt == "verbose_json":
         return json.dumps(to_verbose_json(transcript, task=task, granularities=granularities))
     return json.dumps({"text": transcript.text, "usage": usage(transcript)})
-
-
-def sse(event: dict) -> str:
-    return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
 
 

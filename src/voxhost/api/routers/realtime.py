@@ -27,18 +27,16 @@ from voxhost.api.protocol.realtime import (
     session_event,
 )
 from voxhost.api.state import AppState
-from voxhost.errors import InvalidRequest, NotReady, Overloaded, SessionRejected, VoxhostError
+from voxhost.errors import CloseCode, InvalidRequest, NotReady, Overloaded, SessionEnded, SessionRejected, VoxhostError
 from voxhost.realtime import events as ev
 from voxhost.realtime.config import SessionConfig, SessionLimits
-from voxhost.realtime.session import SchedulerDecoder, TranscriptionSession, new_id
+from voxhost.ids import new_id
+from voxhost.realtime.session import SchedulerDecoder, TranscriptionSession
 from voxhost.scheduler.sessions import DRAINING_MESSAGE
 
 log = logging.getLogger("voxhost.realtime")
 router = APIRouter(tags=["live speech-to-text"])
 
-CLOSE_NORMAL = 1000
-CLOSE_POLICY = 1008  # refused: bad key, wrong intent
-CLOSE_TRY_AGAIN = 1013  # refused: at capacity or not ready; retry later
 SEND_TIMEOUT_S = 15.0  # a client that stops reading is dropped, not buffered for
 
 
@@ -66,7 +64,7 @@ class Connection:
     async def send_event(self, event: ev.Event) -> None:
         await self.send(render(event))
 
-    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         if not self.open:
             return
         async with self._lock:
@@ -76,9 +74,10 @@ class Connection:
             except Exception:
                 pass
 
-    async def refuse(self, error: VoxhostError, code: int) -> None:
+    async def refuse(self, error: VoxhostError) -> None:
+        """An `error` event, then the close code the error class names."""
         await self.send(error_event(error))
-        await self.close(code, error.message)
+        await self.close(error.close_code, error.message)
 
 
 def _limits(state: AppState) -> SessionLimits:
@@ -111,15 +110,15 @@ async def realtime(websocket: WebSocket) -> None:
     if intent not in (None, "", "transcription"):
         return await conn.refuse(InvalidRequest(
             f"intent '{intent[:40]}' is not supported: voxhost serves ?intent=transcription sessions.",
-            param="intent", code="invalid_value"), CLOSE_POLICY)
+            param="intent", code="invalid_value"))
     if not state.is_ready:
         state.metrics.sessions_rejected.labels("not_ready").inc()
-        return await conn.refuse(NotReady("Models are still loading; retry shortly."), CLOSE_TRY_AGAIN)
+        return await conn.refuse(NotReady("Models are still loading; retry shortly."))
     if not state.can_admit_session(key_name, state.stt.get(None)):
         state.metrics.sessions_rejected.labels("capacity").inc()
         return await conn.refuse(Overloaded(
             f"The server is at capacity ({state.sessions.active} live sessions, limit "
-            f"{settings.max_live_sessions}); retry shortly.", retry_after=1.0), CLOSE_TRY_AGAIN)
+            f"{settings.max_live_sessions}); retry shortly.", retry_after=1.0))
     beta = "realtime=v1" in websocket.headers.get("openai-beta", "")
     try:
         # The gate counts the session (live-sessions metric, per-key cap) and
@@ -128,7 +127,7 @@ async def realtime(websocket: WebSocket) -> None:
             await _serve(conn, state, Generation.BETA if beta else Generation.GA)
     except SessionRejected as exc:  # lost a race for the last slot
         state.metrics.sessions_rejected.labels("capacity").inc()
-        await conn.refuse(Overloaded(exc.message, retry_after=1.0), CLOSE_TRY_AGAIN)
+        await conn.refuse(Overloaded(exc.message, retry_after=1.0))
 
 
 async def _serve(conn: Connection, state: AppState, generation: Generation) -> None:
@@ -147,23 +146,23 @@ async def _serve(conn: Connection, state: AppState, generation: Generation) -> N
         while conn.open:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                await conn.refuse(InvalidRequest(
+                await conn.refuse(SessionEnded(
                     f"Your session hit the maximum duration of {settings.max_session_seconds:g} seconds.",
-                    code="session_expired"), CLOSE_NORMAL)
+                    code="session_expired"))
                 break
             try:
                 message = await _receive_unless_draining(
                     conn.websocket, min(settings.realtime_idle_timeout_seconds, remaining), draining)
             except TimeoutError:
                 if deadline - loop.time() > 0:
-                    await conn.refuse(InvalidRequest(
+                    await conn.refuse(SessionEnded(
                         f"No events for {settings.realtime_idle_timeout_seconds:g} seconds; closing the idle session.",
-                        code="idle_timeout"), CLOSE_NORMAL)
+                        code="idle_timeout"))
                     break
                 continue
             if message is None:  # draining: the turn in progress and its transcript, then the drain's close
                 await session.finish()
-                await conn.refuse(NotReady(DRAINING_MESSAGE), CLOSE_TRY_AGAIN)
+                await conn.refuse(NotReady(DRAINING_MESSAGE))
                 break
             if message["type"] == "websocket.disconnect":
                 conn.open = False

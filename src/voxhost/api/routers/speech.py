@@ -11,6 +11,7 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from voxhost.api.protocol import sse
 from voxhost.api.protocol.speech import STREAM_FORMATS, SpeechRequest, sse_events
 from voxhost.api.state import AppState, get_state, require_ready
 from voxhost.audio.encode import MEDIA_TYPES
@@ -47,7 +48,7 @@ async def create_speech(body: SpeechRequest, state: AppState = Depends(require_r
     if result.timing is not None:
         headers["Server-Timing"] = result.timing.header()
     if body.stream_format == "sse":
-        return StreamingResponse(sse_events(result.chunks, job.input_tokens), media_type="text/event-stream",
+        return StreamingResponse(sse_events(result.chunks, job.input_tokens), media_type=sse.MEDIA_TYPE,
                                  headers=headers)
     if result.data is not None:  # a hit: the whole file at once, with its length
         return Response(result.data, media_type=MEDIA_TYPES[job.format], headers=headers)

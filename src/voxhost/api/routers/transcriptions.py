@@ -14,53 +14,18 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import FormData
 
 from voxhost.api import forms
-from voxhost.api.protocol.transcriptions import (
-    MEDIA_TYPES,
-    RESPONSE_FORMATS,
-    render,
-    sse,
-)
+from voxhost.api.protocol.transcriptions import MEDIA_TYPES, TranscriptionForm, render
+from voxhost.api.protocol import sse
 from voxhost.api.state import AppState, require_ready
 from voxhost.api.disconnect import unless_disconnected
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
-from voxhost.errors import InvalidRequest, Overloaded, PayloadTooLarge
+from voxhost.errors import InvalidRequest, Overloaded
 from voxhost.stt.service import SttService
-
-# Whisper keeps only the last 223 prompt tokens (~1,000 characters); a 1 MB
-# prompt or hotwords field was tokenised on every window and held the
-# decoder for minutes (hostile probe), so longer text is refused.
-MAX_PROMPT_CHARS = 4096
 
 router = APIRouter(prefix="/v1/audio", tags=["speech-to-text"])
 log = logging.getLogger("voxhost.stt")
 
-_FORM_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "model": {"type": "string", "default": "whisper-1"},
-                        "language": {"type": "string"},
-                        "prompt": {"type": "string"},
-                        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
-                        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-                        "timestamp_granularities[]": {"type": "array", "items": {"enum": ["word", "segment"]}},
-                        "stream": {"type": "boolean"},
-                        "hotwords": {"type": "string", "description": "voxhost extension: game vocabulary"},
-                        "vad_filter": {"type": "boolean", "description": "voxhost extension"},
-                        "beam_size": {"type": "integer", "minimum": 1, "maximum": 10,
-                                      "description": "voxhost extension"},
-                    },
-                }
-            }
-        },
-    }
-}
+_FORM_DOC = TranscriptionForm.openapi_request_body()
 
 
 @dataclass
@@ -74,60 +39,41 @@ class SttRequest:
 
 
 async def _read_form(request: Request, state: AppState, field: str = "file") -> FormData:
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise InvalidRequest(
-            f"Expected a multipart/form-data body with an audio '{field}' field.", param=field
-        )
-    try:
-        return await request.form(max_part_size=state.settings.max_upload_bytes + 1)
-    except InvalidRequest:
-        raise
-    except Exception as exc:  # malformed multipart
-        if "maximum size" in str(exc).lower():
-            raise PayloadTooLarge(
-                f"The file is larger than the limit of {state.settings.max_upload_bytes} bytes.", param=field
-            ) from exc
-        raise InvalidRequest(f"Malformed multipart body: {str(exc)[:200]}", param=field) from exc
+    return await forms.read_form(request, state.settings, field)
 
 
 async def _parse(request: Request, state: AppState, task: str) -> SttRequest:
     form = await _read_form(request, state)
     s = state.settings
     audio_bytes, _ = await forms.file_field(form, "file", s.max_upload_bytes)
-    response_format = forms.choice_field(form, "response_format", "json", RESPONSE_FORMATS)
-    granularities = set(forms.list_field(form, "timestamp_granularities"))
-    if granularities - {"word", "segment"}:
-        raise InvalidRequest(
-            "'timestamp_granularities' accepts 'word' and 'segment'.", param="timestamp_granularities"
-        )
+    fields = forms.parse(form, TranscriptionForm, file=b"")  # the audio stays out of the model's copies
+    response_format, granularities = fields.response_format, set(fields.timestamp_granularities)
     if granularities and response_format != "verbose_json":
         raise InvalidRequest(
             "'timestamp_granularities' requires response_format 'verbose_json'.",
             param="timestamp_granularities",
         )
-    stream = forms.bool_field(form, "stream", False)
-    if stream and response_format not in ("json", "text"):
+    if fields.stream and response_format not in ("json", "text"):
         raise InvalidRequest("Streaming supports response_format 'json' or 'text'.", param="stream")
     # BCP-47 tags (en-US) map to Whisper's codes; unknown ones are refused
     # here, before any decoding (they used to surface as a 500).
     options = state.transcription.options(
         task=task,
-        language=forms.text_field(form, "language"),
-        prompt=forms.text_field(form, "prompt", max_chars=MAX_PROMPT_CHARS),
-        temperature=forms.float_field(form, "temperature", 0.0, 0.0, 1.0),
-        beam_size=forms.int_field(form, "beam_size", s.stt_beam_size, 1, 10),
+        language=fields.language,
+        prompt=fields.prompt,
+        temperature=fields.temperature,
+        beam_size=s.stt_beam_size if fields.beam_size is None else fields.beam_size,
         word_timestamps="word" in granularities,
-        vad_filter=forms.bool_field(form, "vad_filter", s.stt_vad_filter),
-        hotwords=forms.text_field(form, "hotwords", max_chars=MAX_PROMPT_CHARS),
-        timestamps_needed=stream or response_format not in ("json", "text"),
+        vad_filter=s.stt_vad_filter if fields.vad_filter is None else fields.vad_filter,
+        hotwords=fields.hotwords,
+        timestamps_needed=fields.stream or response_format not in ("json", "text"),
     )
     return SttRequest(
         audio_bytes=audio_bytes,
-        model=forms.text_field(form, "model"),
+        model=fields.model,
         response_format=response_format,
         granularities=granularities,
-        stream=stream,
+        stream=fields.stream,
         options=options,
     )
 
@@ -147,8 +93,8 @@ async def _handle(request: Request, state: AppState, task: str) -> Response:
         audio = await service.decode(audio_bytes)
         return StreamingResponse(  # Starlette stops the stream (and so the decode) on disconnect
             _sse_events(service, engine, audio, req.options),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            media_type=sse.MEDIA_TYPE,
+            headers=sse.HEADERS,
         )
 
     async def decode_and_transcribe() -> Transcript:
@@ -170,9 +116,9 @@ async def _sse_events(service: SttService, engine, audio, options: Transcription
     async for segment in service.stream(engine, audio, options):
         delta = segment.text if parts else segment.text.lstrip()
         parts.append(delta)
-        yield sse({"type": "transcript.text.delta", "delta": delta, "logprobs": None})
+        yield sse.encode({"type": "transcript.text.delta", "delta": delta, "logprobs": None})
     text = "".join(parts).strip()
-    yield sse({"type": "transcript.text.done", "text": text, "logprobs": None})
+    yield sse.encode({"type": "transcript.text.done", "text": text, "logprobs": None})
 
 
 @router.post("/transcriptions", openapi_extra=_FORM_DOC)
