@@ -9,15 +9,18 @@ machine's load than wall time; the best of --repeats per stage.
   stages      G2P, tokens and style row, the ONNX run (with its token count and the
               frames it renders, of which the two pad tokens' share), trim, the
               designed-voice shaping of that chunk (WORLD analysis and synthesis for
-              pitch -3 / formant -0.1; cave's filters and reverb), the fades, the
+              pitch -3 / formant -0.1, whole and the head the first byte waits for;
+              cave's filters and reverb), the fades, the
               encoder's first 0.1 s slice (mp3)
   per frame   the ONNX run's CPU time against the frames it renders, for chunks of
               1, 2, 4 and 8 words: the slope is the decoder's cost per 25 ms frame
+  threads     (--threads) wall time of the first chunk's ONNX run with 1 and with 2
+              intra-op threads (VOXHOST_TTS_THREADS), alternating, medians and ratio
   pad cap     (--pad-cap) the same graph with the leading pad token's frames capped
               (kokoro_durations.py's duration tensor), against the graph as shipped:
               CPU time, and the loudness of the first 150 ms of speech
 
-    PYTHONPATH=src python bench/tts_first_chunk_profile.py [--voice am_onyx] [--repeats 3] [--pad-cap]
+    PYTHONPATH=src python bench/tts_first_chunk_profile.py [--voice am_onyx] [--repeats 3] [--threads] [--pad-cap]
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ def main() -> None:
     parser.add_argument("--voice", default="am_onyx")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pad-cap", action="store_true")
+    parser.add_argument("--threads", action="store_true")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     settings = Settings()
@@ -143,6 +147,9 @@ def main() -> None:
     pitch = shaping.Shaper(VoiceDesign.model_validate({"name": "p", "base": args.voice, "pitch_semitones": -3,
                                                        "formant_shift": -0.1}), rate)
     stages["WORLD total (Shaper.voice)"], _ = best(lambda: pitch.voice(pcm), args.repeats)
+    # What the first byte now waits for: the head of the first chunk (shaping.py, voice_pieces).
+    stages["WORLD head only (voice_pieces, first piece)"], (head, _) = best(
+        lambda: next(pitch.voice_pieces(pcm, early=True)), args.repeats)
     cave = VoiceDesign.model_validate({"name": "c", "base": args.voice, "effect": "cave"})
     stages["cave effect (fresh Shaper)"], _ = best(lambda: shaping.Shaper(cave, rate).effect(pcm), args.repeats)
     stages["fades"], faded = best(lambda: shape(pcm, rate), args.repeats)
@@ -151,7 +158,8 @@ def main() -> None:
     print(f"\n{os.cpu_count()} CPUs; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
           f"voice {args.voice}; first chunk {first!r}; {len(inputs['tokens'][0]) - 2} phoneme tokens + 2 pads; "
           f"{int(frames.sum())} frames rendered ({frames.sum() * SAMPLES_PER_FRAME / rate:.2f} s), pads "
-          f"{int(frames[0])} + {int(frames[-1])}; {pcm.size / rate:.2f} s kept after the trim; best of {args.repeats}\n")
+          f"{int(frames[0])} + {int(frames[-1])}; {pcm.size / rate:.2f} s kept after the trim, a head of "
+          f"{head.size / rate:.2f} s; best of {args.repeats}\n")
     print("| stage | CPU ms |\n|---|---|")
     for name, seconds in stages.items():
         print(f"| {name} | {seconds * 1000:.1f} |")
@@ -169,8 +177,22 @@ def main() -> None:
         print(f"| {n} | {tokens} | {total} | {pads} | {cpu * 1000:.0f} |")
     print(f"\nfit: {slope * 1000:.1f} ms CPU per frame, {intercept * 1000:+.0f} ms fixed")
 
+    inputs = feed(engine, voice, first)
+    if args.threads:
+        threaded = {n: KokoroEngine(threads=n, models_dir=settings.models_dir) for n in (1, 2)}
+        walls: dict[int, list[float]] = {1: [], 2: []}
+        for each in threaded.values():
+            each.load()
+            each._session.run(None, inputs)
+        for i in range(2 * args.repeats):
+            for n in ((1, 2) if i % 2 else (2, 1)):
+                start = time.perf_counter()
+                threaded[n]._session.run(None, inputs)
+                walls[n].append(time.perf_counter() - start)
+        one, two = (float(np.median(walls[n])) for n in (1, 2))
+        print(f"\nONNX run wall, load {os.getloadavg()[0]:.1f}: 1 thread {one * 1000:.0f} ms, 2 threads "
+              f"{two * 1000:.0f} ms, ratio {two / one:.2f} (medians of {2 * args.repeats})")
     if args.pad_cap:
-        inputs = feed(engine, voice, first)
         shipped_cpu, (a0, f0) = best(lambda: engine._session.run(None, inputs), args.repeats)
         print("\n| leading pad | frames rendered | ONNX CPU ms | ratio | RMS of the first 150 ms of speech |\n"
               "|---|---|---|---|---|")
