@@ -74,3 +74,20 @@ def test_a_first_chunk_is_shaped_head_first_without_a_seam(bark):
     assert abs(np.log2(median_f0(split, rate) / median_f0(whole, rate)) * 12) < 0.3
     # Later chunks, and lines with no quiet moment near the start, stay one pass.
     assert [last for _, last in shaper.voice_pieces(pcm)] == [True]
+
+
+def test_the_first_bytes_leave_before_the_rest_of_the_first_chunk_is_shaped(bark):
+    from voxhost.engines.tts.text import TextChunk
+    from voxhost.tts.service import _Renderer
+
+    pcm, rate = bark
+    shaper = Shaper(VoiceDesign(name="x", base="am_onyx", pitch_semitones=-3), rate)
+    shaped: list[int] = []
+    voice = shaper.voice
+    shaper.voice = lambda x, f0=None: shaped.append(x.size) or voice(x, f0)
+    renderer = _Renderer([TextChunk("Halt, Aldric!", 0.0)], "pcm", rate, None, shaper=shaper)
+    stream = renderer.feed(pcm)
+    first = next(stream)
+    assert first and len(shaped) == 1 and shaped[0] < 0.5 * rate  # only the head was shaped
+    rest = b"".join(stream) + renderer.close()
+    assert len(shaped) == 2 and len(first) + len(rest) == pcm.size * 2  # s16 at 24 kHz: every sample, once

@@ -27,6 +27,9 @@ import numpy as np
 
 from voxhost.tts.designs import VoiceDesign
 
+# Part of every designed voice's phrase-cache key (registry.resolve_design): bump it when the
+# shaping's samples change, so no server serves audio shaped the old way. 2: first chunks head first.
+SHAPING_VERSION = 2
 FRAME_MS = 10.0  # WORLD's analysis hop: 5 ms costs twice as much for no audible gain on speech
 # DIO's own decimation before its f0 search (pyworld's `speed`, 1..12); StoneMask then refines f0 on the
 # full-rate signal, so the coarse search costs no accuracy. Halves DIO's time at 24 kHz.
