@@ -118,16 +118,22 @@ class _Renderer:
             log.error("TTS engine produced non-finite audio; this line is not cached")
             pcm = np.nan_to_num(pcm, nan=0.0, posinf=0.0, neginf=0.0)
             self._on_complete = None
-        if self._shaper is not None:
-            pcm = self._shaper.voice(pcm)
-        audio = shape(pcm, self._rate)
-        if self._spoken and chunk.pause > 0:
-            audio = np.concatenate([silence(chunk.pause, self._rate), audio])
-        if self._shaper is not None:  # after the pause, so an echo rings on through it
-            audio = self._shaper.effect(audio)
-        if words:  # shaping keeps the length, so the engine's times hold after the pause
-            start = self._position + (audio.size - pcm.size)
-            yield Marks(self._timeline.events(words, start / self._rate))
+        # A designed voice's first chunk comes from the shaper in two pieces (shaping.py,
+        # voice_pieces): the head's bytes leave before the rest of the chunk is shaped.
+        pieces = self._shaper.voice_pieces(pcm, early=not self._spoken) if self._shaper is not None \
+            else iter([(pcm, True)])
+        for n, (piece, last) in enumerate(pieces):
+            audio = shape(piece, self._rate, fade_in=n == 0, fade_out=last)
+            if n == 0 and self._spoken and chunk.pause > 0:
+                audio = np.concatenate([silence(chunk.pause, self._rate), audio])
+            if self._shaper is not None:  # after the pause, so an echo rings on through it
+                audio = self._shaper.effect(audio)
+            if n == 0 and words:  # shaping keeps the length, so the engine's times hold after the pause
+                start = self._position + (audio.size - piece.size)
+                yield Marks(self._timeline.events(words, start / self._rate))
+            yield from self._encode(audio)
+
+    def _encode(self, audio: np.ndarray) -> Iterator[bytes]:
         self._position += audio.size
         # Encode the first sentence in short slices: its first bytes leave after
         # ~0.1 s of audio is encoded, not after the whole sentence is.

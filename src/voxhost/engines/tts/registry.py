@@ -20,6 +20,7 @@ from voxhost.engines.tts.kokoro_voices import ENGLISH_VOICES
 from voxhost.errors import InvalidRequest, ModelNotFound
 from voxhost.ops.settings import Settings
 from voxhost.tts.designs import NAME_PATTERN, DesignStore, VoiceDesign
+from voxhost.tts.shaping import SHAPING_VERSION
 
 log = logging.getLogger("voxhost.tts")
 _DESIGN_NAME = re.compile(NAME_PATTERN)
@@ -163,7 +164,7 @@ class TtsRegistry:
         # The key covers the whole design: editing a voice never serves its old audio.
         return engine, dataclasses.replace(
             base, definition=f"{design.name}={base.definition}",
-            fingerprint=fingerprint(base.fingerprint, design.shaping_key()), design=design)
+            fingerprint=fingerprint(base.fingerprint, design.shaping_key(), SHAPING_VERSION), design=design)
 
     def _resolve_plain(self, model: str | None, voice: str) -> tuple[TtsEngine, VoiceSelection]:
         engine = self.engine_for_model(model)
