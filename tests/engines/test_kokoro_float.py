@@ -23,6 +23,7 @@ import pytest
 from voxhost.audio.pcm import from_pcm16, resample_pcm16, to_pcm16
 from voxhost.engines.stt.base import TranscriptionOptions
 from voxhost.engines.tts.kokoro_durations import TIMED_MODEL_FILE
+from voxhost.engines.tts.g2p import shared_g2p
 from voxhost.engines.tts.kokoro_float import assemble_float
 from voxhost.evaluation.dataset import tts_sentences
 from voxhost.evaluation.wer import wer
@@ -71,7 +72,7 @@ def test_float_speech_matches_int8_within_tolerance(kokoro, sessions, server):
     heard: dict[str, str] = {}
     for i, text in enumerate(sentences):
         voice = kokoro.resolve_voice(("af_heart", "bm_george")[i % 2])
-        tokens = [kokoro._vocab[c] for c in kokoro._g2p[voice.data.british](text) if c in kokoro._vocab]
+        tokens = [kokoro._vocab[c] for c in shared_g2p(voice.data.british)(text) if c in kokoro._vocab]
         feed = {"tokens": np.array([[0, *tokens, 0]], np.int64),
                 "style": voice.data.rows[len(tokens) - 1].reshape(1, 256),
                 "speed": np.array([1.0], np.float32)}

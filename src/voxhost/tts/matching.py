@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from voxhost.audio.pcm import WHISPER_RATE as RATE  # samples arrive decoded for Whisper
 from voxhost.errors import InvalidRequest
 
-RATE = 16_000
 FRAME_MS = 10.0
 # Midway (geometric mean) between typical adult male (~120 Hz) and female (~210 Hz) speaking pitch.
 GENDER_SPLIT_HZ = 160.0
