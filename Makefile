@@ -53,8 +53,12 @@ run: install
 lint: install-test
 	$(BIN)/ruff check src tests bench deploy
 
+# Two workers, one test file each at a time: much of the suite waits on real-time streams and
+# server start-ups, so two overlap well even on 2 cores (TEST_WORKERS=0 runs it in one process).
+TEST_WORKERS ?= 2
+
 test: install-test lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: install
 	$(BIN)/python bench/stt_overhead.py

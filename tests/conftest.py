@@ -17,8 +17,20 @@ from voxhost_testing import LiveServer, free_port  # noqa: F401  (re-exported fo
 MODEL_FIXTURES = {"server", "sibling", "make_server"}
 
 
+# The longest files (minutes each: whole-eval-set comparisons), started first so that
+# `make test`'s two xdist workers (--dist loadfile --no-loadscope-reorder) run them side by side
+# instead of one of them ending the run alone. Order within a file is kept.
+SLOW_FIRST = ("tests/api/test_realtime.py", "tests/test_accuracy.py")
+
+
+def _slow_rank(item) -> int:
+    path = Path(str(item.fspath)).as_posix()
+    return next((i for i, slow in enumerate(SLOW_FIRST) if path.endswith(slow)), len(SLOW_FIRST))
+
+
 def pytest_collection_modifyitems(items):
     """Markers by place and by fixture, so each group can be selected (`-m "not model"`)."""
+    items.sort(key=_slow_rank)  # stable: everything else keeps its order
     for item in items:
         parts = Path(str(item.fspath)).parts
         if "web" in parts:
