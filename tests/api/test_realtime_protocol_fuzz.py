@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from voxhost.api.protocol.realtime import (
     Generation,
-    check_client_event,
+    SessionUpdateEvent,
+    apply_session_update,
     decode_client_event,
-    parse_session_update,
+    parse_client_event,
     session_event,
 )
 from voxhost.errors import VoxhostError
@@ -42,22 +43,23 @@ FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCh
 @given(st.text(max_size=200) | json_values.map(lambda v: json.dumps(v, allow_nan=True)))
 def test_any_text_is_an_event_or_invalid_request(text):
     try:
-        event = decode_client_event(text)
-        check_client_event(event)
+        event = parse_client_event(decode_client_event(text))
     except VoxhostError as exc:
         assert exc.status_code == 400
         return
-    assert isinstance(event, dict) and isinstance(event["type"], str)
+    assert isinstance(event.type, str)
 
 
 @FUZZ
 @given(json_values, st.sampled_from(list(Generation)))
 def test_any_session_update_is_a_config_or_invalid_request(session, generation):
-    event = {"type": "session.update", "session": session}
+    kind = "session.update" if generation is Generation.GA else "transcription_session.update"
     try:
-        config = parse_session_update(event, SessionConfig(), generation)
+        event = parse_client_event({"type": kind, "session": session})
+        config = apply_session_update(event.session, SessionConfig())
     except VoxhostError as exc:
         assert exc.status_code == 400 and (exc.param is None or exc.param.startswith("session"))
         return
     assert isinstance(config, SessionConfig)
-    json.dumps(session_event("session.updated", config, generation, "sess_1", 0), allow_nan=False)
+    assert isinstance(event, SessionUpdateEvent) == (generation is Generation.GA)
+    json.dumps(session_event("updated", config, generation, "sess_1", 0), allow_nan=False)

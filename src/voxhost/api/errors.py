@@ -120,7 +120,9 @@ def invalid_request(errors: Sequence[Mapping]) -> InvalidRequest:
     message = first.get("msg", "Invalid request")
     if param:
         message = f"Invalid value for '{param}': {message}"
-    return InvalidRequest(message, param=param, code="invalid_value")
+    # pydantic's "string_type", "model_type", ...: the wrong JSON type, which OpenAI calls invalid_type.
+    code = "invalid_type" if str(first.get("type", "")).endswith("_type") else "invalid_value"
+    return InvalidRequest(message, param=param, code=code)
 
 
 def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -9,18 +9,26 @@ OpenAI has two generations and clients speak both:
   `session.created/updated`.
 Both parse into one SessionConfig, and replies use the generation the client
 last spoke. Audio and transcript events are the same in both.
+
+The pydantic models below are the wire types, both ways: client events are
+validated by them (a bad field is an `error` event whose `param` is the
+field's path, as for REST forms), and server events are rendered from them.
 """
 
 from __future__ import annotations
 
+import binascii
 import json
 import time
+from base64 import b64decode
 from dataclasses import replace
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, ValidationError
+from pydantic_core import PydanticCustomError
 
+from voxhost.api.errors import invalid_request
 from voxhost.errors import InvalidRequest, VoxhostError
 from voxhost.ids import new_id
 from voxhost.realtime import events as ev
@@ -35,14 +43,6 @@ class Generation(str, Enum):
     GA = "ga"
 
 
-CLIENT_EVENTS = (
-    "session.update",
-    "transcription_session.update",
-    "input_audio_buffer.append",
-    "input_audio_buffer.commit",
-    "input_audio_buffer.clear",
-)
-
 # semantic_vad has no model here: approximated by server_vad with a silence
 # wait per eagerness (OpenAI's are adaptive, up to 8/4/2 s).
 _EAGERNESS_SILENCE_MS = {"low": 1200, "medium": 800, "auto": 800, "high": 500}
@@ -52,8 +52,152 @@ def event_id() -> str:
     return new_id("event")
 
 
+def _refuse(message: str) -> PydanticCustomError:
+    """A validation failure with our own message (a ValueError's would start 'Value error, ')."""
+    return PydanticCustomError("invalid_value", message)
+
+
+class _ClientWire(BaseModel):
+    # Clients send fields voxhost has no use for (noise_reduction, tools, ...):
+    # ignored, as OpenAI's own server ignores what a session type doesn't use.
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- session.update / transcription_session.update -----------------------------
+
+def _pcm16_name(value: Any) -> Any:
+    """The beta generation names its one PCM format by a string."""
+    if isinstance(value, str):
+        if value != "pcm16":
+            raise _refuse(
+                f"Unsupported audio format '{value[:40]}': voxhost accepts 'pcm16' (24 kHz, or 16 kHz "
+                "with {\"type\": \"audio/pcm\", \"rate\": 16000}).")
+        return {"type": "audio/pcm", "rate": 24_000}
+    return value
+
+
+def _supported_rate(rate: Any) -> Any:
+    if isinstance(rate, bool) or rate not in SUPPORTED_RATES:
+        raise _refuse(f"Unsupported sample rate {str(rate)[:20]}: use 24000 (OpenAI's) or 16000.")
+    return int(rate)
+
+
+class AudioFormat(_ClientWire):
+    """Only PCM16 is accepted; `rate` is the input sample rate."""
+
+    type: Literal["audio/pcm"] = "audio/pcm"
+    rate: Annotated[int, BeforeValidator(_supported_rate)] = 24_000
+
+
+# 'pcm16' or {"type": "audio/pcm", "rate": ...}: the error's param is the field
+# itself for a bad name, and `.type` / `.rate` inside an object.
+InputFormat = Annotated[AudioFormat, BeforeValidator(_pcm16_name)]
+
+
+class TranscriptionOptions(_ClientWire):
+    model: Annotated[str, Field(max_length=200)] | None = None
+    language: Annotated[str, Field(max_length=MAX_TAG_CHARS)] | None = None
+    prompt: Annotated[str, Field(max_length=4096)] | None = None
+    hotwords: Annotated[str, Field(max_length=4096)] | None = None
+    keywords: list[str] | None = None  # OpenAI's name for what faster-whisper calls hotwords
+
+
+def _ms(low: float, high: float):
+    # Strict: JSON booleans and numeric strings are not numbers here.
+    return Annotated[StrictFloat, Field(ge=low, le=high)] | None
+
+
+class TurnDetectionOptions(_ClientWire):
+    type: Literal["server_vad", "semantic_vad"] = "server_vad"
+    threshold: _ms(0.0, 1.0) = None
+    prefix_padding_ms: _ms(0, 5000) = None
+    silence_duration_ms: _ms(0, 10_000) = None
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None
+
+
+class AudioInput(_ClientWire):
+    format: InputFormat = AudioFormat()
+    transcription: TranscriptionOptions | None = None
+    turn_detection: TurnDetectionOptions | None = None
+
+
+class AudioOptions(_ClientWire):
+    input: AudioInput = AudioInput()
+
+
+class _SessionFields(_ClientWire):
+    """The session fields both generations accept; a field absent from the update keeps its value."""
+
+    type: Any = None  # checked by GA sessions (first, as it decides what the rest means), ignored by beta
+    audio: AudioOptions = AudioOptions()
+    input_audio_format: InputFormat = AudioFormat()
+    input_audio_transcription: TranscriptionOptions | None = None
+    turn_detection: TurnDetectionOptions | None = None
+    include: list[str] | None = None
+
+
+def _transcription_only(value: Any) -> Any:
+    if value != "transcription":
+        raise _refuse("voxhost serves transcription sessions only: set session.type to 'transcription' "
+                      "(connect with ?intent=transcription).")
+    return value
+
+
+class GaSession(_SessionFields):
+    type: Annotated[str, BeforeValidator(_transcription_only)] = "transcription"
+
+
+class BetaSession(_SessionFields):
+    """No `type`: a beta transcription session is one by its event's name."""
+
+
+class _ClientEvent(_ClientWire):
+    event_id: str | None = None
+
+
+class SessionUpdateEvent(_ClientEvent):
+    type: Literal["session.update"] = "session.update"
+    session: GaSession = GaSession()
+
+
+class TranscriptionSessionUpdateEvent(_ClientEvent):
+    type: Literal["transcription_session.update"] = "transcription_session.update"
+    session: BetaSession = BetaSession()
+
+
+def _base64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise _refuse("'audio' must be a base64 string of PCM16 audio.")
+    try:
+        return b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _refuse("'audio' is not valid base64.") from None
+
+
+class AppendEvent(_ClientEvent):
+    type: Literal["input_audio_buffer.append"] = "input_audio_buffer.append"
+    audio: Annotated[bytes, BeforeValidator(_base64)] = Field(description="PCM16 audio, base64 on the wire")
+
+
+class CommitEvent(_ClientEvent):
+    type: Literal["input_audio_buffer.commit"] = "input_audio_buffer.commit"
+
+
+class ClearEvent(_ClientEvent):
+    type: Literal["input_audio_buffer.clear"] = "input_audio_buffer.clear"
+
+
+ClientEvent = Union[SessionUpdateEvent, TranscriptionSessionUpdateEvent, AppendEvent, CommitEvent, ClearEvent]
+_CLIENT_EVENTS: dict[str, type[_ClientEvent]] = {
+    m.model_fields["type"].default: m
+    for m in (SessionUpdateEvent, TranscriptionSessionUpdateEvent, AppendEvent, CommitEvent, ClearEvent)
+}
+CLIENT_EVENTS = tuple(_CLIENT_EVENTS)
+
+
 def decode_client_event(text: str) -> dict:
-    """JSON text -> an event object (its `type` not yet checked)."""
+    """JSON text -> an event object (its `type` not yet checked), with its
+    `event_id` if it has a usable one, so that an error can name it."""
     try:
         event = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -65,202 +209,172 @@ def decode_client_event(text: str) -> dict:
     return event
 
 
-def check_client_event(event: dict) -> str:
-    """The event's type, if it is one this server handles."""
+def parse_client_event(event: dict) -> ClientEvent:
+    """The event as its wire model, if it is one this server handles."""
     kind = event.get("type")
     if not isinstance(kind, str):
         raise InvalidRequest("The event has no 'type'.", param="type", code="missing_required_parameter")
-    if kind not in CLIENT_EVENTS:
+    model = _CLIENT_EVENTS.get(kind)
+    if model is None:
         raise InvalidRequest(
             f"Invalid value: '{kind[:100]}'. Supported values are: {', '.join(repr(e) for e in CLIENT_EVENTS)}.",
             param="type",
             code="invalid_value",
         )
-    return kind
+    try:
+        return model.model_validate(event)
+    except ValidationError as exc:  # `param` is the field's path, e.g. session.audio.input.format.rate
+        raise invalid_request(exc.errors()) from None
 
 
-# --- session.update / transcription_session.update -----------------------------
-
-def _obj(value: Any, param: str) -> dict:
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"'{param}' must be an object.", param=param, code="invalid_type")
-    return value
-
-
-def _opt_str(data: dict, key: str, param: str, max_len: int = 4096) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidRequest(f"'{param}.{key}' must be a string.", param=f"{param}.{key}", code="invalid_type")
-    if len(value) > max_len:
-        raise InvalidRequest(f"'{param}.{key}' is longer than {max_len} characters.", param=f"{param}.{key}")
-    return value or None
-
-
-def _number(data: dict, key: str, param: str, default, low, high, kind=float):
-    value = data.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
-        raise InvalidRequest(
-            f"'{param}.{key}' must be a number between {low} and {high}.", param=f"{param}.{key}",
-            code="invalid_value",
-        )
-    return kind(value)
-
-
-def _parse_format(value: Any, param: str) -> int:
-    """The input sample rate a format names. Only PCM16 is accepted."""
-    if isinstance(value, str):
-        if value == "pcm16":
-            return 24_000
-        raise InvalidRequest(
-            f"Unsupported audio format '{value[:40]}': voxhost accepts 'pcm16' (24 kHz, or 16 kHz "
-            "with {\"type\": \"audio/pcm\", \"rate\": 16000}).", param=param, code="invalid_value",
-        )
-    fmt = _obj(value, param)
-    if fmt.get("type", "audio/pcm") != "audio/pcm":
-        raise InvalidRequest(
-            f"Unsupported audio format '{str(fmt.get('type'))[:40]}': voxhost accepts 'audio/pcm' (PCM16).",
-            param=f"{param}.type", code="invalid_value",
-        )
-    rate = fmt.get("rate", 24_000)
-    if rate not in SUPPORTED_RATES or isinstance(rate, bool):
-        raise InvalidRequest(
-            f"Unsupported sample rate {str(rate)[:20]}: use 24000 (OpenAI's) or 16000.",
-            param=f"{param}.rate", code="invalid_value",
-        )
-    return int(rate)
-
-
-def _parse_transcription(value: Any, param: str, config: SessionConfig) -> SessionConfig:
-    if value is None:  # "off" makes no sense for a transcription session: back to defaults
+def _apply_transcription(options: TranscriptionOptions | None, param: str, config: SessionConfig) -> SessionConfig:
+    if options is None:  # "off" makes no sense for a transcription session: back to defaults
         return replace(config, model="whisper-1", language=None, prompt=None, hotwords=None)
-    data = _obj(value, param)
-    hotwords = _opt_str(data, "hotwords", param)
-    keywords = data.get("keywords")
-    if keywords is not None:
-        if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
-            raise InvalidRequest(f"'{param}.keywords' must be a list of strings.", param=f"{param}.keywords")
-        hotwords = " ".join([*(hotwords.split() if hotwords else []), *keywords])[:4096] or None
-    # Refused here, at session.update, not on every later turn.
-    language = whisper_language(_opt_str(data, "language", param, MAX_TAG_CHARS), param=f"{param}.language")
+    hotwords = options.hotwords or None
+    if options.keywords is not None:
+        hotwords = " ".join([*(hotwords.split() if hotwords else []), *options.keywords])[:4096] or None
     return replace(
         config,
-        model=_opt_str(data, "model", param, 200) or "whisper-1",
-        language=language,
-        prompt=_opt_str(data, "prompt", param),
+        model=options.model or "whisper-1",
+        # Refused here, at session.update, not on every later turn.
+        language=whisper_language(options.language or None, param=f"{param}.language"),
+        prompt=options.prompt or None,
         hotwords=hotwords,
     )
 
 
-def _parse_turn_detection(value: Any, param: str) -> TurnDetection | None:
-    if value is None:
+def _turn_detection(options: TurnDetectionOptions | None) -> TurnDetection | None:
+    if options is None:
         return None
-    data = _obj(value, param)
-    kind = data.get("type", "server_vad")
-    if kind not in ("server_vad", "semantic_vad"):
-        raise InvalidRequest(
-            f"Invalid turn detection type '{str(kind)[:40]}': use 'server_vad', 'semantic_vad' or null.",
-            param=f"{param}.type", code="invalid_value",
-        )
+    if options.type == "semantic_vad":
+        eagerness = options.eagerness or "auto"
+        return TurnDetection(type="semantic_vad", eagerness=eagerness,
+                             silence_duration_ms=_EAGERNESS_SILENCE_MS[eagerness])
     default = TurnDetection()
-    if kind == "semantic_vad":
-        eagerness = data.get("eagerness") or "auto"
-        if eagerness not in _EAGERNESS_SILENCE_MS:
-            raise InvalidRequest("'eagerness' must be low, medium, high or auto.", param=f"{param}.eagerness")
-        return TurnDetection(type=kind, eagerness=eagerness, silence_duration_ms=_EAGERNESS_SILENCE_MS[eagerness])
+
+    def given(value: float | None, fallback):
+        return fallback if value is None else type(fallback)(value)
+
     return TurnDetection(
-        type=kind,
-        threshold=_number(data, "threshold", param, default.threshold, 0.0, 1.0),
-        prefix_padding_ms=_number(data, "prefix_padding_ms", param, default.prefix_padding_ms, 0, 5000, int),
-        silence_duration_ms=_number(data, "silence_duration_ms", param, default.silence_duration_ms, 0, 10_000, int),
+        type="server_vad",
+        threshold=given(options.threshold, default.threshold),
+        prefix_padding_ms=given(options.prefix_padding_ms, default.prefix_padding_ms),
+        silence_duration_ms=given(options.silence_duration_ms, default.silence_duration_ms),
     )
 
 
-def parse_session_update(event: dict, config: SessionConfig, generation: Generation) -> SessionConfig:
-    """Apply the fields present in an update to `config` (absent fields keep their value)."""
-    session = _obj(event.get("session", {}), "session")
-    if generation is Generation.GA and session.get("type", "transcription") != "transcription":
-        raise InvalidRequest(
-            "voxhost serves transcription sessions only: set session.type to 'transcription' "
-            "(connect with ?intent=transcription).", param="session.type", code="invalid_value",
-        )
-    audio_input = _obj(_obj(session.get("audio", {}), "session.audio").get("input", {}), "session.audio.input")
-    # GA names first, the beta generation's flat names second.
-    if "format" in audio_input:
-        config = replace(config, input_rate=_parse_format(audio_input["format"], "session.audio.input.format"))
-    elif "input_audio_format" in session:
-        config = replace(config, input_rate=_parse_format(session["input_audio_format"], "session.input_audio_format"))
-    if "transcription" in audio_input:
-        config = _parse_transcription(audio_input["transcription"], "session.audio.input.transcription", config)
-    elif "input_audio_transcription" in session:
-        config = _parse_transcription(session["input_audio_transcription"], "session.input_audio_transcription", config)
-    if "turn_detection" in audio_input:
-        config = replace(config, turn_detection=_parse_turn_detection(
-            audio_input["turn_detection"], "session.audio.input.turn_detection"))
-    elif "turn_detection" in session:
-        config = replace(config, turn_detection=_parse_turn_detection(session["turn_detection"], "session.turn_detection"))
-    if "include" in session:
-        include = session["include"] or []
-        if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
-            raise InvalidRequest("'session.include' must be a list of strings.", param="session.include")
-        config = replace(config, include=tuple(include))
+def apply_session_update(session: _SessionFields, config: SessionConfig) -> SessionConfig:
+    """Apply the fields present in an update to `config` (absent fields keep their value).
+    GA names first, the beta generation's flat names second."""
+    audio_input = session.audio.input
+    given, given_ga = session.model_fields_set, audio_input.model_fields_set
+    if "format" in given_ga:
+        config = replace(config, input_rate=audio_input.format.rate)
+    elif "input_audio_format" in given:
+        config = replace(config, input_rate=session.input_audio_format.rate)
+    if "transcription" in given_ga:
+        config = _apply_transcription(audio_input.transcription, "session.audio.input.transcription", config)
+    elif "input_audio_transcription" in given:
+        config = _apply_transcription(session.input_audio_transcription, "session.input_audio_transcription", config)
+    if "turn_detection" in given_ga:
+        config = replace(config, turn_detection=_turn_detection(audio_input.turn_detection))
+    elif "turn_detection" in given:
+        config = replace(config, turn_detection=_turn_detection(session.turn_detection))
+    if "include" in given:
+        config = replace(config, include=tuple(session.include or ()))
     return config
 
 
 # --- server events --------------------------------------------------------------
 
-def _turn_detection_wire(td: TurnDetection | None) -> dict | None:
+class ServerVadWire(BaseModel):
+    type: Literal["server_vad"] = "server_vad"
+    threshold: float
+    prefix_padding_ms: int
+    silence_duration_ms: int
+
+
+class SemanticVadWire(BaseModel):
+    type: Literal["semantic_vad"] = "semantic_vad"
+    eagerness: str
+
+
+class TranscriptionWire(BaseModel):
+    model: str
+    language: str | None
+    prompt: str | None
+    # Extension (faster-whisper's hotwords): shown only when set.
+    hotwords: str | None = Field(None, exclude_if=lambda value: value is None)
+
+
+class PcmFormatWire(BaseModel):
+    type: Literal["audio/pcm"] = "audio/pcm"
+    rate: int
+
+
+class AudioInputWire(BaseModel):
+    format: PcmFormatWire
+    transcription: TranscriptionWire
+    noise_reduction: None = None
+    turn_detection: ServerVadWire | SemanticVadWire | None
+
+
+class AudioWire(BaseModel):
+    input: AudioInputWire
+
+
+class GaSessionObject(BaseModel):
+    """`session` of GA `session.created/updated`."""
+
+    type: Literal["transcription"] = "transcription"
+    object: Literal["realtime.transcription_session"] = "realtime.transcription_session"
+    id: str
+    expires_at: int
+    audio: AudioWire
+    include: list[str]
+
+
+class BetaSessionObject(BaseModel):
+    """`session` of beta `transcription_session.created/updated`."""
+
+    id: str
+    object: Literal["realtime.transcription_session"] = "realtime.transcription_session"
+    expires_at: int
+    input_audio_format: Literal["pcm16"] | PcmFormatWire
+    input_audio_transcription: TranscriptionWire
+    turn_detection: ServerVadWire | SemanticVadWire | None
+    input_audio_noise_reduction: None = None
+    include: list[str]
+    modalities: list[str] = ["text"]
+    client_secret: None = None
+
+
+def _turn_detection_wire(td: TurnDetection | None) -> ServerVadWire | SemanticVadWire | None:
     if td is None:
         return None
     if td.type == "semantic_vad":
-        return {"type": "semantic_vad", "eagerness": td.eagerness}
-    return {
-        "type": "server_vad",
-        "threshold": td.threshold,
-        "prefix_padding_ms": td.prefix_padding_ms,
-        "silence_duration_ms": td.silence_duration_ms,
-    }
-
-
-def _transcription_wire(c: SessionConfig) -> dict:
-    body = {"model": c.model, "language": c.language, "prompt": c.prompt}
-    if c.hotwords:
-        body["hotwords"] = c.hotwords
-    return body
+        return SemanticVadWire(eagerness=td.eagerness)
+    return ServerVadWire(threshold=td.threshold, prefix_padding_ms=td.prefix_padding_ms,
+                         silence_duration_ms=td.silence_duration_ms)
 
 
 def session_object(c: SessionConfig, generation: Generation, session_id: str, expires_at: int) -> dict:
+    transcription = TranscriptionWire(model=c.model, language=c.language, prompt=c.prompt, hotwords=c.hotwords)
     if generation is Generation.GA:
-        return {
-            "type": "transcription",
-            "object": "realtime.transcription_session",
-            "id": session_id,
-            "expires_at": expires_at,
-            "audio": {
-                "input": {
-                    "format": {"type": "audio/pcm", "rate": c.input_rate},
-                    "transcription": _transcription_wire(c),
-                    "noise_reduction": None,
-                    "turn_detection": _turn_detection_wire(c.turn_detection),
-                }
-            },
-            "include": list(c.include),
-        }
-    return {
-        "id": session_id,
-        "object": "realtime.transcription_session",
-        "expires_at": expires_at,
-        "input_audio_format": "pcm16" if c.input_rate == 24_000 else {"type": "audio/pcm", "rate": c.input_rate},
-        "input_audio_transcription": _transcription_wire(c),
-        "turn_detection": _turn_detection_wire(c.turn_detection),
-        "input_audio_noise_reduction": None,
-        "include": list(c.include),
-        "modalities": ["text"],
-        "client_secret": None,
-    }
+        session: BaseModel = GaSessionObject(
+            id=session_id, expires_at=expires_at, include=list(c.include),
+            audio=AudioWire(input=AudioInputWire(
+                format=PcmFormatWire(rate=c.input_rate), transcription=transcription,
+                turn_detection=_turn_detection_wire(c.turn_detection))),
+        )
+    else:
+        session = BetaSessionObject(
+            id=session_id, expires_at=expires_at, include=list(c.include),
+            input_audio_format="pcm16" if c.input_rate == 24_000 else PcmFormatWire(rate=c.input_rate),
+            input_audio_transcription=transcription,
+            turn_detection=_turn_detection_wire(c.turn_detection),
+        )
+    return session.model_dump(mode="json")
 
 
 def session_event(kind: str, c: SessionConfig, generation: Generation, session_id: str, expires_at: int) -> dict:

@@ -8,8 +8,6 @@ decoding; api/protocol/realtime.py owns the wire shapes.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import time
@@ -17,12 +15,16 @@ import time
 from fastapi import APIRouter, WebSocket
 
 from voxhost.api.protocol.realtime import (
+    AppendEvent,
+    ClearEvent,
+    CommitEvent,
     Generation,
+    SessionUpdateEvent,
+    apply_session_update,
+    decode_client_event,
     error_event,
     expires_at,
-    check_client_event,
-    decode_client_event,
-    parse_session_update,
+    parse_client_event,
     render,
     session_event,
 )
@@ -208,24 +210,16 @@ async def _handle(conn: Connection, session: TranscriptionSession, message: dict
             return generation
         event = decode_client_event(text or "")
         client_event_id = event["event_id"]
-        kind = check_client_event(event)
-        if kind == "input_audio_buffer.append":
-            audio = event.get("audio")
-            if not isinstance(audio, str):
-                raise InvalidRequest("'audio' must be a base64 string of PCM16 audio.", param="audio",
-                                     code="invalid_value")
-            try:
-                raw = base64.b64decode(audio, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise InvalidRequest("'audio' is not valid base64.", param="audio", code="invalid_value") from exc
-            await session.append(raw)
-        elif kind == "input_audio_buffer.commit":
+        parsed = parse_client_event(event)
+        if isinstance(parsed, AppendEvent):
+            await session.append(parsed.audio)
+        elif isinstance(parsed, CommitEvent):
             await session.commit()
-        elif kind == "input_audio_buffer.clear":
+        elif isinstance(parsed, ClearEvent):
             await session.clear()
         else:  # session.update / transcription_session.update
-            generation = Generation.GA if kind == "session.update" else Generation.BETA
-            config = parse_session_update(event, session.config, generation)
+            generation = Generation.GA if isinstance(parsed, SessionUpdateEvent) else Generation.BETA
+            config = apply_session_update(parsed.session, session.config)
             await session.update(config)
             await conn.send(session_event("updated", session.config, generation, session_id, expiry))
     except VoxhostError as exc:
