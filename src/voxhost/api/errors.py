@@ -121,7 +121,9 @@ def invalid_request(errors: Sequence[Mapping]) -> InvalidRequest:
     if param:
         message = f"Invalid value for '{param}': {message}"
     # pydantic's "string_type", "model_type", ...: the wrong JSON type, which OpenAI calls invalid_type.
-    code = "invalid_type" if str(first.get("type", "")).endswith("_type") else "invalid_value"
+    kind = str(first.get("type", ""))
+    code = ("missing_required_parameter" if kind == "missing"
+            else "invalid_type" if kind.endswith("_type") else "invalid_value")
     return InvalidRequest(message, param=param, code=code)
 
 

@@ -3,50 +3,64 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from voxhost.api.protocol import sse
+from voxhost.engines.tts.text import MAX_INPUT_CHARS
 from voxhost.tts.designs import VoiceDesign
 from voxhost.tts.timing import Marks
 
-STREAM_FORMATS = ("audio", "sse")
 SSE_PIECE_BYTES = 32 * 1024  # a cached line is sent as a few deltas, not one huge event
 
 
-def _documented(schema: dict) -> None:
-    """The OpenAPI schema states OpenAI's contract (required strings), while
-    parsing stays loose so the service can answer with OpenAI's own errors."""
-    schema["required"] = ["model", "input", "voice"]
-    props = schema["properties"]
-    props["model"] = {"type": "string", "title": "Model"}
-    props["input"] = {"type": "string", "title": "Input", "minLength": 1, "maxLength": 4096}
-    props["voice"] = {"title": "Voice", "anyOf": [
-        {"type": "string"}, {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}]}
+def _voice(value: Any) -> Any:
+    if not isinstance(value, (str, dict)):
+        raise PydanticCustomError("voice_type", "'voice' must be a voice name or an object such as {\"id\": ...}.")
+    return value
+
+
+# A name or blend ("am_onyx(2)+bm_george(1)"), OpenAI's {"id": "voice_1234"} for
+# custom voices, or (extension) an unsaved design {"base": ..., ...} to audition.
+Voice = Annotated[
+    str | dict[str, Any],
+    BeforeValidator(_voice),
+    WithJsonSchema({"title": "Voice", "anyOf": [
+        {"type": "string"},
+        {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+        {"type": "object", "properties": {"base": {"type": "string"}}, "required": ["base"]},
+    ]}),
+]
 
 
 class SpeechRequest(BaseModel):
-    """Types are loose on purpose: values are checked by the service, which
-    answers with OpenAI's error codes and the offending `param`."""
+    """The text to speak, the voice and model to speak it with, and the audio format."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra=_documented)
+    # Typed as OpenAI types it: a wrong JSON type is a 400 `invalid_type` naming
+    # the field. Values (the text, voice, model, speed range, format) are checked
+    # by the TTS service, which answers with OpenAI's own codes (`empty_input`,
+    # `voice_not_found`, ...).
 
-    model: str | None = None
-    input: Any = None
-    voice: Any = None
-    response_format: str = "mp3"
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    # The limits are the service's (empty_input, string_above_max_length), stated for clients.
+    input: Annotated[StrictStr, WithJsonSchema({"type": "string", "title": "Input", "minLength": 1,
+                                                "maxLength": MAX_INPUT_CHARS})]
+    voice: Voice
+    response_format: StrictStr = "mp3"
     speed: float = 1.0
-    stream_format: str = "audio"
+    stream_format: Literal["audio", "sse"] = "audio"
     instructions: str | None = Field(default=None, max_length=4096)
-    timestamps: Any = False  # extension: lip-sync events (speech.word, speech.viseme) in the SSE stream
+    timestamps: StrictBool = False  # extension: lip-sync events (speech.word, speech.viseme) in the SSE stream
 
     @property
     def voice_id(self) -> str:
-        # OpenAI also accepts {"id": "voice_1234"} for custom voices.
         if isinstance(self.voice, dict):
             return str(self.voice.get("id") or "")
-        return self.voice if isinstance(self.voice, str) else ""
+        return self.voice
 
     @property
     def inline_design(self) -> VoiceDesign | None:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from voxhost.api.protocol import sse
-from voxhost.api.protocol.speech import STREAM_FORMATS, SpeechRequest, sse_events
+from voxhost.api.protocol.speech import SpeechRequest, sse_events
 from voxhost.api.state import AppState, get_state, require_ready
 from voxhost.audio.encode import MEDIA_TYPES
 from voxhost.errors import InvalidRequest
@@ -29,13 +29,6 @@ router = APIRouter(prefix="/v1/audio", tags=["text-to-speech"])
 
 @router.post("/speech")
 async def create_speech(body: SpeechRequest, state: AppState = Depends(require_ready)) -> Response:
-    if body.stream_format not in STREAM_FORMATS:
-        raise InvalidRequest(f"'stream_format' must be 'audio' or 'sse', got {body.stream_format[:20]!r}.",
-                             param="stream_format", code="invalid_value")
-    if not isinstance(body.input, str):
-        raise InvalidRequest("'input' must be a string.", param="input", code="invalid_type")
-    if not isinstance(body.timestamps, bool):
-        raise InvalidRequest("'timestamps' must be true or false.", param="timestamps", code="invalid_type")
     if body.timestamps and body.stream_format != "sse":
         raise InvalidRequest("'timestamps' needs \"stream_format\": \"sse\": the events travel with the audio.",
                              param="timestamps", code="invalid_value")
