@@ -16,6 +16,7 @@ api/protocol/realtime.py puts the same body into realtime `error` events.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Mapping, Sequence
 
 
 class CloseCode(IntEnum):
@@ -157,3 +158,22 @@ class SessionRejected(VoxhostError):
     code = "session_rejected"
     close_code = CloseCode.TRY_AGAIN
     retry_after = 1.0
+
+
+def invalid_request(errors: Sequence[Mapping]) -> InvalidRequest:
+    """Pydantic's first complaint as an OpenAI 400 naming the field (`param`)."""
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":  # its loc is a character offset, not a field
+        message = f"The request body is not valid JSON: {first.get('ctx', {}).get('error', 'parse error')}."
+        return InvalidRequest(message, code="invalid_json")
+    # `param` names the field, not an index into it (timestamp_granularities, not .0).
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form") and not isinstance(p, int)]
+    param = ".".join(loc) or None
+    message = first.get("msg", "Invalid request")
+    if param:
+        message = f"Invalid value for '{param}': {message}"
+    # pydantic's "string_type", "model_type", ...: the wrong JSON type, which OpenAI calls invalid_type.
+    kind = str(first.get("type", ""))
+    code = ("missing_required_parameter" if kind == "missing"
+            else "invalid_type" if kind.endswith("_type") else "invalid_value")
+    return InvalidRequest(message, param=param, code=code)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voxhost.api.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected
-from voxhost.errors import InvalidRequest, VoxhostError
+from voxhost.errors import VoxhostError, invalid_request
 
 log = logging.getLogger("voxhost.api")
 
@@ -106,25 +106,6 @@ def _voxhost_error(_: Request, exc: VoxhostError) -> JSONResponse:
 
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     return error_response(invalid_request(exc.errors()))
-
-
-def invalid_request(errors: Sequence[Mapping]) -> InvalidRequest:
-    """Pydantic's first complaint as an OpenAI 400 naming the field (`param`)."""
-    first = errors[0] if errors else {}
-    if first.get("type") == "json_invalid":  # its loc is a character offset, not a field
-        message = f"The request body is not valid JSON: {first.get('ctx', {}).get('error', 'parse error')}."
-        return InvalidRequest(message, code="invalid_json")
-    # `param` names the field, not an index into it (timestamp_granularities, not .0).
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "form") and not isinstance(p, int)]
-    param = ".".join(loc) or None
-    message = first.get("msg", "Invalid request")
-    if param:
-        message = f"Invalid value for '{param}': {message}"
-    # pydantic's "string_type", "model_type", ...: the wrong JSON type, which OpenAI calls invalid_type.
-    kind = str(first.get("type", ""))
-    code = ("missing_required_parameter" if kind == "missing"
-            else "invalid_type" if kind.endswith("_type") else "invalid_value")
-    return InvalidRequest(message, param=param, code=code)
 
 
 def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

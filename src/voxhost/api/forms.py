@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from voxhost.api.errors import invalid_request
+from voxhost.errors import invalid_request
 from voxhost.errors import InvalidRequest, PayloadTooLarge
 from voxhost.ops.settings import Settings
 

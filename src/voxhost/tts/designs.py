@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from voxhost.errors import InvalidRequest, echo
+from voxhost.errors import InvalidRequest, echo, invalid_request
 
 log = logging.getLogger("voxhost.tts")
 
@@ -89,10 +89,7 @@ class VoiceDesign(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            param = ".".join(str(p) for p in first["loc"]) or None
-            raise InvalidRequest(f"Invalid voice design: {param}: {first['msg']}.", param=param,
-                                 code="invalid_value") from None
+            raise invalid_request(exc.errors()) from None  # the one pydantic -> 400 mapping
 
     @property
     def shaped(self) -> bool:

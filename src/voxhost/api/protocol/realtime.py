@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, ValidationError
 from pydantic_core import PydanticCustomError
 
-from voxhost.api.errors import invalid_request
+from voxhost.errors import invalid_request
 from voxhost.errors import InvalidRequest, VoxhostError
 from voxhost.ids import new_id
 from voxhost.realtime import events as ev
