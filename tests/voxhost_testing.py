@@ -11,12 +11,33 @@ import av
 import httpx
 import numpy as np
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def metric_sum(base_url: str, name: str, **labels: str) -> float:
+    """Sum of the /metrics samples called `name` whose labels include `labels`."""
+    text = httpx.get(base_url + "/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    """Poll `check` until it holds; a server still starting (connection refused) counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 class LiveServer:

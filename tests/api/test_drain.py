@@ -7,10 +7,8 @@ import concurrent.futures as cf
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -18,34 +16,11 @@ import websockets.sync.client as ws_client
 from fastapi import WebSocket
 from websockets.exceptions import ConnectionClosed
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _in_flight(base: str) -> float:
-    for line in httpx.get(base + "/metrics", timeout=5).text.splitlines():
-        if line.startswith("voxhost_http_in_flight "):
-            return float(line.split()[1])
-    return 0.0
+from voxhost_testing import free_port, metric_sum, wait_until
 
 
 def test_sigterm_drains_accepted_work_refuses_new_and_exits_zero(english):
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "VOXHOST_DRAIN_TIMEOUT_S": "120", "VOXHOST_LOG_LEVEL": "warning",
            "VOXHOST_TTS_ENGINES": "hibari"}  # STT only here: loading Kokoro and piper just slows the start
@@ -54,7 +29,7 @@ def test_sigterm_drains_accepted_work_refuses_new_and_exits_zero(english):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
-        _wait(lambda: httpx.get(base + "/ready", timeout=2).status_code == 200, 180, "ready")
+        wait_until(lambda: httpx.get(base + "/ready", timeout=2).status_code == 200, 180, "ready")
         clips = [r.audio.read_bytes() for r in english if 4 < r.duration <= 10][:4]
 
         def post(audio: bytes) -> httpx.Response:
@@ -63,9 +38,9 @@ def test_sigterm_drains_accepted_work_refuses_new_and_exits_zero(english):
 
         with cf.ThreadPoolExecutor(len(clips)) as pool:
             accepted = [pool.submit(post, audio) for audio in clips]
-            _wait(lambda: _in_flight(base) >= len(clips), 60, "all requests accepted")
+            wait_until(lambda: metric_sum(base, "voxhost_http_in_flight") >= len(clips), 60, "all requests accepted")
             proc.send_signal(signal.SIGTERM)
-            _wait(lambda: httpx.get(base + "/ready", timeout=2).status_code == 503, 10, "/ready 503")
+            wait_until(lambda: httpx.get(base + "/ready", timeout=2).status_code == 503, 10, "/ready 503")
             refused = post(clips[0])
             assert not all(f.done() for f in accepted), "load finished before the checks; use longer clips"
             results = [f.result() for f in accepted]
@@ -171,7 +146,7 @@ def test_ecs_stop_sequence_live_session_closes_cleanly_before_sigterm(fake_aws, 
     from voxhost.evaluation.wer import wer
     from voxhost.loadtest.realtime_client import load_pcm, session_update
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "VOXHOST_LOG_LEVEL": "warning", "VOXHOST_DRAIN_TIMEOUT_S": "60",
            "VOXHOST_TTS_ENGINES": "hibari",  # STT only here: loading Kokoro and piper just slows the start
@@ -183,7 +158,7 @@ def test_ecs_stop_sequence_live_session_closes_cleanly_before_sigterm(fake_aws, 
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
-        _wait(lambda: httpx.get(base + "/ready", timeout=2).status_code == 200, 180, "ready")
+        wait_until(lambda: httpx.get(base + "/ready", timeout=2).status_code == 200, 180, "ready")
         pcm = load_pcm(eval_audio / "lj_LJ001-0002.wav", 24_000, lead_silence=0.2, tail_silence=0.3)
         events = []
         with ws_client.connect(f"ws://127.0.0.1:{port}/v1/realtime?intent=transcription") as ws:
@@ -192,7 +167,7 @@ def test_ecs_stop_sequence_live_session_closes_cleanly_before_sigterm(fake_aws, 
             assert json.loads(ws.recv(timeout=10))["type"] == "session.updated"
             # A turn in progress: audio appended, not committed (push-to-talk held).
             ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}))
-            _wait(lambda: len(fake_aws.polls) >= 2, 30, "the server polling its target group")
+            wait_until(lambda: len(fake_aws.polls) >= 2, 30, "the server polling its target group")
             fake_aws.state = "draining"
             with pytest.raises(ConnectionClosed) as closed:
                 while True:

@@ -9,14 +9,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 import websockets
 import websockets.sync.client as ws_client
 from fastapi import WebSocket
-from voxhost_testing import assert_openai_error, free_port, long_speech_wav, open_request, silent_flac
+from voxhost_testing import (assert_openai_error, free_port, long_speech_wav, metric_sum, open_request, silent_flac,
+                             wait_until)
 
 from voxhost.ops.auth import new_entry
 
@@ -25,25 +25,6 @@ URL = "/v1/audio/transcriptions"
 
 def _ws(base_url: str, path: str = "/v1/realtime?intent=transcription") -> str:
     return base_url.replace("http://", "ws://") + path
-
-
-def _metric(base_url: str, name: str, **labels) -> float:
-    """Sum of a metric's samples whose labels include `labels`."""
-    total = 0.0
-    for line in httpx.get(base_url + "/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def _wait(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ---- 1. keys never reach the logs -------------------------------------------
@@ -62,7 +43,7 @@ def test_no_log_line_contains_a_key(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port),
                                  "--stt-model", "whisper-tiny.en"], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait(lambda: _get_ok(base + "/health"), 120, "server up")
+            wait_until(lambda: _get_ok(base + "/health"), 120, "server up")
             for presented in (key, wrong, other_wrong):
                 for url in (_ws(base, f"/v1/realtime?intent=transcription&api_key={presented}"),
                             _ws(base, f"/v1/nowhere?api_key={presented}")):
@@ -117,18 +98,18 @@ def test_requests_whose_client_hung_up_are_not_decoded(sibling, short_clip):
 
     live = sibling(setup=add_hold, stt_num_workers=1, stt_batching=False)
     base = live.base_url
-    jobs = lambda: _metric(base, "voxhost_scheduler_wait_seconds_count", engine="stt:whisper-tiny.en")
+    jobs = lambda: metric_sum(base, "voxhost_scheduler_wait_seconds_count", engine="stt:whisper-tiny.en")
     holder = threading.Thread(target=lambda: httpx.post(base + "/test/hold", timeout=120))
     holder.start()
     try:
-        _wait(lambda: _metric(base, "voxhost_in_flight", engine="stt:whisper-tiny.en") == 1, 30, "decoder held")
+        wait_until(lambda: metric_sum(base, "voxhost_in_flight", engine="stt:whisper-tiny.en") == 1, 30, "decoder held")
         orphans = 5
         for _ in range(orphans):  # each client gives up while its request is queued
             with pytest.raises(httpx.ReadTimeout):
                 httpx.post(base + URL, files={"file": ("a.wav", short_clip.read_bytes())},
                            data={"model": "whisper-tiny.en"}, timeout=httpx.Timeout(30, read=0.5))
-        _wait(lambda: _metric(base, "voxhost_requests_abandoned_total") == orphans, 30, "orphans noticed")
-        assert _metric(base, "voxhost_queue_depth", engine="stt:whisper-tiny.en") == 0
+        wait_until(lambda: metric_sum(base, "voxhost_requests_abandoned_total") == orphans, 30, "orphans noticed")
+        assert metric_sum(base, "voxhost_queue_depth", engine="stt:whisper-tiny.en") == 0
     finally:
         release.set()
         holder.join(timeout=60)
@@ -137,8 +118,8 @@ def test_requests_whose_client_hung_up_are_not_decoded(sibling, short_clip):
     assert fresh.status_code == 200 and "modern" in fresh.json()["text"].lower()
     assert jobs() == 2  # the hold and the fresh request; none of the orphans
     # Abandoned work is logged as 499 and never priced.
-    assert _metric(base, "voxhost_requests_total", status="499") == orphans
-    assert _metric(base, "voxhost_cost_usd_total", route=URL) == pytest.approx(
+    assert metric_sum(base, "voxhost_requests_total", status="499") == orphans
+    assert metric_sum(base, "voxhost_cost_usd_total", route=URL) == pytest.approx(
         float(fresh.headers["x-cost-usd"]), rel=0.01, abs=1e-9)
 
 
@@ -169,12 +150,12 @@ def test_a_running_decode_stops_when_its_client_hangs_up(sibling, english, monke
     monkeypatch.setattr(engine, "transcribe_stream", counted_stream)
     with open_request(live.base_url, URL, files={"file": ("long.wav", wav)}, data={"model": "whisper-tiny.en"}):
         assert first_segment.wait(120), "the decode never produced a segment"
-    _wait(lambda: _metric(live.base_url, "voxhost_requests_abandoned_total") == 1, 30, "hang-up noticed")
-    _wait(lambda: _metric(live.base_url, "voxhost_in_flight", engine="stt:whisper-tiny.en") == 0, 60,
+    wait_until(lambda: metric_sum(live.base_url, "voxhost_requests_abandoned_total") == 1, 30, "hang-up noticed")
+    wait_until(lambda: metric_sum(live.base_url, "voxhost_in_flight", engine="stt:whisper-tiny.en") == 0, 60,
           "decoder freed")
     assert not decode["finished"], f"decoded all {decode['segments']} segments for a client that had gone"
-    assert _metric(live.base_url, "voxhost_requests_total", status="499") == 1
-    assert _metric(live.base_url, "voxhost_cost_usd_total", route=URL) == 0
+    assert metric_sum(live.base_url, "voxhost_requests_total", status="499") == 1
+    assert metric_sum(live.base_url, "voxhost_cost_usd_total", route=URL) == 0
 
 
 # ---- 3. language tags -------------------------------------------------------
@@ -314,8 +295,8 @@ def test_refused_live_sessions_are_counted(sibling):
     with ws_client.connect(_ws(live.base_url)) as ws:
         with pytest.raises(websockets.exceptions.ConnectionClosed):
             ws.recv(timeout=10)
-    assert _metric(live.base_url, "voxhost_live_sessions_rejected_total", reason="capacity") == 1
-    assert _metric(live.base_url, "voxhost_live_sessions_rejected_total", reason="draining") == 1
+    assert metric_sum(live.base_url, "voxhost_live_sessions_rejected_total", reason="capacity") == 1
+    assert metric_sum(live.base_url, "voxhost_live_sessions_rejected_total", reason="draining") == 1
 
 
 def test_megabyte_prompts_are_refused_before_work(base_url, short_clip):

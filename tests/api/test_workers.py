@@ -15,7 +15,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.api.test_drain import _free_port, _in_flight, _wait
+from voxhost_testing import free_port, metric_sum, wait_until
 
 WORKERS = 2
 DECODE_MS = 2500  # each request stays in flight this long: the drain has work to wait for
@@ -27,18 +27,9 @@ def _workers(pid: int) -> list[int]:
     return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
-def _metric_sum(base: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in httpx.get(base + "/metrics", timeout=5).text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 @pytest.fixture
 def group(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "VOXHOST_WORKERS": str(WORKERS), "VOXHOST_STT_MODELS": "simulated-gpu",
            "VOXHOST_TTS_ENGINES": "", "VOXHOST_STT_SIMULATED_CALL_MS": str(DECODE_MS),
            "VOXHOST_DRAIN_TIMEOUT_S": "60", "VOXHOST_LOG_LEVEL": "warning",
@@ -47,7 +38,7 @@ def group(tmp_path):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: httpx.get(base + "/ready", timeout=2).status_code == 200, 120, "every worker ready")
+        wait_until(lambda: httpx.get(base + "/ready", timeout=2).status_code == 200, 120, "every worker ready")
         yield proc, base
     finally:
         if proc.poll() is None:
@@ -76,15 +67,15 @@ def test_two_workers_answer_as_one_server_and_drain_on_sigterm(group, short_clip
     costs = [float(r.headers["x-cost-usd"]) for r in replies]
     assert all(c > 0 for c in costs)
     for _ in range(6):  # several scrapes: each may land on either worker
-        assert _metric_sum(base, "voxhost_requests_total", route="/v1/audio/transcriptions", status="200") == n
-        assert _metric_sum(base, "voxhost_cost_usd_total") == pytest.approx(sum(costs), rel=1e-4)
+        assert metric_sum(base, "voxhost_requests_total", route="/v1/audio/transcriptions", status="200") == n
+        assert metric_sum(base, "voxhost_cost_usd_total") == pytest.approx(sum(costs), rel=1e-4)
 
     # Drain: accepted work finishes in every worker, new work is refused, all exit 0.
     with cf.ThreadPoolExecutor(n) as pool:
         accepted = [pool.submit(_transcribe, base, short_clip) for _ in range(n)]
-        _wait(lambda: _in_flight(base) >= n, 30, "all requests in flight (summed over workers)")
+        wait_until(lambda: metric_sum(base, "voxhost_http_in_flight") >= n, 30, "all requests in flight (summed over workers)")
         proc.send_signal(signal.SIGTERM)
-        _wait(lambda: httpx.get(base + "/ready", timeout=2).status_code == 503, 10, "/ready 503")
+        wait_until(lambda: httpx.get(base + "/ready", timeout=2).status_code == 503, 10, "/ready 503")
         refused = httpx.post(base + "/v1/audio/transcriptions", files={"file": ("a.wav", short_clip.read_bytes())},
                              data={"model": "whisper-1"}, timeout=30)
         assert not all(f.done() for f in accepted), "work finished before the drain; raise DECODE_MS"

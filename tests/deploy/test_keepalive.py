@@ -14,13 +14,9 @@ import time
 
 import httpx
 
+from voxhost_testing import free_port
+
 IDLE_S = 6.5  # past uvicorn's 5 s default, inside the 9 s configured here
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get_health(sock: socket.socket) -> bytes:
@@ -29,7 +25,7 @@ def _get_health(sock: socket.socket) -> bytes:
 
 
 def test_idle_connection_survives_past_the_default_keepalive():
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "VOXHOST_KEEPALIVE_TIMEOUT_S": "9", "VOXHOST_LOG_LEVEL": "warning",
            "VOXHOST_TTS_ENGINES": "hibari"}  # no TTS here: loading Kokoro and piper just slows the start
     proc = subprocess.Popen(

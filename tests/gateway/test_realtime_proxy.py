@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 
-import httpx
 import pytest
 from openai import AsyncOpenAI
 from websockets.exceptions import ConnectionClosed
@@ -19,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from faulty_upstream import UPSTREAM_KEY
 from voxhost.evaluation.wer import wer
 from voxhost.loadtest.realtime_client import load_pcm
+from voxhost_testing import metric_sum
 
 pytestmark = pytest.mark.timeout(300)
 DONE = "conversation.item.input_audio_transcription.completed"
@@ -65,17 +65,14 @@ async def _transcribe(base_url: str, pcm: bytes, *, beta: bool, player: str = "p
                 return route, seen, event
 
 
+def _served(base_url: str, served: str) -> float:
+    """Realtime sessions the gateway served from `served` (upstream, local, fallback)."""
+    return metric_sum(base_url, "voxhost_gateway_requests_total", route="realtime", served=served)
+
+
 @pytest.fixture(scope="module")
 def pcm(eval_audio) -> bytes:
     return load_pcm(eval_audio / "lj_LJ001-0002.wav", 24_000, lead_silence=0.2, tail_silence=0.3)
-
-
-def _metric(base_url: str, served: str) -> float:
-    for line in httpx.get(base_url + "/metrics").text.splitlines():
-        if line.startswith("voxhost_gateway_requests_total{") and 'route="realtime"' in line \
-                and f'served="{served}"' in line:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 @pytest.mark.parametrize("beta", [False, True], ids=["ga", "beta"])
@@ -85,7 +82,7 @@ def test_realtime_session_proxied_upstream(beta, gateway, upstream_process, pcm)
     assert route == "upstream"
     assert "input_audio_buffer.committed" in seen
     assert wer(["in being comparatively modern."], [done.transcript]) == 0.0, done.transcript
-    assert _metric(gw.base_url, "upstream") == 1.0
+    assert _served(gw.base_url, "upstream") == 1.0
 
 
 def test_local_at_capacity_falls_back_upstream_and_the_key_stays_out_of_logs(gateway, upstream_process, pcm,
@@ -102,7 +99,7 @@ def test_local_at_capacity_falls_back_upstream_and_the_key_stays_out_of_logs(gat
     route, seen, done = asyncio.run(run())
     assert route == "fallback"
     assert wer(["in being comparatively modern."], [done.transcript]) == 0.0, done.transcript
-    assert _metric(gw.base_url, "fallback") == 1.0 and _metric(gw.base_url, "local") == 1.0
+    assert _served(gw.base_url, "fallback") == 1.0 and _served(gw.base_url, "local") == 1.0
     assert UPSTREAM_KEY not in caplog.text and UPSTREAM_KEY[:12] not in caplog.text
 
 
