@@ -89,6 +89,11 @@ class SpeechToText(Protocol):
     name: str
     multilingual: bool
     device: str  # "cpu" or "cuda": decides whether batching is on by default
+    # Optional, read with getattr(..., None) by live sessions (an engine without them loses
+    # only an optimisation): `n_mels`, set by engines that compute Whisper's log-mel features
+    # and so accept the features a live turn carries (engines/stt/features.py); `gate_options`,
+    # the faster-whisper VadOptions of the engine's no-speech gate, which a session that already
+    # heard speech at that threshold turns off (realtime/session.py `_speech_heard`).
 
     def warm_up(self) -> None:
         """One decode at load, so the first request does not pay for lazy init."""
