@@ -7,6 +7,7 @@ server closes an idle connection the ALB would reuse (the ALB answers 502).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,8 +21,17 @@ IDLE_S = 6.5  # past uvicorn's 5 s default, inside the 9 s configured here
 
 
 def _get_health(sock: socket.socket) -> bytes:
+    """One whole response on the open connection (b"" if the server closed it). Headers and
+    body can arrive in separate reads: one recv could leave the body for the next request."""
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: voxhost\r\n\r\n")
-    return sock.recv(65536)
+    data = b""
+    while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while length and len(body) < int(length.group(1)) and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body if head else b""
 
 
 def test_idle_connection_survives_past_the_default_keepalive():
