@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -91,6 +92,9 @@ def test_consumer_leaving_stops_synthesis_and_frees_the_encoder():
         await stream.aclose()  # the client hung up after the first sentence
         for _ in range(len(CHUNKS)):
             tokens.release()  # synthesis could now run to the end, if nothing stopped it
+        # Hold the event loop (as a busy server would): the stop must already be
+        # set by aclose() itself, not left to the loop finalizing an inner generator.
+        time.sleep(0.3)
         for _ in range(3000):  # a condition, not a timing: generous for a loaded CI machine
             if scheduler.pending == 0:
                 break

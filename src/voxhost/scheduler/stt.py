@@ -9,6 +9,8 @@ equal keys and hands them to `transcribe_batch`.
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import threading
 from typing import AsyncIterator, Callable
 
@@ -77,8 +79,10 @@ class SttScheduler:
             _, segments = engine.transcribe_stream(audio, options)
             yield from segments
 
-        async for segment in self.executor_for(engine).stream(produce, lane=lane, deadline_s=deadline_s):
-            yield segment
+        # aclosing: a consumer that leaves stops the decode now, not when the loop finalizes.
+        async with aclosing(self.executor_for(engine).stream(produce, lane=lane, deadline_s=deadline_s)) as segments:
+            async for segment in segments:
+                yield segment
 
     def can_admit(self, engine, lane: Lane) -> bool:
         return self.executor_for(engine).has_room(lane)

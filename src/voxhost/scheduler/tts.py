@@ -8,6 +8,8 @@ is this module's business alone.
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 from typing import AsyncIterator, Iterable, Iterator, Protocol
 
 import numpy as np
@@ -52,8 +54,12 @@ class TtsScheduler:
         self, engine: TtsEngine, chunks: Iterable[TextChunk], voice: VoiceSelection, speed: float,
         renderer: Renderer, *, lane: Lane = Lane.INTERACTIVE,
     ) -> AsyncIterator[bytes]:
-        async for data in self.executor.stream(lambda: self._produce(engine, chunks, voice, speed, renderer), lane=lane):
-            yield data
+        # aclosing: closing this generator closes the executor's at once, which stops
+        # the worker; otherwise that waits for the loop to finalize the inner one.
+        produce = lambda: self._produce(engine, chunks, voice, speed, renderer)  # noqa: E731
+        async with aclosing(self.executor.stream(produce, lane=lane)) as pieces:
+            async for data in pieces:
+                yield data
 
     async def run(self, fn, *args, lane: Lane = Lane.INTERACTIVE):
         """Any other blocking TTS work (a whole-line synthesis for cache warming)."""

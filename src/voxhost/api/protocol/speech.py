@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import base64
 from typing import Annotated, Any, AsyncIterator, Literal
 
@@ -74,13 +76,14 @@ class SpeechRequest(BaseModel):
 async def sse_events(chunks: AsyncIterator[bytes | Marks], input_tokens: int) -> AsyncIterator[bytes]:
     """`speech.audio.delta` per piece of encoded audio (base64), then `speech.audio.done`.
     With timestamps, each piece's `speech.word` and `speech.viseme` events come before its audio."""
-    async for chunk in chunks:
-        if isinstance(chunk, Marks):
-            for event in chunk:
-                yield sse.encode(event)
-            continue
-        for start in range(0, len(chunk), SSE_PIECE_BYTES):
-            piece = chunk[start:start + SSE_PIECE_BYTES]
-            yield sse.encode({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
+    async with aclosing(chunks):  # a client that leaves stops synthesis now, not at finalization
+        async for chunk in chunks:
+            if isinstance(chunk, Marks):
+                for event in chunk:
+                    yield sse.encode(event)
+                continue
+            for start in range(0, len(chunk), SSE_PIECE_BYTES):
+                piece = chunk[start:start + SSE_PIECE_BYTES]
+                yield sse.encode({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
     yield sse.encode({"type": "speech.audio.done",
                      "usage": {"input_tokens": input_tokens, "output_tokens": 0, "total_tokens": input_tokens}})

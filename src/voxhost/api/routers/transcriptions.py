@@ -6,6 +6,8 @@ speech is the engine's, running it off the event loop is the scheduler's.
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import logging
 from dataclasses import dataclass
 
@@ -113,10 +115,11 @@ async def _handle(request: Request, state: AppState, task: str) -> Response:
 async def _sse_events(service: SttService, engine, audio, options: TranscriptionOptions):
     """One `transcript.text.delta` per decoded segment, then `transcript.text.done`."""
     parts: list[str] = []
-    async for segment in service.stream(engine, audio, options):
-        delta = segment.text if parts else segment.text.lstrip()
-        parts.append(delta)
-        yield sse.encode({"type": "transcript.text.delta", "delta": delta, "logprobs": None})
+    async with aclosing(service.stream(engine, audio, options)) as segments:  # leaving stops the decode now
+        async for segment in segments:
+            delta = segment.text if parts else segment.text.lstrip()
+            parts.append(delta)
+            yield sse.encode({"type": "transcript.text.delta", "delta": delta, "logprobs": None})
     text = "".join(parts).strip()
     yield sse.encode({"type": "transcript.text.done", "text": text, "logprobs": None})
 
