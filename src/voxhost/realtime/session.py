@@ -43,7 +43,8 @@ from voxhost.realtime.config import SessionConfig, SessionLimits
 from voxhost.realtime.decoding import (CONTEXT_MAX_GAP_S, CONTEXT_S, fits_with_context, repeats, turn_options,
                                        words_after_context)
 from voxhost.realtime.partials import LocalAgreement
-from voxhost.realtime.vad import WINDOW, StreamingSilero, TurnDetector
+from voxhost.realtime.vad import WINDOW, TurnDetector
+from voxhost.realtime.vad_batch import SileroStream
 # SchedulerDecoder is re-exported: api/routers/realtime.py builds sessions with it.
 from voxhost.realtime.scheduling import Decoder, SchedulerDecoder  # noqa: F401
 from voxhost.stt.languages import check_model_language
@@ -84,7 +85,7 @@ class TranscriptionSession:
         self.config = config
         self._input = PcmInput(config.input_rate)
         self._buffer = AudioBuffer()
-        self._vad = StreamingSilero()
+        self._vad = SileroStream()  # scored with every live session's windows (realtime/vad_batch.py)
         self._vad_pos = 0  # absolute sample up to which VAD has scored
         self._detector: TurnDetector | None = None
         self._set_turn_detection()
@@ -213,7 +214,7 @@ class TranscriptionSession:
         # word's onset, and Whisper misreads a clipped first word ("Montreal
         # Forced" -> "Forest") with OpenAI's 300 ms default.
         lead = max(prefix, MIN_DECODE_LEAD_MS * WHISPER_RATE // 1000)
-        for prob in self._vad.feed(audio):
+        for prob in await self._vad.feed(audio):
             self._vad_pos += WINDOW
             pause_start = self._detector.silence_since
             change = self._detector.push(float(prob), self._vad_pos)

@@ -1,8 +1,12 @@
-"""Server VAD: Silero (the ONNX model faster-whisper bundles) run incrementally.
+"""Server VAD: Silero (the ONNX model faster-whisper bundles) run incrementally,
+and the turn detector that reads its probabilities.
 
 Only new audio is scored: the LSTM state and the 64-sample context carry over
 between calls, which gives exactly the probabilities a whole-buffer pass would
-(checked in tests) at a cost proportional to the new audio alone.
+(checked in tests) at a cost proportional to the new audio alone. Live sessions
+score through realtime/vad_batch.py (all sessions in one call per tick);
+`StreamingSilero` scores one stream alone with the graph as shipped, the
+reference the batched VAD is checked against.
 """
 
 from __future__ import annotations
@@ -13,33 +17,30 @@ from typing import Literal
 import numpy as np
 from faster_whisper.vad import get_vad_model
 
-WINDOW = 512  # samples at 16 kHz (32 ms): Silero's frame
-_CONTEXT = 64
+from voxhost.realtime.silero_batch import WINDOW
+from voxhost.realtime.vad_batch import SileroStream
+
+__all__ = ["WINDOW", "StreamingSilero", "TurnDetection", "TurnDetector"]
 
 
 class StreamingSilero:
+    """One stream, scored synchronously by faster-whisper's own graph."""
+
     def __init__(self):
         self._session = get_vad_model().session  # shared, thread-safe ONNX session
-        self.reset()
+        self._stream = SileroStream()
 
     def reset(self) -> None:
-        self._h = np.zeros((1, 1, 128), dtype=np.float32)
-        self._c = np.zeros((1, 1, 128), dtype=np.float32)
-        self._context = np.zeros(_CONTEXT, dtype=np.float32)
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._stream.reset()
 
     def feed(self, audio: np.ndarray) -> np.ndarray:
         """Speech probability for every window completed by `audio`."""
-        samples = np.concatenate([self._pending, audio]) if self._pending.size else audio
-        count = samples.size // WINDOW
-        self._pending = samples[count * WINDOW :].copy()
-        if count == 0:
+        rows = self._stream.rows(audio)
+        if rows.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
-        windows = samples[: count * WINDOW].astype(np.float32, copy=False).reshape(count, WINDOW)
-        contexts = np.concatenate([self._context[None, :], windows[:-1, -_CONTEXT:]], axis=0)
-        batch = np.concatenate([contexts, windows], axis=1)
-        probs, self._h, self._c = self._session.run(None, {"input": batch, "h": self._h, "c": self._c})
-        self._context = windows[-1, -_CONTEXT:].copy()
+        stream = self._stream
+        probs, h, c = self._session.run(None, {"input": rows, "h": stream.h[None, None], "c": stream.c[None, None]})
+        stream.h, stream.c = h[0, 0], c[0, 0]
         return np.asarray(probs, dtype=np.float32).reshape(-1)
 
 
