@@ -47,7 +47,7 @@ TTS_RATE = 24_000  # response_format=pcm: 24 kHz PCM16
 # Innermost matching frame wins. Patterns match py-spy's "function (file:line)" frames.
 COMPONENTS = [
     ("mel features", r"feature_extractor|pad_or_trim|engines/stt/features\.py"),
-    ("VAD", r"/vad\.py|silero"),
+    ("VAD", r"/vad(_batch)?\.py|silero"),
     ("base64", r"base64"),
     ("resampling", r"realtime/audio\.py|resampl"),
     ("audio decoding (REST)", r"audio/decode\.py|/av/"),

@@ -14,6 +14,9 @@ Each side runs in its own interpreter, alternating, `--rounds` times; the baseli
 is the source tree at a git ref (`git archive`), so one command compares both:
 
   python bench/live_cpu.py --baseline 187a2fd --players 8 --seconds 60 --rounds 3
+
+`--profile` adds one more replay per side under py-spy and splits each side's
+median by component (bench/capacity.py's classes), side by side.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -81,9 +85,10 @@ def replay(players: int, seconds: float) -> dict:
                     for _ in range(players)]
         started = time.process_time()
         for n in range(max(len(s) for s in streams)):
-            for session, appends in zip(sessions, streams):
-                if n < len(appends):
-                    await session.append(base64.b64decode(appends[n]))
+            # Each player's append in its own task, as the server's connections run:
+            # live sessions' VAD is scored together per event-loop tick (realtime/vad_batch.py).
+            await asyncio.gather(*[session.append(base64.b64decode(appends[n]))
+                                   for session, appends in zip(sessions, streams) if n < len(appends)])
             await asyncio.sleep(0)  # partial and final tasks run, as between network reads
         for session in sessions:
             await session.finish()
@@ -104,6 +109,9 @@ def main() -> None:
     parser.add_argument("--players", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0, help="audio per player")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true",
+                        help="also split the CPU by component with py-spy (one more replay per side)")
+    parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second (--profile)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -116,6 +124,9 @@ def main() -> None:
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp.name], input=archive, check=True)
         sides = {f"baseline {args.baseline}": str(Path(tmp.name) / "src"), **sides}
+    # The baseline's tree is extracted outside the checkout, where it cannot find shared/eval itself.
+    from voxhost.evaluation.dataset import eval_dir
+    os.environ.setdefault("VOXHOST_EVAL_DIR", str(eval_dir()))
     results: dict[str, list[dict]] = {name: [] for name in sides}
     for _ in range(args.rounds):
         for name, src in sides.items():
@@ -135,6 +146,51 @@ def main() -> None:
     if len(medians) == 2:
         before, after = medians.values()
         print(f"\nafter / before: {after / before:.2f}x CPU per player")
+    if args.profile:
+        print_components(sides, medians, args)
+
+
+def replay_components(raw: Path) -> dict[str, float]:
+    """Share of the replay's py-spy samples per component (bench/capacity.py's classes,
+    innermost frame first), counting only the replay itself: samples under
+    `asyncio.run`, outside the sessions' construction (the clips' decoding and
+    resampling to 24 kHz before it are the benchmark's set-up, not a player's work)."""
+    from capacity import COMPONENTS  # bench/ is on sys.path when run as a script
+
+    counts: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit() or "Runner.run (asyncio/runners.py" not in stack or \
+                "TranscriptionSession.__init__" in stack:
+            continue
+        frames = stack.split(";")
+        name = next((component for frame in reversed(frames) for component, pattern in COMPONENTS
+                     if re.search(pattern, frame)), "other")
+        counts[name] = counts.get(name, 0) + int(n)
+    total = sum(counts.values()) or 1
+    return {name: n / total for name, n in counts.items()}
+
+
+def print_components(sides: dict[str, str], medians: dict[str, float], args) -> None:
+    """One replay per side under py-spy; each component's share times that side's median."""
+    shares = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, src in sides.items():
+            raw = Path(tmp) / f"{len(shares)}.txt"
+            spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", str(args.rate), "--format",
+                   "raw", "--nonblocking", "-o", str(raw), "--"]
+            subprocess.run(spy + [sys.executable, __file__, "--child", "--players", str(args.players),
+                                  "--seconds", str(args.seconds)], env={**os.environ, "PYTHONPATH": src},
+                           check=True, capture_output=True)
+            shares[name] = replay_components(raw)
+    components = sorted({c for s in shares.values() for c in s}, key=lambda c: -max(s.get(c, 0)
+                                                                                     for s in shares.values()))
+    header = " | ".join(f"{name}: share | {name}: CPU s / player-min" for name in shares)
+    print(f"\n| component | {header} |\n|---|" + "---|" * (2 * len(shares)))
+    for component in components:
+        cells = " | ".join(f"{shares[n].get(component, 0):.0%} | {shares[n].get(component, 0) * medians[n]:.3f}"
+                           for n in shares)
+        print(f"| {component} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from voxhost.ops.emf import EmfEmitter, task_id
 from voxhost.ops.memory import configure_allocator, trim_when_idle
 from voxhost.ops.metrics import Metrics
 from voxhost.ops.settings import Settings, get_settings
+from voxhost.realtime.silero_batch import batched_session
 from voxhost.scheduler.sessions import SessionGate
 from voxhost.scheduler.stt import SttScheduler
 from voxhost.scheduler.tts import TtsScheduler
@@ -44,6 +45,8 @@ TRIM_INTERVAL_S = 10.0  # how soon after load stops memory is handed back
 def _load_models(state: AppState) -> None:
     try:
         state.stt.load_all()
+        if state.stt.engines:  # live sessions' VAD: the Silero graph rewritten for batching (~0.1 s)
+            batched_session()
         state.tts.load_all()
         for engine in state.stt.engines.values():  # schedulers (and their metric series) exist before traffic
             state.stt_scheduler.executor_for(engine)

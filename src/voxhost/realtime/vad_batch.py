@@ -33,6 +33,7 @@ class SileroStream:
     """One session's streaming VAD state; scored by its event loop's `VadBatcher`."""
 
     def __init__(self):
+        batched_session()  # built once per process (cached): not on the first append's clock
         self.reset()
 
     def reset(self) -> None:
