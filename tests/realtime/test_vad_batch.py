@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import onnx
 import pytest
 
 from voxhost.audio.decode import decode_audio
@@ -17,6 +18,7 @@ from voxhost.engines.stt.base import Segment, Transcript, TranscriptionInfo
 from voxhost.realtime import events as ev
 from voxhost.realtime.config import SessionConfig, SessionLimits
 from voxhost.realtime.session import TranscriptionSession
+from voxhost.realtime.silero_batch import batched_graph, bundled_model_path
 from voxhost.realtime.vad import StreamingSilero, TurnDetection
 from voxhost.realtime.vad_batch import SileroStream, VadBatcher
 
@@ -222,6 +224,10 @@ def test_a_stream_reset_with_windows_in_flight_starts_afresh(players):
     fresh = StreamingSilero().feed(a[16_000:48_000])
     assert np.abs(after - fresh).max() <= TOLERANCE
     assert np.abs(side - StreamingSilero().feed(b[:48_000])).max() <= TOLERANCE
+
+
+def test_the_rewritten_graph_is_valid_onnx():
+    onnx.checker.check_model(batched_graph(onnx.load(bundled_model_path())), full_check=True)
 
 
 def test_one_stream_feeds_one_append_at_a_time():
