@@ -40,6 +40,24 @@ def providers(device: Device, engine: str, available: list[str] | None = None) -
     return [CPU]
 
 
+def session_options(threads: int, *, cpu_mem_arena: bool = False):
+    """SessionOptions for a TTS engine's session: `threads` intra- and inter-op, quiet logs.
+
+    The CPU memory arena is off by default. With it, onnxruntime keeps the largest
+    intermediate buffers any synthesis ever needed (they grow with the input's length)
+    for the session's life: Kokoro's RSS rose by about 220 MiB over two sentences
+    and stayed there; without it those buffers go back to malloc, which the server
+    trims when idle (ops/memory.py). Latency and memory side by side:
+    bench/onnx_arena.py, docs/benchmarks.md."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = threads
+    options.log_severity_level = 3
+    options.enable_cpu_mem_arena = cpu_mem_arena
+    return options
+
+
 def on_cuda(session) -> bool:
     """Whether a created session really runs on CUDA: onnxruntime falls back to the
     CPU, with only its own error log, when the CUDA libraries fail to load."""

@@ -30,9 +30,10 @@ class Settings(BaseSettings):
     # First entry is the default (`whisper-1` maps to it). Bundled names
     # (whisper-base, whisper-tiny.en), any faster-whisper id (large-v3,
     # large-v3-turbo, distil-large-v3) or a local CTranslate2 directory.
-    stt_models: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["whisper-base", "whisper-tiny.en"]
-    )
+    # Every entry is loaded at start. The default is whisper-base alone, as in the
+    # images: whisper-1, the realtime default and every default route use it, and
+    # tiny.en, used only when a client names it, cost 68 MB more (issue 12's memory goal).
+    stt_models: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["whisper-base"])
     stt_device: Literal["auto", "cpu", "cuda"] = "auto"
     stt_compute_type: str = "auto"  # auto: float16 on GPU, int8 on CPU
     stt_cpu_threads: int = 0  # 0: let CTranslate2 decide

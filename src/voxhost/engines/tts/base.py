@@ -106,6 +106,9 @@ class TtsEngine(ABC):
     # onnxruntime device: the registry sets what VOXHOST_TTS_DEVICE asks (auto|cpu|cuda) before
     # load(); an engine that honours it sets what it got ("cpu" or "cuda"). Others ignore it.
     device: str = "cpu"
+    # onnxruntime's CPU arena for engines that make their own session (onnx_device.session_options:
+    # off, so a long synthesis's buffers are not kept for good). Set before load(); benchmarks only.
+    cpu_mem_arena: bool = False
 
     def __init__(self, *, threads: int = 1, models_dir=None):
         self.threads = threads

