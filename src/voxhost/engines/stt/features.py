@@ -50,62 +50,132 @@ def log_mel(power: np.ndarray) -> np.ndarray:
     return (log_spec + 4.0) / 4.0
 
 
+def _head(audio: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """Mel power of the first two frames of `audio` alone: their windows reach into its left reflection."""
+    return _mel_power(np.concatenate([audio[_HALF:0:-1], audio[: HOP + _HALF]]), filters)
+
+
+def _open_end(audio: np.ndarray, first: int, filters: np.ndarray) -> np.ndarray:
+    """Mel power of the frames of `audio` alone from `first` on: over its end padding and
+    that padding's reflection, so they change while the clip grows."""
+    return _mel_power(np.pad(np.pad(audio[first * HOP - _HALF:], (0, END_PADDING)), (0, _HALF), mode="reflect"),
+                      filters)
+
+
 class IncrementalMel:
-    """Log-mel features of one clip that only grows at its end (a live turn).
+    """Log-mel features of a live turn, decoded alone or after the previous turn's tail (context).
 
-    `features(audio)` equals `FeatureExtractor(feature_size=n_mels)(audio)` (tests:
-    tests/realtime/test_cpu.py) for every `audio` that is a prefix of one clip,
-    in any order; frames whose window lies wholly inside audio already seen are
-    reused. Thread-safe: a partial and a final of one turn may decode at once."""
+    The cache's clip is `context + turn`, where the turn only grows at its end.
+    `features(audio, offset)` equals `FeatureExtractor(feature_size=n_mels)(audio)`
+    (tests: tests/realtime/test_cpu.py) for `audio = clip[offset:offset + len(audio)]`,
+    `offset` 0 (a final decoded after its context) or `turn_offset` (the turn alone:
+    partials, finals without context), for any length, in any order. A frame whose
+    window lies wholly inside audio already seen is reused; only the frames that see
+    a clip's edge (two at its start, the few over its end padding) are computed per call.
 
-    def __init__(self, n_mels: int = 80):
+    A context that is the tail of an earlier turn's clip, cut on that clip's frame
+    grid (`tail`), brings that turn's frames with it, so the context's frames are not
+    computed again; its length is a multiple of the hop, so the turn's frames are the
+    same in the turn alone as after its context.
+    Thread-safe: a partial and a final of one turn may decode at once."""
+
+    def __init__(self, n_mels: int = 80, context: np.ndarray | None = None):
         self.n_mels = n_mels
         self._filters = _mel_filters(n_mels)
-        self._stable: list[np.ndarray] = []  # mel power of frames that can no longer change
+        if context is not None and (context.size < 3 * N_FFT or context.size % HOP):
+            context = None  # not on the turn's frame grid: finals after it compute their own features
+        self.context = context
+        self.turn_offset = 0 if context is None else context.size
+        # The earlier turn's cache the context was cut from, taken off the context so that
+        # caches do not chain turn after turn; dropped once its frames are copied.
+        self._source: tuple[IncrementalMel, int] | None = None
+        if type(context) is AudioWithFeatures:
+            source = context.__dict__.pop("features_cache", None)
+            if source is not None and source.n_mels == n_mels and source._source is None:
+                self._source = (source, context.features_offset)
+        self._stable: list[np.ndarray] = []  # mel power of clip frames that can no longer change
         self._frames = 0
         self._lock = threading.Lock()
 
-    def features(self, audio: np.ndarray) -> np.ndarray:
+    def features(self, audio: np.ndarray, offset: int = 0) -> np.ndarray:
         audio = audio.astype(np.float32, copy=False)
         length = audio.size
         if length <= 3 * N_FFT:  # too short to have settled frames: as faster-whisper
             return log_mel(_mel_power(np.pad(np.pad(audio, (0, END_PADDING)), _HALF, mode="reflect"),
                                       self._filters)[:, :-1])
+        # Clip frame j covers clip samples [j*HOP - 200, j*HOP + 200): settled once inside the clip seen.
+        settled = (offset + length - _HALF) // HOP + 1
         with self._lock:
-            # Frame j covers samples [j*HOP - 200, j*HOP + 200): settled once j*HOP + 200 <= length.
-            settled = (length - _HALF) // HOP + 1
+            if self._frames == 0 and self.context is not None:
+                self._take_context()
             if settled > self._frames:
-                first = self._frames
-                # In "centred" coordinates (the clip after its 200-sample left reflection).
-                centred = np.concatenate([audio[_HALF:0:-1], audio[: (settled - 1) * HOP + _HALF]]) if first < 2 \
-                    else audio[first * HOP - _HALF: (settled - 1) * HOP + _HALF]
-                start = first * HOP if first < 2 else 0
-                self._stable.append(_mel_power(centred[start:], self._filters))
-                self._frames = settled
-            stable = np.concatenate(self._stable, axis=1) if len(self._stable) > 1 else self._stable[0]
-            self._stable = [stable]
+                self._extend(audio, offset, settled)
+            stable = self._merged()
+        first = offset // HOP  # the clip frame where `audio`'s frame 0 sits
+        own = settled - first  # frames of `audio` alone that no longer change
         # A shorter prefix than the longest seen (a speculative final cut at the VAD's
-        # position after a partial that heard more): its last frames are still open.
-        stable = stable[:, :settled]
-        # The frames still open: over the end padding and its reflection.
-        tail = np.pad(np.pad(audio[settled * HOP - _HALF:], (0, END_PADDING)), (0, _HALF), mode="reflect")
-        power = np.concatenate([stable, _mel_power(tail, self._filters)], axis=1)[:, :-1]
+        # position after a partial that heard more) just stops earlier in `stable`.
+        head = stable[:, :2] if offset == 0 else _head(audio, self._filters)
+        power = np.concatenate([head, stable[:, first + 2:settled], _open_end(audio, own, self._filters)],
+                               axis=1)[:, :-1]
         return log_mel(power)
+
+    def settled_frames(self, start: int, stop: int) -> np.ndarray:
+        """Mel power of clip frames [start, stop) that are settled (fewer, or none, if not all are)."""
+        with self._lock:
+            if not self._stable:
+                return np.zeros((self.n_mels, 0), np.float32)
+            return self._merged()[:, start:min(stop, self._frames)]
+
+    def _merged(self) -> np.ndarray:
+        stable = np.concatenate(self._stable, axis=1) if len(self._stable) > 1 else self._stable[0]
+        self._stable = [stable]
+        return stable
+
+    def _take_context(self) -> None:
+        """The frames inside the context: from the turn it was cut from, the rest computed."""
+        samples = np.asarray(self.context)
+        inside = (samples.size - _HALF) // HOP + 1  # frames whose window lies in the context
+        reused = np.zeros((self.n_mels, 0), np.float32)
+        if self._source is not None:
+            source, offset = self._source
+            self._source = None
+            reused = source.settled_frames(offset // HOP + 2, offset // HOP + inside)
+        done = 2 + reused.shape[1]
+        parts = [_head(samples, self._filters), reused]
+        if done < inside:
+            parts.append(_mel_power(samples[done * HOP - _HALF:(inside - 1) * HOP + _HALF], self._filters))
+        self._stable, self._frames = parts, inside
+
+    def _extend(self, audio: np.ndarray, offset: int, settled: int) -> None:
+        """Compute clip frames [self._frames, settled) from `audio` (at `offset` in the clip) and the context."""
+        if self._frames < 2:  # no context, and the clip's first frames: over its left reflection
+            self._stable.append(_head(audio, self._filters))
+            self._frames = 2
+        start, stop = self._frames * HOP - _HALF, (settled - 1) * HOP + _HALF  # clip samples
+        if start >= offset:
+            samples = audio[start - offset:stop - offset]
+        else:  # the turn alone, frames across the join with its context
+            samples = np.concatenate([np.asarray(self.context)[start:], audio[:stop - offset]])
+        self._stable.append(_mel_power(samples, self._filters))
+        self._frames = settled
 
 
 class AudioWithFeatures(np.ndarray):
-    """Audio that carries the incremental features of the turn it is a prefix of.
+    """Audio that carries the incremental features of the clip it is part of.
 
     An ndarray subclass so that it travels unchanged through the scheduler and
     any engine that only sees an array; anything derived from it (a slice, a
-    concatenation with context) is a plain array and gets no features."""
+    concatenation) is a plain array and gets no features."""
 
     features_cache: IncrementalMel
+    features_offset: int  # where this audio starts in the cache's clip
 
 
-def with_features(audio: np.ndarray, cache: IncrementalMel) -> np.ndarray:
+def with_features(audio: np.ndarray, cache: IncrementalMel, offset: int = 0) -> np.ndarray:
     carried = audio.view(AudioWithFeatures)
     carried.features_cache = cache
+    carried.features_offset = offset
     return carried
 
 
@@ -114,7 +184,28 @@ def features_for(audio: np.ndarray, n_mels: int) -> np.ndarray | None:
     cache = getattr(audio, "features_cache", None) if type(audio) is AudioWithFeatures else None
     if cache is None or cache.n_mels != n_mels:
         return None
-    return cache.features(np.asarray(audio))
+    return cache.features(np.asarray(audio), audio.features_offset)
+
+
+def after_context(context: np.ndarray, turn: np.ndarray) -> np.ndarray:
+    """`context + turn`, carrying the turn's features when its cache was built after this context."""
+    joined = np.concatenate([context, turn])
+    cache = getattr(turn, "features_cache", None) if type(turn) is AudioWithFeatures else None
+    if cache is not None and cache.context is context and turn.features_offset == cache.turn_offset:
+        return with_features(joined, cache, 0)
+    return joined
+
+
+def tail(clip: np.ndarray, samples: int) -> np.ndarray:
+    """About the last `samples` of `clip` as the next turn's context, cut on the clip's
+    frame grid (at most HOP - 1 samples, 10 ms, short of its end: the trailing
+    silence of a turn the VAD ended), so the next turn reuses its frames."""
+    end = clip.size // HOP * HOP
+    start = max(0, end - samples // HOP * HOP)
+    cut = np.asarray(clip)[start:end]
+    if type(clip) is AudioWithFeatures:
+        return with_features(cut, clip.features_cache, clip.features_offset + start)
+    return cut
 
 
 class CarriedFeatureExtractor:
