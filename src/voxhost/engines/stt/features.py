@@ -43,11 +43,23 @@ def _mel_power(segment: np.ndarray, filters: np.ndarray) -> np.ndarray:
     return filters @ np.ascontiguousarray(np.abs(stft) ** 2)
 
 
+def _log10(power: np.ndarray) -> np.ndarray:
+    """FeatureExtractor's log of the mel power: per element, so a settled frame's never changes."""
+    return np.log10(np.clip(power, a_min=1e-10, a_max=None))
+
+
+def _normalise(log_spec: np.ndarray, peak: float) -> np.ndarray:
+    """FeatureExtractor's clamp to the clip's largest value - 8 and its scaling, in place."""
+    np.maximum(log_spec, np.float32(peak) - np.float32(8.0), out=log_spec)
+    log_spec += np.float32(4.0)
+    log_spec /= np.float32(4.0)
+    return log_spec
+
+
 def log_mel(power: np.ndarray) -> np.ndarray:
     """FeatureExtractor's normalisation, over the whole clip."""
-    log_spec = np.log10(np.clip(power, a_min=1e-10, a_max=None))
-    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
-    return (log_spec + 4.0) / 4.0
+    log_spec = _log10(power)
+    return _normalise(log_spec, log_spec.max())
 
 
 def _head(audio: np.ndarray, filters: np.ndarray) -> np.ndarray:
@@ -55,11 +67,15 @@ def _head(audio: np.ndarray, filters: np.ndarray) -> np.ndarray:
     return _mel_power(np.concatenate([audio[_HALF:0:-1], audio[: HOP + _HALF]]), filters)
 
 
+_END_ZEROS = np.zeros(END_PADDING, np.float32)
+
+
 def _open_end(audio: np.ndarray, first: int, filters: np.ndarray) -> np.ndarray:
     """Mel power of the frames of `audio` alone from `first` on: over its end padding and
     that padding's reflection, so they change while the clip grows."""
-    return _mel_power(np.pad(np.pad(audio[first * HOP - _HALF:], (0, END_PADDING)), (0, _HALF), mode="reflect"),
-                      filters)
+    padded = np.concatenate([audio[first * HOP - _HALF:], _END_ZEROS])
+    # np.pad(..., mode="reflect") by hand: it cost more than the FFT of these 2-3 frames.
+    return _mel_power(np.concatenate([padded, padded[-2:-_HALF - 2:-1]]), filters)
 
 
 class IncrementalMel:
@@ -93,8 +109,13 @@ class IncrementalMel:
             source = context.__dict__.pop("features_cache", None)
             if source is not None and source.n_mels == n_mels and source._source is None:
                 self._source = (source, context.features_offset)
-        self._stable: list[np.ndarray] = []  # mel power of clip frames that can no longer change
+        # Log mel power of the clip frames that can no longer change ([:, :_frames]), in a buffer
+        # grown by doubling (concatenating per decode copied the whole turn each time), and each
+        # frame's largest value, for the clamp to the clip's max - 8.
+        self._log = np.empty((n_mels, 0), np.float32)
+        self._peak = np.empty(0, np.float32)
         self._frames = 0
+        self._turn_head: np.ndarray | None = None  # the turn alone's first two frames, once it is long enough
         self._lock = threading.Lock()
 
     def features(self, audio: np.ndarray, offset: int = 0) -> np.ndarray:
@@ -110,55 +131,62 @@ class IncrementalMel:
                 self._take_context()
             if settled > self._frames:
                 self._extend(audio, offset, settled)
-            stable = self._merged()
+            log, peak = self._log, self._peak  # frames before `settled` are never written again
         first = offset // HOP  # the clip frame where `audio`'s frame 0 sits
         own = settled - first  # frames of `audio` alone that no longer change
         # A shorter prefix than the longest seen (a speculative final cut at the VAD's
-        # position after a partial that heard more) just stops earlier in `stable`.
-        head = stable[:, :2] if offset == 0 else _head(audio, self._filters)
-        power = np.concatenate([head, stable[:, first + 2:settled], _open_end(audio, own, self._filters)],
-                               axis=1)[:, :-1]
-        return log_mel(power)
+        # position after a partial that heard more) just stops earlier in the buffer.
+        head = log[:, :2] if offset == 0 else self._head_of_turn(audio)
+        end = _log10(_open_end(audio, own, self._filters))
+        log_spec = np.concatenate([head, log[:, first + 2:settled], end], axis=1)[:, :-1]
+        top = max(float(peak[first + 2:settled].max(initial=-np.inf)), float(head.max()), float(end[:, :-1].max()))
+        return _normalise(log_spec, top)
+
+    def _head_of_turn(self, audio: np.ndarray) -> np.ndarray:
+        """Log mel power of the first two frames of the turn alone (`audio`, longer than their windows)."""
+        if self._turn_head is None:
+            self._turn_head = _log10(_head(audio, self._filters))
+        return self._turn_head
 
     def settled_frames(self, start: int, stop: int) -> np.ndarray:
-        """Mel power of clip frames [start, stop) that are settled (fewer, or none, if not all are)."""
+        """Log mel power of clip frames [start, stop) that are settled (fewer, or none, if not all are)."""
         with self._lock:
-            if not self._stable:
-                return np.zeros((self.n_mels, 0), np.float32)
-            return self._merged()[:, start:min(stop, self._frames)]
+            return self._log[:, start:min(stop, self._frames)]
 
-    def _merged(self) -> np.ndarray:
-        stable = np.concatenate(self._stable, axis=1) if len(self._stable) > 1 else self._stable[0]
-        self._stable = [stable]
-        return stable
+    def _append(self, log: np.ndarray) -> None:
+        frames = self._frames + log.shape[1]
+        if frames > self._log.shape[1]:
+            capacity = max(frames, 2 * self._log.shape[1], 1024)
+            grown, peak = np.empty((self.n_mels, capacity), np.float32), np.empty(capacity, np.float32)
+            grown[:, :self._frames], peak[:self._frames] = self._log[:, :self._frames], self._peak[:self._frames]
+            self._log, self._peak = grown, peak
+        self._log[:, self._frames:frames] = log
+        self._peak[self._frames:frames] = log.max(axis=0)
+        self._frames = frames
 
     def _take_context(self) -> None:
         """The frames inside the context: from the turn it was cut from, the rest computed."""
         samples = np.asarray(self.context)
         inside = (samples.size - _HALF) // HOP + 1  # frames whose window lies in the context
-        reused = np.zeros((self.n_mels, 0), np.float32)
+        self._append(_log10(_head(samples, self._filters)))
         if self._source is not None:
             source, offset = self._source
             self._source = None
-            reused = source.settled_frames(offset // HOP + 2, offset // HOP + inside)
-        done = 2 + reused.shape[1]
-        parts = [_head(samples, self._filters), reused]
-        if done < inside:
-            parts.append(_mel_power(samples[done * HOP - _HALF:(inside - 1) * HOP + _HALF], self._filters))
-        self._stable, self._frames = parts, inside
+            self._append(source.settled_frames(offset // HOP + 2, offset // HOP + inside))
+        if self._frames < inside:
+            self._append(_log10(_mel_power(samples[self._frames * HOP - _HALF:(inside - 1) * HOP + _HALF],
+                                           self._filters)))
 
     def _extend(self, audio: np.ndarray, offset: int, settled: int) -> None:
         """Compute clip frames [self._frames, settled) from `audio` (at `offset` in the clip) and the context."""
         if self._frames < 2:  # no context, and the clip's first frames: over its left reflection
-            self._stable.append(_head(audio, self._filters))
-            self._frames = 2
+            self._append(_log10(_head(audio, self._filters)))
         start, stop = self._frames * HOP - _HALF, (settled - 1) * HOP + _HALF  # clip samples
         if start >= offset:
             samples = audio[start - offset:stop - offset]
         else:  # the turn alone, frames across the join with its context
             samples = np.concatenate([np.asarray(self.context)[start:], audio[:stop - offset]])
-        self._stable.append(_mel_power(samples, self._filters))
-        self._frames = settled
+        self._append(_log10(_mel_power(samples, self._filters)))
 
 
 class AudioWithFeatures(np.ndarray):
