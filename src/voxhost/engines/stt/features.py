@@ -7,8 +7,12 @@ Whisper's STFT (400-sample window, 160 hop, centred with reflect padding, after
 160 samples of zero padding at the end) depends only on the samples under it, so
 once the turn has grown past a frame's window that frame never changes. Only the
 normalisation is global (log-mel clamped to the clip's max - 8, then scaled), so
-the mel *power* is cached and the log and clamp are applied per decode, over the
-whole clip, exactly as `FeatureExtractor.__call__` does.
+the log mel power is cached and the clamp and scaling are applied per decode,
+over the whole clip, exactly as `FeatureExtractor.__call__` does.
+
+A final decoded after the previous turn's tail (realtime/decoding.py) is one
+clip, context + turn, whose frames are the context's (taken from the previous
+turn's cache) and the turn's, except the few that straddle the join.
 
 The live session hands the cache to the engine with the audio (`with_features`);
 engines that compute Whisper features take them from it (`features_for`) and
@@ -156,7 +160,7 @@ class IncrementalMel:
     def _append(self, log: np.ndarray) -> None:
         frames = self._frames + log.shape[1]
         if frames > self._log.shape[1]:
-            capacity = max(frames, 2 * self._log.shape[1], 1024)
+            capacity = max(frames, 2 * self._log.shape[1], 256)
             grown, peak = np.empty((self.n_mels, capacity), np.float32), np.empty(capacity, np.float32)
             grown[:, :self._frames], peak[:self._frames] = self._log[:, :self._frames], self._peak[:self._frames]
             self._log, self._peak = grown, peak
@@ -230,7 +234,7 @@ def tail(clip: np.ndarray, samples: int) -> np.ndarray:
     silence of a turn the VAD ended), so the next turn reuses its frames."""
     end = clip.size // HOP * HOP
     start = max(0, end - samples // HOP * HOP)
-    cut = np.asarray(clip)[start:end]
+    cut = np.asarray(clip)[start:end].copy()  # a view would pin the whole turn until the next one
     if type(clip) is AudioWithFeatures:
         return with_features(cut, clip.features_cache, clip.features_offset + start)
     return cut
