@@ -106,13 +106,9 @@ class IncrementalMel:
             context = None  # not on the turn's frame grid: finals after it compute their own features
         self.context = context
         self.turn_offset = 0 if context is None else context.size
-        # The earlier turn's cache the context was cut from, taken off the context so that
-        # caches do not chain turn after turn; dropped once its frames are copied.
-        self._source: tuple[IncrementalMel, int] | None = None
-        if type(context) is AudioWithFeatures:
-            source = context.__dict__.pop("features_cache", None)
-            if source is not None and source.n_mels == n_mels and source._source is None:
-                self._source = (source, context.features_offset)
+        # The frames inside the context, from the turn it was cut from (`tail`).
+        seed = getattr(context, "frames", None) if type(context) is ContextTail else None
+        self._seed = seed if seed is not None and seed.shape[0] == n_mels else None
         # Log mel power of the clip frames that can no longer change ([:, :_frames]), in a buffer
         # grown by doubling (concatenating per decode copied the whole turn each time), and each
         # frame's largest value, for the clamp to the clip's max - 8.
@@ -128,14 +124,7 @@ class IncrementalMel:
         if length <= 3 * N_FFT:  # too short to have settled frames: as faster-whisper
             return log_mel(_mel_power(np.pad(np.pad(audio, (0, END_PADDING)), _HALF, mode="reflect"),
                                       self._filters)[:, :-1])
-        # Clip frame j covers clip samples [j*HOP - 200, j*HOP + 200): settled once inside the clip seen.
-        settled = (offset + length - _HALF) // HOP + 1
-        with self._lock:
-            if self._frames == 0 and self.context is not None:
-                self._take_context()
-            if settled > self._frames:
-                self._extend(audio, offset, settled)
-            log, peak = self._log, self._peak  # frames before `settled` are never written again
+        settled, log, peak = self._settle(audio, offset)
         first = offset // HOP  # the clip frame where `audio`'s frame 0 sits
         own = settled - first  # frames of `audio` alone that no longer change
         # A shorter prefix than the longest seen (a speculative final cut at the VAD's
@@ -152,10 +141,22 @@ class IncrementalMel:
             self._turn_head = _log10(_head(audio, self._filters))
         return self._turn_head
 
-    def settled_frames(self, start: int, stop: int) -> np.ndarray:
-        """Log mel power of clip frames [start, stop) that are settled (fewer, or none, if not all are)."""
+    def _settle(self, audio: np.ndarray, offset: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """Compute the clip frames that `audio` (at `offset` in the clip) settles, if not done yet."""
+        # Clip frame j covers clip samples [j*HOP - 200, j*HOP + 200): settled once inside the clip seen.
+        settled = (offset + audio.size - _HALF) // HOP + 1
         with self._lock:
-            return self._log[:, start:min(stop, self._frames)]
+            if self._frames == 0 and self.context is not None:
+                self._take_context()
+            if settled > self._frames:
+                self._extend(audio, offset, settled)
+            return settled, self._log, self._peak  # frames before `settled` are never written again
+
+    def frames_within(self, audio: np.ndarray, offset: int, start: int) -> np.ndarray:
+        """Log mel power of the frames whose windows lie inside `audio[start:]` (`audio` at
+        `offset` in the clip, both multiples of HOP): the next turn's context's own."""
+        settled, log, _ = self._settle(np.asarray(audio, dtype=np.float32), offset)
+        return log[:, (offset + start) // HOP + 2:settled].copy()
 
     def _append(self, log: np.ndarray) -> None:
         frames = self._frames + log.shape[1]
@@ -173,10 +174,9 @@ class IncrementalMel:
         samples = np.asarray(self.context)
         inside = (samples.size - _HALF) // HOP + 1  # frames whose window lies in the context
         self._append(_log10(_head(samples, self._filters)))
-        if self._source is not None:
-            source, offset = self._source
-            self._source = None
-            self._append(source.settled_frames(offset // HOP + 2, offset // HOP + inside))
+        if self._seed is not None:
+            self._append(self._seed[:, :inside - 2])
+            self._seed = None
         if self._frames < inside:
             self._append(_log10(_mel_power(samples[self._frames * HOP - _HALF:(inside - 1) * HOP + _HALF],
                                            self._filters)))
@@ -221,22 +221,31 @@ def features_for(audio: np.ndarray, n_mels: int) -> np.ndarray | None:
 
 def after_context(context: np.ndarray, turn: np.ndarray) -> np.ndarray:
     """`context + turn`, carrying the turn's features when its cache was built after this context."""
-    joined = np.concatenate([context, turn])
+    joined = np.concatenate([np.asarray(context), np.asarray(turn)])
     cache = getattr(turn, "features_cache", None) if type(turn) is AudioWithFeatures else None
     if cache is not None and cache.context is context and turn.features_offset == cache.turn_offset:
         return with_features(joined, cache, 0)
     return joined
 
 
+class ContextTail(np.ndarray):
+    """The next turn's context, with the log mel power of its inner frames (`frames`) from the turn it ends."""
+
+    frames: np.ndarray | None
+
+
 def tail(clip: np.ndarray, samples: int) -> np.ndarray:
     """About the last `samples` of `clip` as the next turn's context, cut on the clip's
     frame grid (at most HOP - 1 samples, 10 ms, short of its end: the trailing
-    silence of a turn the VAD ended), so the next turn reuses its frames."""
+    silence of a turn the VAD ended), so the next turn reuses its frames. The frames
+    are settled and copied now (a few since the last partial), so the tail holds 4 s
+    of frames rather than the whole turn's cache."""
     end = clip.size // HOP * HOP
     start = max(0, end - samples // HOP * HOP)
-    cut = np.asarray(clip)[start:end].copy()  # a view would pin the whole turn until the next one
-    if type(clip) is AudioWithFeatures:
-        return with_features(cut, clip.features_cache, clip.features_offset + start)
+    cut = np.asarray(clip)[start:end].copy().view(ContextTail)  # a view would pin the whole turn
+    cut.frames = None
+    if type(clip) is AudioWithFeatures and cut.size >= 3 * N_FFT:
+        cut.frames = clip.features_cache.frames_within(np.asarray(clip)[:end], clip.features_offset, start)
     return cut
 
 
