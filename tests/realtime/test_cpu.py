@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -125,6 +126,21 @@ def test_features_after_context_equal_full_recomputation(clips):
                                                atol=1e-5, rtol=0)
         turn = with_features(clip.copy(), mel, mel.turn_offset)
         context = tail(turn if context is None else after_context(context, turn), 64_000)
+
+
+def test_features_after_context_from_two_threads(clips):
+    """A partial (the turn alone) and a final (context + turn) of one turn decode at once
+    on two workers: each still gets exactly its own array's features."""
+    extractor = FeatureExtractor()
+    context = tail(with_features(clips[0], IncrementalMel()), 64_000)
+    mel, clip = IncrementalMel(context=context), clips[1]
+    ends = list(range(4_000, clip.size, 1_700)) + [clip.size]
+    turns = [with_features(clip[:n].copy(), mel, mel.turn_offset) for n in ends]
+    arrays = [a for turn in turns for a in (turn, after_context(context, turn))]
+    with ThreadPoolExecutor(2) as pool:
+        computed = list(pool.map(lambda a: features_for(a, 80), arrays))
+    for audio, features in zip(arrays, computed):
+        np.testing.assert_allclose(features, extractor(np.asarray(audio)), atol=1e-5, rtol=0)
 
 
 def _turns(clips: list[np.ndarray]) -> np.ndarray:
