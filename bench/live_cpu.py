@@ -38,7 +38,23 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def replay(players: int, seconds: float) -> dict:
+def count_stft_frames() -> list[int]:
+    """Count the STFT frames computed (faster-whisper's extractor and engines/stt/features.py
+    both call FeatureExtractor.stft): the mel work done, whatever the machine's load."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    frames, stft = [0], FeatureExtractor.stft
+
+    def counting(*args, **kwargs):
+        out = stft(*args, **kwargs)
+        frames[0] += out.shape[-1]
+        return out
+
+    FeatureExtractor.stft = staticmethod(counting)
+    return frames
+
+
+def replay(players: int, seconds: float, frames: bool = False) -> dict:
     from voxhost.audio.decode import decode_audio
     from voxhost.audio.pcm import MonoResampler
     from voxhost.engines.stt.simulated import SimulatedGpuEngine
@@ -97,10 +113,14 @@ def replay(players: int, seconds: float) -> dict:
             await session.close()
         return cpu
 
+    counted = count_stft_frames() if frames else None
     cpu = asyncio.run(run())
     audio_minutes = sum(len(s) for s in streams) * 0.1 / 60
-    return {"cpu_s": cpu, "player_minutes": audio_minutes, "cpu_s_per_player_minute": cpu / audio_minutes,
-            "percent_of_one_core_per_player": 100 * cpu / (audio_minutes * 60)}
+    result = {"cpu_s": cpu, "player_minutes": audio_minutes, "cpu_s_per_player_minute": cpu / audio_minutes,
+              "percent_of_one_core_per_player": 100 * cpu / (audio_minutes * 60)}
+    if counted is not None:
+        result["stft_frames_per_player_minute"] = counted[0] / audio_minutes
+    return result
 
 
 def main() -> None:
@@ -112,10 +132,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also split the CPU by component with py-spy (one more replay per side)")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second (--profile)")
+    parser.add_argument("--frames", action="store_true",
+                        help="count the STFT frames computed instead (a separate run: counting costs CPU)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(replay(args.players, args.seconds)))
+        print(json.dumps(replay(args.players, args.seconds, args.frames)))
         return
     sides = {"this tree": str(HERE.parent / "src")}
     tmp = tempfile.TemporaryDirectory()
@@ -132,9 +154,14 @@ def main() -> None:
         for name, src in sides.items():
             env = {**os.environ, "PYTHONPATH": src}
             out = subprocess.run([sys.executable, __file__, "--child", "--players", str(args.players),
-                                  "--seconds", str(args.seconds)], env=env, check=True, capture_output=True,
-                                 text=True).stdout
+                                  "--seconds", str(args.seconds), *(["--frames"] if args.frames else [])],
+                                 env=env, check=True, capture_output=True, text=True).stdout
             results[name].append(json.loads(out.strip().splitlines()[-1]) | {"load_avg": os.getloadavg()[0]})
+    if args.frames:
+        print("| code | STFT frames / player-min |\n|---|---|")
+        for name, runs in results.items():
+            print(f"| {name} | {runs[0]['stft_frames_per_player_minute']:.0f} |")
+        return
     print("| code | CPU s / player-min (median) | % of one core per player | players' non-model work per core | "
           "load avg |\n|---|---|---|---|---|")
     medians = {}

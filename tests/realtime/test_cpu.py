@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from voxhost.audio.decode import decode_audio
 from voxhost.engines.stt.base import Segment, Transcript, TranscriptionInfo
-from voxhost.engines.stt.features import IncrementalMel, features_for
+from voxhost.engines.stt.features import IncrementalMel, after_context, features_for, tail, with_features
+from voxhost.engines.stt.simulated import SimulatedGpuEngine
 from voxhost.realtime.config import SessionConfig, SessionLimits
 from voxhost.realtime.session import TranscriptionSession
 from voxhost.realtime.vad import TurnDetection
@@ -52,8 +54,9 @@ class Recorder:
         return Transcript(info, [Segment(0, 0, 0.0, 1.0, "words", [], 0.0, 0.0, 1.0, 0.0)])
 
 
-async def _play(audio: np.ndarray, turn_detection) -> Recorder:
-    decoder = Recorder()
+async def _play(audio: np.ndarray, turn_detection, decoder=None, rng: np.random.Generator | None = None):
+    """Play `audio` into a session in 100 ms appends (irregular ones, 2 ms to 600 ms, with `rng`)."""
+    decoder = decoder or Recorder()
 
     async def emit(event):
         pass
@@ -61,8 +64,11 @@ async def _play(audio: np.ndarray, turn_detection) -> Recorder:
     config = SessionConfig(input_rate=16_000, turn_detection=turn_detection)
     session = TranscriptionSession(config, SessionLimits(partial_interval_ms=500), decoder, emit)
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-    for offset in range(0, len(pcm), 3200):  # 100 ms appends
-        await session.append(pcm[offset:offset + 3200])
+    offset = 0
+    while offset < len(pcm):
+        step = 3200 if rng is None else 2 * int(rng.integers(32, 9600))
+        await session.append(pcm[offset:offset + step])
+        offset += step
         await asyncio.sleep(0)
     if turn_detection is None:
         await session.commit()
@@ -102,14 +108,95 @@ def test_incremental_features_equal_full_recomputation(clips):
                 np.testing.assert_allclose(mel.features(clip[:n]), extractor(clip[:n]), atol=1e-5, rtol=0)
 
 
-def test_every_turn_decode_carries_its_own_features(clips):
-    """The session's decodes of a turn all start at the turn's first sample, so the
-    features they carry are exactly the ones the engine would compute."""
-    silence = np.zeros(16_000, dtype=np.float32)
-    audio = np.concatenate([x for clip in clips for x in (silence, clip)] + [silence, silence])
-    decoder = asyncio.run(_play(audio, TurnDetection()))
+def test_features_after_context_equal_full_recomputation(clips):
+    """Turns decoded after the last turn's tail: the turn alone and context + turn, after
+    irregular appends (shorter prefixes too), each equal to faster-whisper's features of that array."""
+    extractor, rng = FeatureExtractor(), np.random.default_rng(1)
+    context = None
+    for clip in clips + clips[:1]:
+        mel, end = IncrementalMel(context=context), 0
+        assert (mel.context is None) == (context is None)
+        while end < clip.size:
+            end = min(clip.size, end + int(rng.integers(50, 9000)))
+            for n in (end, max(1, end - int(rng.integers(0, 3000)))):
+                turn = with_features(clip[:n].copy(), mel, mel.turn_offset)
+                arrays = [turn] if context is None else [turn, after_context(context, turn)]
+                for audio in arrays:
+                    np.testing.assert_allclose(features_for(audio, 80), extractor(np.asarray(audio)),
+                                               atol=1e-5, rtol=0)
+        turn = with_features(clip.copy(), mel, mel.turn_offset)
+        context = tail(turn if context is None else after_context(context, turn), 64_000)
+
+
+def test_features_after_context_from_two_threads(clips):
+    """A partial (the turn alone) and a final (context + turn) of one turn decode at once
+    on two workers: each still gets exactly its own array's features."""
     extractor = FeatureExtractor()
-    carried = [(a, f) for a, _ in decoder.decodes if (f := features_for(a, 80)) is not None]
-    assert len(carried) >= len(clips) + 3  # finals (without context) and partials
-    for a, features in carried:
+    context = tail(with_features(clips[0], IncrementalMel()), 64_000)
+    mel, clip = IncrementalMel(context=context), clips[1]
+    ends = list(range(4_000, clip.size, 1_700)) + [clip.size]
+    turns = [with_features(clip[:n].copy(), mel, mel.turn_offset) for n in ends]
+    arrays = [a for turn in turns for a in (turn, after_context(context, turn))]
+    with ThreadPoolExecutor(2) as pool:
+        computed = list(pool.map(lambda a: features_for(a, 80), arrays))
+    for audio, features in zip(arrays, computed):
+        np.testing.assert_allclose(features, extractor(np.asarray(audio)), atol=1e-5, rtol=0)
+
+
+def _turns(clips: list[np.ndarray]) -> np.ndarray:
+    """The clips with 1 s pauses: each turn after the first is decoded after the last one's tail."""
+    silence = np.zeros(16_000, dtype=np.float32)
+    return np.concatenate([x for clip in clips for x in (silence, clip)] + [silence, silence])
+
+
+def test_every_decode_carries_its_own_features(clips):
+    """Every decode a session sends, partials and finals (after the previous turn's
+    context too), carries features equal to the engine's own over exactly its audio,
+    with appends of irregular sizes."""
+    decoder = asyncio.run(_play(_turns(clips), TurnDetection(), rng=np.random.default_rng(0)))
+    extractor = FeatureExtractor()
+    after_context = [a for a, options in decoder.decodes if options.word_timestamps]  # decoding.py's context path
+    assert len(after_context) >= len(clips) - 1 and len(decoder.decodes) >= len(clips) + 3
+    for a, _ in decoder.decodes:
+        features = features_for(a, 80)
+        assert features is not None, f"a decode of {a.size} samples carries no features"
         np.testing.assert_allclose(features, extractor(np.asarray(a)), atol=1e-5, rtol=0)
+
+
+class CountingDecoder(Recorder):
+    """simulated-gpu decodes at once: features as WhisperEngine computes them, no model."""
+
+    engine_ = SimulatedGpuEngine(call_seconds=0.0, item_seconds=0.0)
+
+    def engine(self, model):
+        return self.engine_
+
+    async def transcribe(self, engine, audio, options):
+        self.decodes.append((audio, options))
+        return engine.transcribe(audio, options)
+
+
+def test_no_decode_recomputes_features_in_full(clips, monkeypatch):
+    """No decode falls back to faster-whisper's whole-clip features, and the session's
+    STFT frames add up to its audio about once (each frame computed once, even across
+    the context a final is decoded after) plus a few edge frames per decode."""
+    frames, full = [0], [0]
+    stft, extract = FeatureExtractor.stft, FeatureExtractor.__call__
+
+    def counting_stft(*args, **kwargs):
+        out = stft(*args, **kwargs)
+        frames[0] += out.shape[-1]
+        return out
+
+    def counting_call(self, *args, **kwargs):
+        full[0] += 1
+        return extract(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeatureExtractor, "stft", staticmethod(counting_stft))
+    monkeypatch.setattr(FeatureExtractor, "__call__", counting_call)
+    audio = _turns(clips)
+    decoder = asyncio.run(_play(audio, TurnDetection(), CountingDecoder()))
+    assert any(options.word_timestamps for _, options in decoder.decodes)  # finals after context ran
+    assert full[0] == 0
+    # Edge frames per decode: 2 over the turn's start, <= 4 over the end padding, 3 across the join.
+    assert frames[0] <= audio.size // 160 + 9 * len(decoder.decodes)

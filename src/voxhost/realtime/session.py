@@ -33,7 +33,7 @@ from typing import Awaitable, Callable
 import numpy as np
 
 from voxhost.audio.pcm import WHISPER_RATE
-from voxhost.engines.stt.features import IncrementalMel, with_features
+from voxhost.engines.stt.features import IncrementalMel, after_context, tail, with_features
 from voxhost.errors import InvalidRequest, Overloaded, VoxhostError
 from voxhost.ids import new_id
 from voxhost.realtime import events as ev
@@ -249,7 +249,8 @@ class TranscriptionSession:
         self._partial_mark = start
         self._turn_peak = 0.0
         n_mels = getattr(self._engine, "n_mels", None)  # engines that compute Whisper features
-        self._mel = IncrementalMel(n_mels) if n_mels else None
+        # Built after the context its final will be decoded after, so that final reuses its frames.
+        self._mel = IncrementalMel(n_mels, self._context_for(start)) if n_mels else None
         self._agreement = LocalAgreement()
         self._buffer.drop_before(start)
 
@@ -281,8 +282,8 @@ class TranscriptionSession:
         context = self._context_for(start)
         # The context rolls across adjacent turns: after a short turn ("um") it
         # still holds the words before it.
-        decoded_audio = audio if context is None else np.concatenate([context, audio])
-        self._tail, self._tail_end = decoded_audio[-int(CONTEXT_S * WHISPER_RATE):], end
+        decoded_audio = audio if context is None else after_context(context, audio)
+        self._tail, self._tail_end = tail(decoded_audio, int(CONTEXT_S * WHISPER_RATE)), end
         self._start_final(item_id, audio, context, decoded, heard)
 
     def _turn_audio(self, start: int, end: int) -> np.ndarray:
@@ -292,7 +293,7 @@ class TranscriptionSession:
         (24-33% of a live player's CPU outside the model, docs/benchmarks.md)."""
         audio = self._buffer.slice(start, end)
         if self._mel is not None and start == self._turn_start >= self._buffer.start:
-            return with_features(audio, self._mel)
+            return with_features(audio, self._mel, self._mel.turn_offset)
         return audio
 
     def _context_for(self, start: int) -> np.ndarray | None:
@@ -392,7 +393,7 @@ class TranscriptionSession:
         options = replace(self._options(offset + seconds, final=True, full_window=full_window,
                                         speech_heard=speech_heard),
                           word_timestamps=True)
-        transcript = await self.decoder.transcribe(self._engine, np.concatenate([context, audio]), options)
+        transcript = await self.decoder.transcribe(self._engine, after_context(context, audio), options)
         return words_after_context(transcript, offset)
 
     async def _final(self, item_id: str, audio: np.ndarray, previous: asyncio.Task | None, overloaded: bool,
