@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--model", default="whisper-base")
     parser.add_argument("--clips", type=int, default=0, help="first N short clips (0: all)")
     parser.add_argument("--max-seconds", type=float, default=6.0, help="clips shorter than this (0: all)")
+    parser.add_argument("--min-seconds", type=float, default=0.0, help="and at least this long")
     parser.add_argument("--windows", default="30,15,20,25",
                         help="variants (window[+text][+beamN][+nofallback]); the first is the reference")
     parser.add_argument("--json", help="write per-clip texts and times here")
@@ -97,7 +98,8 @@ def main() -> None:
 
     settings = Settings(stt_models=[args.model])
     engine = SttRegistry(settings).load(args.model)
-    rows = [r for r in load_manifest(lang="en") if not args.max_seconds or r.duration < args.max_seconds]
+    rows = [r for r in load_manifest(lang="en")
+            if (not args.max_seconds or r.duration < args.max_seconds) and r.duration >= args.min_seconds]
     rows = rows[: args.clips] if args.clips else rows
     if args.encode_batch:
         encode_batch(engine, rows, args.encode_batch, args.rounds)

@@ -35,8 +35,11 @@ class Settings(BaseSettings):
     )
     stt_device: Literal["auto", "cpu", "cuda"] = "auto"
     stt_compute_type: str = "auto"  # auto: float16 on GPU, int8 on CPU
-    stt_cpu_threads: int = 0  # 0: let CTranslate2 decide
-    stt_num_workers: int = 1  # parallel CTranslate2 workers per model
+    # Parallel CTranslate2 workers per model and threads per worker; 0 = auto: one worker on
+    # a GPU; on a CPU two workers sharing the cores (2 cores: 1 thread each; issue 12,
+    # engines/stt/whisper.py resolve_parallelism, docs/benchmarks.md).
+    stt_cpu_threads: int = 0
+    stt_num_workers: int = 0
     stt_beam_size: int = 5
     stt_vad_filter: bool = True  # gate silence before Whisper: no hallucinated "Thank you."
     stt_vad_threshold: float = 0.5  # OpenAI's default; 0.9 clips speech
