@@ -86,7 +86,8 @@ def post(url: str, clip: bytes, model: str, retry_after: list | None = None) -> 
 
 
 def throughput(srv: "Server", clips: list[bytes], model: str, concurrency: int, requests: int,
-               audio_s: float | None = None) -> dict:
+               durations: list[float] | None = None) -> dict:
+    """`durations` (seconds per clip): also audio-seconds answered (200) per second."""
     url = srv.url
     work = [clips[i % len(clips)] for i in range(requests)]
     cpu0 = cpu_seconds(srv.proc.pid)
@@ -97,7 +98,9 @@ def throughput(srv: "Server", clips: list[bytes], model: str, concurrency: int, 
     cpu = cpu_seconds(srv.proc.pid) - cpu0
     lat = [t for status, t in results if status == 200]
     return {"rps": len(lat) / wall, "not_200": [status for status, _ in results if status != 200], "p50_s": float(np.percentile(lat, 50)), "p95_s": float(np.percentile(lat, 95)),
-            "cpu_s_per_request": cpu / requests, **({"audio_s_per_s": audio_s / wall} if audio_s else {})}
+            "cpu_s_per_request": cpu / requests,
+            **({"audio_s_per_s": sum(durations[i % len(clips)] for i, (status, _) in enumerate(results)
+                                     if status == 200) / wall} if durations else {})}
 
 
 def closed_loop(url: str, clips: list[bytes], model: str, clients: int, seconds: float, polite: bool) -> dict:
@@ -210,7 +213,8 @@ def compare(args) -> None:
             for r in range(args.rounds):
                 order = names[r % len(names):] + names[: r % len(names)]  # rotate who goes first
                 for name in order:
-                    runs[name].append(throughput(servers[name], clips, args.model, c, len(clips), audio_s))
+                    runs[name].append(throughput(servers[name], clips, args.model, c, len(clips),
+                                                 [u.duration for u in rows_]))
                 result["loadavg"].append(os.getloadavg()[0])
             med = {name: {k: float(np.median([run[k] for run in runs[name]]))
                           for k in ("audio_s_per_s", "p50_s", "p95_s", "cpu_s_per_request")} for name in names}
