@@ -52,9 +52,9 @@ def resolve_parallelism(device: str, cpu_threads: int, num_workers: int,
     Workers: one on a GPU, where the batcher gives the concurrency and each extra
     CTranslate2 replica would hold its own buffers; two on a CPU with two cores or more,
     because two single-threaded decodes at once beat one decode on two threads (2 cores,
-    8 concurrent short REST clips: docs/benchmarks.md "REST short clips, the model
-    side"), and the executor then overlaps one clip's VAD and features with the other's
-    decode. Threads: the cores shared among the workers (CTranslate2's own default
+    8 concurrent short REST clips, 3x on a loaded machine, where two OpenMP threads per
+    decode wait on each other: docs/benchmarks.md "REST short clips, the model side"), and
+    the executor then overlaps one clip's VAD and features with the other's decode. Threads: the cores shared among the workers (CTranslate2's own default
     gives each worker up to 4 and oversubscribes a small host)."""
     cores = cores or os.cpu_count() or 1
     workers = num_workers or (1 if device == "cuda" else min(2, cores))
