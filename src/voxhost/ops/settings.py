@@ -168,9 +168,10 @@ class Settings(BaseSettings):
     stt_simulated_call_ms: float = 30.0
     stt_simulated_item_ms: float = 10.0
     stt_simulated_text: str = "simulated transcript"
-    # REST clips decode in an encoder window sized to the clip (clip + 5 s, >= 20 s) instead
-    # of 30 s. Off: 0.44x the decode time, but +0.7 WER points on the 69 short English clips.
-    stt_rest_short_window: bool = False
+    # REST json/text clips up to 30 s decode text-only in an encoder window sized to the clip
+    # (clip + 5 s, >= 25 s) instead of 30 s. None (auto): on for CPU engines (0.71x the decode
+    # time, WER 8.42% vs 8.79% on the 69 short English clips), off on a GPU. stt/service.py.
+    stt_rest_short_window: bool | None = None
 
     # --- issue 12: TTS on the GPU (engines/onnx_device.py) ---
     # onnxruntime provider for Kokoro and piper: auto = CUDA when this onnxruntime has it
