@@ -11,6 +11,11 @@ on a loaded machine). `--json` keeps every clip's text and time for analysis.
   python bench/rest_window.py --model whisper-base            # all English clips < 6 s
   python bench/rest_window.py --model whisper-base --windows 30,15,20,25 --json out.json
   python bench/rest_window.py --model whisper-base --encode-batch 8   # batched encoder on CPU?
+  python bench/rest_window.py --windows 30,30+text,25+text,30+beam1 --max-seconds 0   # decoding levers, all English
+
+A variant is a window in seconds, optionally with decoding changes joined by '+':
+`text` (no timestamp tokens, as VOXHOST_STT_TEXT_ONLY does for json/text up to 30 s),
+`beamN` (beam size N), `nofallback` (no temperature-fallback retries).
 """
 
 from __future__ import annotations
@@ -24,11 +29,34 @@ from dataclasses import replace
 import numpy as np
 
 from voxhost.audio.decode import decode_audio
+from voxhost.audio.pcm import WHISPER_RATE
+from voxhost.engines.stt.base import TranscriptionOptions
 from voxhost.engines.stt.registry import SttRegistry
 from voxhost.evaluation.dataset import load_manifest
 from voxhost.evaluation.wer import wer
 from voxhost.ops.settings import Settings
+from voxhost.realtime.decoding import final_window_seconds
+from voxhost.engines.stt.whisper import BATCH_MAX_SECONDS
 from voxhost.stt.service import options_from
+
+
+def variant_options(spec: str, base: TranscriptionOptions, seconds: float) -> TranscriptionOptions:
+    """`spec` ("25+text+beam1") applied to the REST defaults for a clip of `seconds`. The
+    window is a floor, as in SttService.windowed: a clip gets at least itself + 5 s."""
+    window, *changes = spec.split("+")
+    sized = max(int(window), final_window_seconds(seconds))
+    options = base if sized >= 30 else replace(base, chunk_length=sized)
+    for change in changes:
+        if change == "text":
+            # As WhisperEngine._resolve: text-only only within one 30 s window.
+            options = replace(options, without_timestamps=seconds <= BATCH_MAX_SECONDS)
+        elif change.startswith("beam"):
+            options = replace(options, beam_size=int(change[4:]))
+        elif change == "nofallback":
+            options = replace(options, temperature_fallback=False)
+        else:
+            raise SystemExit(f"unknown change {change!r} in {spec!r}")
+    return options
 
 
 def encode_batch(engine, rows, size: int, rounds: int) -> None:
@@ -58,8 +86,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="whisper-base")
     parser.add_argument("--clips", type=int, default=0, help="first N short clips (0: all)")
-    parser.add_argument("--max-seconds", type=float, default=6.0)
-    parser.add_argument("--windows", default="30,15,20,25", help="encoder windows in seconds; the first is the reference")
+    parser.add_argument("--max-seconds", type=float, default=6.0, help="clips shorter than this (0: all)")
+    parser.add_argument("--min-seconds", type=float, default=0.0, help="and at least this long")
+    parser.add_argument("--windows", default="30,15,20,25",
+                        help="variants (window[+text][+beamN][+nofallback]); the first is the reference")
     parser.add_argument("--json", help="write per-clip texts and times here")
     parser.add_argument("--encode-batch", type=int, default=0,
                         help="instead: time one encoder call on N clips against N calls of one")
@@ -68,33 +98,40 @@ def main() -> None:
 
     settings = Settings(stt_models=[args.model])
     engine = SttRegistry(settings).load(args.model)
-    rows = [r for r in load_manifest(lang="en") if r.duration < args.max_seconds]
+    rows = [r for r in load_manifest(lang="en")
+            if (not args.max_seconds or r.duration < args.max_seconds) and r.duration >= args.min_seconds]
     rows = rows[: args.clips] if args.clips else rows
     if args.encode_batch:
         encode_batch(engine, rows, args.encode_batch, args.rounds)
         return
     base = options_from(settings, language="en", timestamps_needed=False)  # REST json
-    windows = [int(w) for w in args.windows.split(",")]
-    hyps: dict[int, list[str]] = {w: [] for w in windows}
-    times: dict[int, list[float]] = {w: [] for w in windows}
+    windows = [w.strip() for w in args.windows.split(",")]
+    hyps: dict[str, list[str]] = {w: [] for w in windows}
+    times: dict[str, list[float]] = {w: [] for w in windows}
     loads = [os.getloadavg()[0]]
     for row in rows:
         audio = decode_audio(row.audio.read_bytes())
+        done: dict[TranscriptionOptions, tuple[str, float]] = {}
         for w in windows:
-            options = base if w >= 30 else replace(base, chunk_length=w)
-            started = time.perf_counter()
-            hyps[w].append(engine.transcribe(audio, options).text)
-            times[w].append(time.perf_counter() - started)
+            options = variant_options(w, base, len(audio) / WHISPER_RATE)
+            if options not in done:  # e.g. a long file, which no window or text-only change touches
+                started = time.perf_counter()
+                text = engine.transcribe(audio, options).text
+                done[options] = text, time.perf_counter() - started
+            hyps[w].append(done[options][0])
+            times[w].append(done[options][1])
         loads.append(os.getloadavg()[0])
     refs = [r.text for r in rows]
     audio_s = sum(r.duration for r in rows)
     ref_time = sum(times[windows[0]])
-    print(f"\n{args.model}, {len(rows)} English clips < {args.max_seconds:g} s ({audio_s:.0f} s of audio), "
+    within = f"< {args.max_seconds:g} s" if args.max_seconds else "(all)"
+    print(f"\n{args.model}, {len(rows)} English clips {within} ({audio_s:.0f} s of audio), "
           f"load avg {min(loads):.1f}-{max(loads):.1f}\n")
     categories = sorted({r.category for r in rows})
-    print("| window | WER | " + " | ".join(categories)
+    short = [i for i, r in enumerate(rows) if r.duration < 6.0]
+    print("| variant | WER | WER < 6 s | " + " | ".join(categories)
           + " | clips changed | decode s | audio-s/s | speed | median clip time vs first |")
-    print("|---|---|" + "---|" * len(categories) + "---|---|---|---|---|")
+    print("|---|---|---|" + "---|" * len(categories) + "---|---|---|---|---|")
     for w in windows:
         per_cat = []
         for cat in categories:
@@ -102,7 +139,8 @@ def main() -> None:
             per_cat.append(f"{100 * wer([p[0] for p in pairs], [p[1] for p in pairs]):.1f}%")
         changed = sum(a.strip() != b.strip() for a, b in zip(hyps[w], hyps[windows[0]]))
         total = sum(times[w])
-        print(f"| {w} s | {100 * wer(refs, hyps[w]):.2f}% | " + " | ".join(per_cat)
+        short_wer = wer([refs[i] for i in short], [hyps[w][i] for i in short])
+        print(f"| {w} | {100 * wer(refs, hyps[w]):.2f}% | {100 * short_wer:.2f}% | " + " | ".join(per_cat)
               + f" | {changed} | {total:.1f} | {audio_s / total:.2f} | {ref_time / total:.2f}x"
               # Per clip, the same moment's load hits both: steadier than the totals on a busy box.
               + f" | {np.median(np.array(times[w]) / np.array(times[windows[0]])):.2f}x |")

@@ -10,12 +10,21 @@ alike. Then the batching server, with a small admission bound, is offered
 requests next to the same at 1x, and the share shed with 429.
 
     PYTHONPATH=src python bench/serving_throughput.py --model whisper-tiny.en
+
+`--compare` instead runs several servers configured differently side by side on the
+REST short-clip workload (the first 24 English clips under 6 s, each posted once per
+pass, json): audio-seconds per second at each concurrency, as a ratio to the first
+server, interleaved per round (the order rotates) and the median over rounds.
+
+    PYTHONPATH=src:bench python bench/serving_throughput.py --model whisper-base --levels 1,4,8 \
+        --compare "today=;text=stt_text_only=true;two=stt_num_workers=2,stt_cpu_threads=1"
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import json
 import os
 import signal
@@ -76,7 +85,9 @@ def post(url: str, clip: bytes, model: str, retry_after: list | None = None) -> 
     return r.status_code, time.perf_counter() - start
 
 
-def throughput(srv: "Server", clips: list[bytes], model: str, concurrency: int, requests: int) -> dict:
+def throughput(srv: "Server", clips: list[bytes], model: str, concurrency: int, requests: int,
+               durations: list[float] | None = None) -> dict:
+    """`durations` (seconds per clip): also audio-seconds answered (200) per second."""
     url = srv.url
     work = [clips[i % len(clips)] for i in range(requests)]
     cpu0 = cpu_seconds(srv.proc.pid)
@@ -87,7 +98,9 @@ def throughput(srv: "Server", clips: list[bytes], model: str, concurrency: int, 
     cpu = cpu_seconds(srv.proc.pid) - cpu0
     lat = [t for status, t in results if status == 200]
     return {"rps": len(lat) / wall, "not_200": [status for status, _ in results if status != 200], "p50_s": float(np.percentile(lat, 50)), "p95_s": float(np.percentile(lat, 95)),
-            "cpu_s_per_request": cpu / requests}
+            "cpu_s_per_request": cpu / requests,
+            **({"audio_s_per_s": sum(durations[i % len(clips)] for i, (status, _) in enumerate(results)
+                                     if status == 200) / wall} if durations else {})}
 
 
 def closed_loop(url: str, clips: list[bytes], model: str, clients: int, seconds: float, polite: bool) -> dict:
@@ -130,7 +143,12 @@ def main() -> None:
     parser.add_argument("--overload-seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=2, help="Repeat each level, alternating on/off; median.")
     parser.add_argument("--out", type=Path, default=Path("bench/results/serving_throughput.json"))
+    parser.add_argument("--compare", help="name=setting=value,...;name=... : servers to compare (VOXHOST_* "
+                                          "settings without the prefix); the first is the reference")
+    parser.add_argument("--clips", type=int, default=24, help="with --compare: the first N English clips < 6 s")
     args = parser.parse_args()
+    if args.compare:
+        return compare(args)
 
     clips = [u.audio.read_bytes() for u in load_manifest(lang="en") if 1.0 <= u.duration <= 5.0][:16]
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
@@ -163,6 +181,53 @@ def throughput_levels(args, clips, levels, rows) -> None:
                   f"  ratio {b['rps'] / s['rps']:.2f}x (cpu {s['cpu_s_per_request'] / b['cpu_s_per_request']:.2f}x)",
                   flush=True)
 
+
+
+def parse_configs(spec: str) -> dict[str, dict[str, str]]:
+    """"a=;b=stt_text_only=true,stt_beam_size=1" -> {"a": {}, "b": {...}}."""
+    configs = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        name, _, settings = part.partition("=")
+        configs[name] = dict(kv.split("=", 1) for kv in settings.split(",") if kv)
+    return configs
+
+
+def compare(args) -> None:
+    configs = parse_configs(args.compare)
+    rows_ = [u for u in load_manifest(lang="en") if u.duration < 6.0][: args.clips]
+    clips = [u.audio.read_bytes() for u in rows_]
+    audio_s = sum(u.duration for u in rows_)
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    names = list(configs)
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for name in names:  # one at a time: loading is CPU-bound too
+            servers[name] = stack.enter_context(Server(args.model, **configs[name]))
+        for srv in servers.values():
+            for clip in clips[:2]:
+                post(srv.url, clip, args.model)  # warm up
+        result = {"model": args.model, "clips": len(clips), "audio_s": audio_s, "configs": configs,
+                  "levels": {}, "loadavg": []}
+        for c in levels:
+            runs: dict[str, list[dict]] = {name: [] for name in names}
+            for r in range(args.rounds):
+                order = names[r % len(names):] + names[: r % len(names)]  # rotate who goes first
+                for name in order:
+                    runs[name].append(throughput(servers[name], clips, args.model, c, len(clips),
+                                                 [u.duration for u in rows_]))
+                result["loadavg"].append(os.getloadavg()[0])
+            med = {name: {k: float(np.median([run[k] for run in runs[name]]))
+                          for k in ("audio_s_per_s", "p50_s", "p95_s", "cpu_s_per_request")} for name in names}
+            # Ratio per round (both measured under the same moment's load), then the median.
+            ratio = {name: float(np.median([a["audio_s_per_s"] / b["audio_s_per_s"]
+                                            for a, b in zip(runs[name], runs[names[0]])])) for name in names}
+            errors = {name: sum(len(run["not_200"]) for run in runs[name]) for name in names}
+            result["levels"][c] = {"median": med, "ratio": ratio, "not_200": errors}
+            print(f"c={c}  load {os.getloadavg()[0]:.1f}  " + "  ".join(
+                f"{name} {med[name]['audio_s_per_s']:.2f} audio-s/s ({ratio[name]:.2f}x, p95 {med[name]['p95_s']:.1f}s"
+                f"{', %d not 200' % errors[name] if errors[name] else ''})" for name in names), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
 
 
 def overload(args, clips, rows) -> None:

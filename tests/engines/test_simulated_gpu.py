@@ -5,6 +5,7 @@ selectable by name like any engine, including plugins from entry points."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from importlib import metadata
 
 import numpy as np
@@ -135,7 +136,7 @@ def test_a_server_on_simulated_gpu_answers_the_openai_sdk(short_clip):
         assert live.app.state.voxhost.stt.get("simulated-gpu").device == "cuda"  # batching on, as on a GPU
 
 
-@pytest.mark.parametrize("short_window, expected", [(True, 20), (False, 30)])
+@pytest.mark.parametrize("short_window, expected", [(True, 25), (False, 30), (None, 30)])
 def test_rest_clips_decode_in_a_window_sized_to_the_clip_when_enabled(speech, short_window, expected):
     from voxhost.stt.service import SttService
 
@@ -146,6 +147,8 @@ def test_rest_clips_decode_in_a_window_sized_to_the_clip_when_enabled(speech, sh
     executor = EngineExecutor("sim", workers=1)
     service = SttService(registry, SttScheduler(executor), settings)
     engine = registry.get(None)
-    assert asyncio.run(service.transcribe(engine, speech, OPTIONS)).text == "simulated transcript"
-    assert engine.last_window_s == expected  # a ~2 s clip: 20 s, REST's floor (live finals: 15 s)
+    json = replace(OPTIONS, timestamps_needed=False)  # a REST json/text request
+    assert asyncio.run(service.transcribe(engine, speech, json)).text == "simulated transcript"
+    # A ~2 s clip: 25 s, REST's floor (live finals: 15 s); auto (None) is off on a GPU engine.
+    assert engine.last_window_s == expected
     executor.shutdown()

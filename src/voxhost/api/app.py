@@ -85,7 +85,9 @@ def build_state(settings: Settings) -> AppState:
         if batching is None:
             batching = getattr(engine, "device", "cpu") == "cuda"
         return state.make_executor(
-            f"stt:{engine.name}", workers=max(1, settings.stt_num_workers),
+            # As many at once as the engine decodes in parallel: the setting, or when it is
+            # auto (0) the engine's resolved count (Whisper: engines/stt/whisper.py).
+            f"stt:{engine.name}", workers=max(1, settings.stt_num_workers or getattr(engine, "num_workers", 1)),
             max_batch=settings.stt_max_batch_size if batching else 1,
             max_wait_s=settings.stt_max_batch_wait_ms / 1000.0,
         )

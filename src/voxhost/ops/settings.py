@@ -36,8 +36,11 @@ class Settings(BaseSettings):
     stt_models: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["whisper-base"])
     stt_device: Literal["auto", "cpu", "cuda"] = "auto"
     stt_compute_type: str = "auto"  # auto: float16 on GPU, int8 on CPU
-    stt_cpu_threads: int = 0  # 0: let CTranslate2 decide
-    stt_num_workers: int = 1  # parallel CTranslate2 workers per model
+    # Parallel CTranslate2 workers per model and threads per worker; 0 = auto: one worker on
+    # a GPU; on a CPU two workers sharing the cores (2 cores: 1 thread each; issue 12,
+    # engines/stt/whisper.py resolve_parallelism, docs/benchmarks.md).
+    stt_cpu_threads: int = 0
+    stt_num_workers: int = 0
     stt_beam_size: int = 5
     stt_vad_filter: bool = True  # gate silence before Whisper: no hallucinated "Thank you."
     stt_vad_threshold: float = 0.5  # OpenAI's default; 0.9 clips speech
@@ -166,9 +169,10 @@ class Settings(BaseSettings):
     stt_simulated_call_ms: float = 30.0
     stt_simulated_item_ms: float = 10.0
     stt_simulated_text: str = "simulated transcript"
-    # REST clips decode in an encoder window sized to the clip (clip + 5 s, >= 20 s) instead
-    # of 30 s. Off: 0.44x the decode time, but +0.7 WER points on the 69 short English clips.
-    stt_rest_short_window: bool = False
+    # REST json/text clips up to 30 s decode text-only in an encoder window sized to the clip
+    # (clip + 5 s, >= 25 s) instead of 30 s. None (auto): on for CPU engines (0.71x the decode
+    # time, WER 8.42% vs 8.79% on the 69 short English clips), off on a GPU. stt/service.py.
+    stt_rest_short_window: bool | None = None
 
     # --- issue 12: TTS on the GPU (engines/onnx_device.py) ---
     # onnxruntime provider for Kokoro and piper: auto = CUDA when this onnxruntime has it

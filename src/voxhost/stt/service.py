@@ -24,11 +24,13 @@ from voxhost.scheduler.lanes import Lane
 from voxhost.scheduler.stt import SttScheduler
 from voxhost.stt.languages import check_model_language, whisper_language
 
-# REST clips' encoder window floor with stt_rest_short_window: 20 s, not the live finals' 15 s.
-# On the 69 English clips under 6 s (docs/benchmarks.md) 15 s cost +1.5 WER points and
-# dropped words ("Gregson ... rose to his feet" -> "Grigs and ... rose"); 20 s costs +0.7
-# at 0.44x the decode time; 25 s +0.4 at 0.73x. None holds the issue's +-0.3: off by default.
-REST_MIN_WINDOW_S = 20
+# REST json/text clips (no timestamps shown) on a CPU engine decode text-only in an encoder
+# window of the clip + 5 s, at least 25 s (stt_rest_short_window, auto). Measured on whisper-base
+# (docs/benchmarks.md "REST short clips, the model side"): the two together took 0.71x the time
+# on the 69 English clips under 6 s at 8.42% WER against 8.79%, and -0.44 points on the whole
+# English set; apart, each cost words (25 s with timestamps +0.37, text-only at 30 s +0.37), and
+# 20 s (+0.73) and the live finals' 15 s (+1.47, "Gregson ... rose" -> "Grigs and ... rose") more.
+REST_MIN_WINDOW_S = 25
 
 
 def options_from(settings: Settings, *, task: str = "transcribe", language: str | None = None,
@@ -72,16 +74,22 @@ class SttService:
         # Long files would hold up players' short clips: they wait in the bulk lane.
         return Lane.BULK if len(audio) > self.settings.bulk_threshold_s * WHISPER_RATE else Lane.INTERACTIVE
 
-    def windowed(self, audio: np.ndarray, options: TranscriptionOptions) -> TranscriptionOptions:
-        """With stt_rest_short_window, a short clip decodes in an encoder window sized
-        to it (clip + 5 s, at least REST_MIN_WINDOW_S) instead of paying for Whisper's 30 s."""
-        if not self.settings.stt_rest_short_window or options.chunk_length:
+    def windowed(self, audio: np.ndarray, options: TranscriptionOptions, engine=None) -> TranscriptionOptions:
+        """A json/text clip of up to 30 s decodes without timestamp tokens, in an encoder window
+        sized to it (clip + 5 s, at least REST_MIN_WINDOW_S) rather than Whisper's 30 s, where
+        stt_rest_short_window is on (auto: CPU engines; a GPU's encoder is not the bottleneck)."""
+        enabled = self.settings.stt_rest_short_window
+        if enabled is None:
+            enabled = getattr(engine, "device", "cpu") != "cuda"
+        seconds = len(audio) / WHISPER_RATE
+        if (not enabled or options.timestamps_needed or options.chunk_length or options.word_timestamps
+                or seconds > 30):
             return options
-        window = max(REST_MIN_WINDOW_S, final_window_seconds(len(audio) / WHISPER_RATE))
-        return replace(options, chunk_length=window)
+        window = max(REST_MIN_WINDOW_S, final_window_seconds(seconds))
+        return replace(options, without_timestamps=True, chunk_length=window if window < 30 else None)
 
     async def transcribe(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> Transcript:
-        return await self.scheduler.transcribe(engine, audio, self.windowed(audio, options), lane=self.lane(audio))
+        return await self.scheduler.transcribe(engine, audio, self.windowed(audio, options, engine), lane=self.lane(audio))
 
     def stream(self, engine, audio: np.ndarray, options: TranscriptionOptions) -> AsyncIterator[Segment]:
-        return self.scheduler.stream(engine, audio, self.windowed(audio, options), lane=self.lane(audio))
+        return self.scheduler.stream(engine, audio, self.windowed(audio, options, engine), lane=self.lane(audio))

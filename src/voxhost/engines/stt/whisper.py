@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 from contextlib import nullcontext
 from dataclasses import replace
@@ -44,6 +45,23 @@ def resolve_device(device: str) -> str:
         return "cpu"
 
 
+def resolve_parallelism(device: str, cpu_threads: int, num_workers: int,
+                        cores: int | None = None) -> tuple[int, int]:
+    """(cpu_threads, num_workers), each 0 = auto.
+
+    Workers: one on a GPU, where the batcher gives the concurrency and each extra
+    CTranslate2 replica would hold its own buffers; two on a CPU with two cores or more,
+    because two single-threaded decodes at once beat one decode on two threads (2 cores,
+    8 concurrent short REST clips, 3x on a loaded machine, where two OpenMP threads per
+    decode wait on each other: docs/benchmarks.md "REST short clips, the model side"), and
+    the executor then overlaps one clip's VAD and features with the other's decode. Threads: the cores shared among the workers (CTranslate2's own default
+    gives each worker up to 4 and oversubscribes a small host)."""
+    cores = cores or os.cpu_count() or 1
+    workers = num_workers or (1 if device == "cuda" else min(2, cores))
+    threads = cpu_threads or (0 if device == "cuda" else max(1, cores // workers))
+    return threads, workers
+
+
 def resolve_compute_type(compute_type: str, device: str) -> str:
     if compute_type != "auto":
         return compute_type
@@ -52,7 +70,7 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
 
 class WhisperEngine:
     """One loaded Whisper model. Thread-safe: CTranslate2 runs `num_workers`
-    decodes in parallel and queues the rest."""
+    decodes in parallel (0: auto, see resolve_parallelism) and queues the rest."""
 
     def __init__(
         self,
@@ -62,7 +80,7 @@ class WhisperEngine:
         device: str = "auto",
         compute_type: str = "auto",
         cpu_threads: int = 0,
-        num_workers: int = 1,
+        num_workers: int = 0,
         download_root: str | None = None,
         vad_threshold: float = 0.5,
         vad_gate_threshold: float = 0.5,
@@ -73,12 +91,14 @@ class WhisperEngine:
         self.name = name
         self.device = resolve_device(device)
         self.compute_type = resolve_compute_type(compute_type, self.device)
+        # The server's executor runs this many decodes at once (api/app.py).
+        cpu_threads, self.num_workers = resolve_parallelism(self.device, cpu_threads, num_workers)
         self.model = WhisperModel(
             model_path,
             device=self.device,
             compute_type=self.compute_type,
             cpu_threads=cpu_threads,
-            num_workers=num_workers,
+            num_workers=self.num_workers,
             download_root=download_root,
         )
         self.multilingual = bool(self.model.model.is_multilingual)
