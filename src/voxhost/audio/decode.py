@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import wave
 
 import av
 import numpy as np
@@ -33,6 +34,9 @@ def decode_audio(
     if not data:
         raise InvalidAudio("The audio file is empty.", param="file")
     max_samples = int(max_seconds * sample_rate) if max_seconds else None
+    pcm = _pcm16_wav(data, sample_rate, max_seconds)
+    if pcm is not None:
+        return from_pcm16(pcm)
     chunks: list[np.ndarray] = []
     total = 0
     try:
@@ -61,6 +65,37 @@ def decode_audio(
     if max_samples is not None and total > max_samples:
         raise AudioTooLong(f"Audio is longer than the limit of {max_seconds:g} seconds.", param="file")
     return from_pcm16(np.concatenate(chunks))
+
+
+def _pcm16_wav(data: bytes, sample_rate: int, max_seconds: float | None) -> np.ndarray | None:
+    """Mono int16 at `sample_rate` from a plain PCM16 WAV (mono or stereo), or None for
+    anything else (PyAV decodes that).
+
+    Why: opening a container in PyAV probes its streams, about 4 ms of CPU per request
+    whatever its length, half of a short push-to-talk clip's CPU outside the model
+    (docs/benchmarks.md, issue 12); the stdlib's `wave` reads the same header in
+    microseconds. Resampling and down-mixing still go through the one resampler."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    try:
+        with wave.open(io.BytesIO(data)) as wav:
+            channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+            if width != 2 or channels not in (1, 2) or rate <= 0:
+                return None
+            frames = wav.readframes(wav.getnframes())
+    except (wave.Error, EOFError, ValueError):
+        return None  # not what `wave` reads (float, extensible, odd headers): PyAV decides
+    pcm = np.frombuffer(frames[: len(frames) // (2 * channels) * 2 * channels], dtype="<i2")
+    if pcm.size == 0:
+        return None  # PyAV gives the "no samples" error
+    if max_seconds and pcm.size / channels / rate > max_seconds:  # before any resampling work
+        raise AudioTooLong(f"Audio is longer than the limit of {max_seconds:g} seconds.", param="file")
+    if channels == 1 and rate == sample_rate:
+        return pcm.astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono" if channels == 1 else "stereo")
+    frame.sample_rate = rate
+    resampler = MonoResampler(sample_rate)
+    return np.concatenate([*resampler.frame(frame), *resampler.flush()]).astype(np.int16)
 
 
 def _refuse_declared_length(container, stream, max_seconds: float) -> None:
