@@ -42,7 +42,7 @@ def serve(**env: str):
 @contextlib.contextmanager
 def upstream_and_gateway(**gateway_env: str):
     """(upstream base URL, gateway base URL): base upstream, tiny.en gateway."""
-    with serve(stt_models="whisper-base", tts_engines="hibari") as upstream:
-        with serve(stt_models="whisper-tiny.en", tts_engines="hibari", upstream_url=upstream + "/v1",
-                   **gateway_env) as gateway:
-            yield upstream, gateway
+    with serve(stt_models="whisper-base", tts_engines="hibari") as upstream, \
+            serve(stt_models="whisper-tiny.en", tts_engines="hibari", upstream_url=upstream + "/v1",
+                  **gateway_env) as gateway:
+        yield upstream, gateway

@@ -14,11 +14,12 @@ import json
 from pathlib import Path
 
 from _batching import compare  # bench/ is on sys.path when run as a script
+
 from voxhost.audio.decode import decode_audio
 from voxhost.engines.stt.base import TranscriptionOptions
-from voxhost.engines.stt.registry import SttRegistry
 from voxhost.evaluation.dataset import load_manifest
 from voxhost.ops.settings import Settings
+from voxhost.services import build_services
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results/batch_decode.json"))
     args = parser.parse_args()
-    engine = SttRegistry(Settings(stt_models=[args.model])).load(args.model)
+    engine = build_services(Settings(stt_models=[args.model])).stt_engines.load(args.model)
     clips = [decode_audio(u.audio.read_bytes()) for u in load_manifest(lang="en") if 1.0 <= u.duration <= 5.0]
     options = TranscriptionOptions(language="en")
     rows = compare(engine, clips, [int(x) for x in args.sizes.split(",")], args.rounds, options)

@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from _gateway import SRC, upstream_and_gateway
 from openai import OpenAI
 
-from _gateway import SRC, upstream_and_gateway
 from voxhost.evaluation.dataset import load_manifest
 
 
@@ -56,7 +56,7 @@ def _lines(path: Path) -> int:
 
 def _local_player(i: int) -> int:
     """The i-th player id whose sticky slot falls in the 10% local share."""
-    from voxhost.gateway.policy import wants_local
+    from voxhost.api.gateway.policy import wants_local
 
     found, n = -1, 0
     while True:

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from _gateway import upstream_and_gateway
 
 from voxhost.evaluation.dataset import eval_dir

@@ -49,6 +49,7 @@ if importlib.util.find_spec("av") is None:
     sys.modules["av"] = types.ModuleType("av")
 
 from _batching import compare  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from voxhost.engines.stt.base import TranscriptionOptions  # noqa: E402
 from voxhost.engines.stt.whisper import WhisperEngine  # noqa: E402
 
@@ -286,7 +287,7 @@ def run(args) -> dict:
 
 def score(path: Path) -> None:
     from voxhost.evaluation.dataset import load_manifest
-    from voxhost.evaluation.wer import wer
+    from voxhost.stt.wer import wer
 
     report = json.loads(path.read_text())
     refs = {u.id: u.text for u in load_manifest(lang="en")}

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import base64
 import concurrent.futures as cf
+import contextlib
 import io
 import json
 import os
@@ -42,10 +43,10 @@ import websockets
 from _ready import wait_ready  # bench/ is on sys.path when run as a script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from voxhost_testing import free_port, long_speech_wav, open_request, silent_flac  # noqa: E402  (the tests' helpers)
 from serving_throughput import cpu_seconds  # noqa: E402
 
 from voxhost.evaluation.dataset import load_manifest
+from voxhost_testing import free_port, long_speech_wav, open_request, silent_flac  # noqa: E402  (the tests' helpers)
 
 URL = "/v1/audio/transcriptions"
 MODEL = "whisper-tiny.en"
@@ -243,11 +244,9 @@ def _raw_status(port: int, request: bytes) -> int | str:
 def orphans(srv: Server, clip: bytes, count: int) -> dict:
     """`count` clients hang up 0.3 s after sending; then a fresh request is timed."""
     def orphan(_):
-        try:
+        with contextlib.suppress(httpx.TimeoutException):
             httpx.post(srv.url + URL, files={"file": ("a.wav", clip)}, data={"model": MODEL},
                        timeout=httpx.Timeout(30, read=0.3))
-        except httpx.TimeoutException:
-            pass
 
     cpu0 = cpu_seconds(srv.proc.pid)
     with cf.ThreadPoolExecutor(count) as pool:
@@ -300,8 +299,8 @@ def bomb(srv: Server) -> dict:
 # ---- memory ---------------------------------------------------------------------------
 
 def _pcm24k(audio_bytes: bytes) -> bytes:
-    from voxhost.loadtest.realtime_client import pcm16
     from voxhost.audio.decode import decode_audio
+    from voxhost.loadtest.realtime_client import pcm16
 
     return pcm16(decode_audio(audio_bytes), 24_000)
 
@@ -318,7 +317,7 @@ async def _live_session(url: str, pcm: bytes) -> None:
             while json.loads(await asyncio.wait_for(ws.recv(), 60))["type"] not in (
                     "conversation.item.input_audio_transcription.completed", "error"):
                 pass
-        except (asyncio.TimeoutError, websockets.ConnectionClosed):
+        except (TimeoutError, websockets.ConnectionClosed):
             pass
 
 

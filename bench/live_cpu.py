@@ -5,7 +5,9 @@ finals, OpenAI's 24 kHz PCM16 in base64 appends of 100 ms) play real English spe
 from the eval set with 1 s of silence between clips, round-robin, as fast as the
 CPU allows. The decoder is `simulated-gpu` with a zero decode time, run inline, so
 the process CPU time is exactly the per-player work outside the model: VAD, mel
-features, resampling, base64, turn logic. Replaying without the clock makes the
+features, resampling, base64, turn logic, and whatever native thread pools burn beside it
+(unpinned: run it without taskset to see what production sees; each side sizes its pools as
+its own server does at start). Replaying without the clock makes the
 cadence of partials and finals the same in every run (each decode finishes before
 the next append), so the figure does not depend on the machine's load the way a
 latency does; `bench/capacity.py` measures the same work through a real server.
@@ -34,8 +36,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model  # bench/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
+# Set by each side's own thread policy, never inherited from this process's shell.
+NATIVE_POOL_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "GOMP_SPINCOUNT")
 
 
 def count_stft_frames() -> list[int]:
@@ -134,9 +139,16 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second (--profile)")
     parser.add_argument("--frames", action="store_true",
                         help="count the STFT frames computed instead (a separate run: counting costs CPU)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "live_cpu.json")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        try:  # the thread pools as the side's own server sizes them at start, where it has the policy
+            from voxhost.engines.threads import limit_blas
+        except ImportError:
+            pass
+        else:
+            limit_blas()
         print(json.dumps(replay(args.players, args.seconds, args.frames)))
         return
     sides = {"this tree": str(HERE.parent / "src")}
@@ -152,7 +164,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {name: [] for name in sides}
     for _ in range(args.rounds):
         for name, src in sides.items():
-            env = {**os.environ, "PYTHONPATH": src}
+            env = {**{k: v for k, v in os.environ.items() if k not in NATIVE_POOL_ENV}, "PYTHONPATH": src}
             out = subprocess.run([sys.executable, __file__, "--child", "--players", str(args.players),
                                   "--seconds", str(args.seconds), *(["--frames"] if args.frames else [])],
                                  env=env, check=True, capture_output=True, text=True).stdout
@@ -173,6 +185,11 @@ def main() -> None:
     if len(medians) == 2:
         before, after = medians.values()
         print(f"\nafter / before: {after / before:.2f}x CPU per player")
+    print(f"\n{os.cpu_count()} cores ({cpu_model()}), unpinned unless this command ran under taskset")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"players": args.players, "seconds": args.seconds, "rounds": args.rounds,
+                                    "cpu": cpu_model(), "cores": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)),
+                                    "medians_cpu_s_per_player_minute": medians, "runs": results}, indent=1))
     if args.profile:
         print_components(sides, medians, args)
 

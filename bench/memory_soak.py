@@ -34,9 +34,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-
 from _ready import wait_ready  # bench/ is on sys.path when run as a script
 from realtime_latency import free_port
+
 from voxhost.evaluation.dataset import eval_dir, load_manifest
 from voxhost.loadtest.realtime_client import TERMINAL, load_pcm, stream
 
@@ -155,7 +155,7 @@ async def every(seconds: float, stop: asyncio.Event, action) -> None:
         try:
             await asyncio.wait_for(stop.wait(), max(0.0, seconds - (time.monotonic() - started)))
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

@@ -26,12 +26,12 @@ import socket
 import time
 from pathlib import Path
 
-from _ready import wait_ready  # bench/ is on sys.path when run as a script
 import numpy as np
+from _ready import wait_ready  # bench/ is on sys.path when run as a script
 
 from voxhost.evaluation.dataset import load_manifest
-from voxhost.evaluation.wer import wer
 from voxhost.loadtest.realtime_client import load_pcm, session_update, stream
+from voxhost.stt.wer import wer
 
 RATE = 24_000
 SILENCE_MS = 500
@@ -155,11 +155,11 @@ def study(model: str, limit: int) -> None:
     """Final-decode options on short turns, interleaved per clip so machine load hits all alike."""
     from voxhost.audio.decode import decode_audio
     from voxhost.engines.stt.base import TranscriptionOptions
-    from voxhost.engines.stt.registry import SttRegistry
     from voxhost.ops.settings import Settings
     from voxhost.realtime.decoding import window_seconds
+    from voxhost.services import build_services
 
-    engine = SttRegistry(Settings(stt_models=[model])).load(model)
+    engine = build_services(Settings(stt_models=[model])).stt_engines.load(model)
     rows = [r for r in load_manifest(lang="en") if r.duration <= 12][:limit]
     configs = {
         "30 s window, timestamps, beam 5 (REST default)": lambda d: TranscriptionOptions(language="en"),

@@ -12,6 +12,9 @@ on a loaded machine). `--json` keeps every clip's text and time for analysis.
   python bench/rest_window.py --model whisper-base --windows 30,15,20,25 --json out.json
   python bench/rest_window.py --model whisper-base --encode-batch 8   # batched encoder on CPU?
   python bench/rest_window.py --windows 30,30+text,25+text,30+beam1 --max-seconds 0   # decoding levers, all English
+  python bench/rest_window.py --windows 30,25+text --language unset   # as clients that send no language
+  python bench/rest_window.py --clips-lang other --language clip --max-seconds 30 --windows 30,25+text,30+text \
+      --no-language-rule          # what the short window does outside English (the service keeps it to English)
 
 A variant is a window in seconds, optionally with decoding changes joined by '+':
 `text` (no timestamp tokens, as VOXHOST_STT_TEXT_ONLY does for json/text up to 30 s),
@@ -25,31 +28,36 @@ import json
 import os
 import time
 from dataclasses import replace
+from pathlib import Path
 
-import numpy as np
+from voxhost.engines.threads import configure_environment
 
-from voxhost.audio.decode import decode_audio
-from voxhost.audio.pcm import WHISPER_RATE
-from voxhost.engines.stt.base import TranscriptionOptions
-from voxhost.engines.stt.registry import SttRegistry
-from voxhost.evaluation.dataset import load_manifest
-from voxhost.evaluation.wer import wer
-from voxhost.ops.settings import Settings
-from voxhost.realtime.decoding import final_window_seconds
-from voxhost.engines.stt.whisper import BATCH_MAX_SECONDS
-from voxhost.stt.service import options_from
+configure_environment()  # the server's thread environment, before numpy and CTranslate2 load
+
+import numpy as np  # noqa: E402
+
+from voxhost.audio.decode import decode_audio  # noqa: E402
+from voxhost.audio.pcm import WHISPER_RATE  # noqa: E402
+from voxhost.engines.stt.base import TranscriptionOptions  # noqa: E402
+from voxhost.engines.stt.windows import WHISPER_WINDOW_S  # noqa: E402
+from voxhost.evaluation.dataset import load_manifest  # noqa: E402
+from voxhost.ops.settings import Settings  # noqa: E402
+from voxhost.realtime.decoding import final_window_seconds  # noqa: E402
+from voxhost.services import build_services  # noqa: E402
+from voxhost.stt.service import REST_SHORT_WINDOW_LANGUAGES, options_from  # noqa: E402
+from voxhost.stt.wer import metric_name, wer  # noqa: E402
 
 
 def variant_options(spec: str, base: TranscriptionOptions, seconds: float) -> TranscriptionOptions:
     """`spec` ("25+text+beam1") applied to the REST defaults for a clip of `seconds`. The
-    window is a floor, as in SttService.windowed: a clip gets at least itself + 5 s."""
+    window is a floor, as in SttService.request_options: a clip gets at least itself + 5 s."""
     window, *changes = spec.split("+")
     sized = max(int(window), final_window_seconds(seconds))
     options = base if sized >= 30 else replace(base, chunk_length=sized)
     for change in changes:
         if change == "text":
-            # As WhisperEngine._resolve: text-only only within one 30 s window.
-            options = replace(options, without_timestamps=seconds <= BATCH_MAX_SECONDS)
+            # As SttService.request_options: text-only only within one 30 s window.
+            options = replace(options, without_timestamps=seconds <= WHISPER_WINDOW_S)
         elif change.startswith("beam"):
             options = replace(options, beam_size=int(change[4:]))
         elif change == "nofallback":
@@ -90,49 +98,80 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=0.0, help="and at least this long")
     parser.add_argument("--windows", default="30,15,20,25",
                         help="variants (window[+text][+beamN][+nofallback]); the first is the reference")
-    parser.add_argument("--json", help="write per-clip texts and times here")
+    parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "rest_window.json"),
+                        help="write per-clip texts and times here")
     parser.add_argument("--encode-batch", type=int, default=0,
                         help="instead: time one encoder call on N clips against N calls of one")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--language", default="en",
+                        help="the request's language ('unset': detected; 'clip': each clip's own)")
+    parser.add_argument("--clips-lang", default="en", help="eval clips of this language ('other': all but English)")
+    parser.add_argument("--no-language-rule", action="store_true",
+                        help="short windows in every language (the service keeps them to English): to study them")
     args = parser.parse_args()
 
     settings = Settings(stt_models=[args.model])
-    engine = SttRegistry(settings).load(args.model)
-    rows = [r for r in load_manifest(lang="en")
-            if (not args.max_seconds or r.duration < args.max_seconds) and r.duration >= args.min_seconds]
+    engine = build_services(settings).stt_engines.load(args.model)
+    rows = [r for r in load_manifest(lang=None if args.clips_lang == "other" else args.clips_lang)
+            if (args.clips_lang != "other" or r.lang != "en")
+            and (not args.max_seconds or r.duration < args.max_seconds) and r.duration >= args.min_seconds]
     rows = rows[: args.clips] if args.clips else rows
     if args.encode_batch:
         encode_batch(engine, rows, args.encode_batch, args.rounds)
         return
-    base = options_from(settings, language="en", timestamps_needed=False)  # REST json
+    def base_for(row):
+        language = {"unset": None, "clip": row.lang}.get(args.language, args.language)
+        base = options_from(settings, language=language)  # REST json (the variants add its policy)
+        # As SttService.request_options asks for the short window: English only, detected first when unset.
+        return base if args.no_language_rule else replace(base, shortcut_languages=REST_SHORT_WINDOW_LANGUAGES)
+
     windows = [w.strip() for w in args.windows.split(",")]
     hyps: dict[str, list[str]] = {w: [] for w in windows}
     times: dict[str, list[float]] = {w: [] for w in windows}
+    cpu: dict[str, list[float]] = {w: [] for w in windows}  # process CPU: steadier than wall on a loaded box
     loads = [os.getloadavg()[0]]
     for row in rows:
         audio = decode_audio(row.audio.read_bytes())
-        done: dict[TranscriptionOptions, tuple[str, float]] = {}
+        done: dict[TranscriptionOptions, tuple[str, float, float]] = {}
         for w in windows:
-            options = variant_options(w, base, len(audio) / WHISPER_RATE)
+            options = variant_options(w, base_for(row), len(audio) / WHISPER_RATE)
             if options not in done:  # e.g. a long file, which no window or text-only change touches
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 text = engine.transcribe(audio, options).text
-                done[options] = text, time.perf_counter() - started
+                done[options] = text, time.perf_counter() - started, time.process_time() - cpu_started
             hyps[w].append(done[options][0])
             times[w].append(done[options][1])
+            cpu[w].append(done[options][2])
         loads.append(os.getloadavg()[0])
     refs = [r.text for r in rows]
     audio_s = sum(r.duration for r in rows)
     ref_time = sum(times[windows[0]])
     within = f"< {args.max_seconds:g} s" if args.max_seconds else "(all)"
-    print(f"\n{args.model}, {len(rows)} English clips {within} ({audio_s:.0f} s of audio), "
+    languages = sorted({r.lang for r in rows})
+    print(f"\n{args.model}, {len(rows)} {'English' if languages == ['en'] else '/'.join(languages)} clips {within} "
+          f"({audio_s:.0f} s of audio), language {args.language}"
+          f"{', short windows in every language' if args.no_language_rule else ''}, "
           f"load avg {min(loads):.1f}-{max(loads):.1f}\n")
-    categories = sorted({r.category for r in rows})
+    if languages != ["en"]:  # error rate (WER; CER for ja, ko, zh) per language
+        print("| variant | " + " | ".join(f"{lang} {metric_name(lang)}" for lang in languages)
+              + " | clips changed | decode s |")
+        print("|---|" + "---|" * len(languages) + "---|---|")
+        for w in windows:
+            cells = []
+            for lang in languages:
+                pairs = [(r.text, h) for r, h in zip(rows, hyps[w]) if r.lang == lang]
+                cells.append(f"{100 * wer([p[0] for p in pairs], [p[1] for p in pairs], lang):.2f}%")
+            changed = sum(a.strip() != b.strip() for a, b in zip(hyps[w], hyps[windows[0]]))
+            print(f"| {w} | " + " | ".join(cells) + f" | {changed} | {sum(times[w]):.1f} |")
+        categories = []
+    else:
+        categories = sorted({r.category for r in rows})
     short = [i for i, r in enumerate(rows) if r.duration < 6.0]
-    print("| variant | WER | WER < 6 s | " + " | ".join(categories)
-          + " | clips changed | decode s | audio-s/s | speed | median clip time vs first |")
-    print("|---|---|---|" + "---|" * len(categories) + "---|---|---|---|---|")
-    for w in windows:
+    if categories:
+        print("| variant | WER | WER < 6 s | " + " | ".join(categories)
+              + " | clips changed | decode s | audio-s/s | speed | median clip time vs first | CPU s | CPU vs first |")
+        print("|---|---|---|" + "---|" * len(categories) + "---|---|---|---|---|---|---|")
+    for w in windows if languages == ["en"] else []:
         per_cat = []
         for cat in categories:
             pairs = [(r.text, h) for r, h in zip(rows, hyps[w]) if r.category == cat]
@@ -143,10 +182,12 @@ def main() -> None:
         print(f"| {w} | {100 * wer(refs, hyps[w]):.2f}% | {100 * short_wer:.2f}% | " + " | ".join(per_cat)
               + f" | {changed} | {total:.1f} | {audio_s / total:.2f} | {ref_time / total:.2f}x"
               # Per clip, the same moment's load hits both: steadier than the totals on a busy box.
-              + f" | {np.median(np.array(times[w]) / np.array(times[windows[0]])):.2f}x |")
+              + f" | {np.median(np.array(times[w]) / np.array(times[windows[0]])):.2f}x"
+              + f" | {sum(cpu[w]):.1f} | {sum(cpu[w]) / sum(cpu[windows[0]]):.2f}x |")
     if args.json:
-        clips = [{"audio": r.audio.name, "category": r.category, "duration": r.duration, "ref": r.text,
-                  **{f"hyp_{w}": hyps[w][i] for w in windows}, **{f"s_{w}": times[w][i] for w in windows}}
+        clips = [{"audio": r.audio.name, "lang": r.lang, "category": r.category, "duration": r.duration, "ref": r.text,
+                  **{f"hyp_{w}": hyps[w][i] for w in windows}, **{f"s_{w}": times[w][i] for w in windows},
+                  **{f"cpu_{w}": cpu[w][i] for w in windows}}
                  for i, r in enumerate(rows)]
         with open(args.json, "w") as f:
             json.dump({"model": args.model, "loadavg": [min(loads), max(loads)], "clips": clips}, f, indent=1)

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import faster_whisper
 import httpx
+from _ready import wait_ready  # bench/ is on sys.path when run as a script
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from _ready import wait_ready  # bench/ is on sys.path when run as a script
 
 from voxhost.engines.stt.bundled import resolve_stt_model
 from voxhost.evaluation.dataset import load_manifest
 from voxhost.evaluation.raw_engine import transcribe_like_voxhost
-from voxhost.evaluation.wer import wer_by
 from voxhost.ops.settings import Settings
+from voxhost.stt.wer import wer_by
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()

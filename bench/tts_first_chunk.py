@@ -32,21 +32,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from voxhost.audio.decode import decode_audio  # noqa: E402
 from voxhost.engines.stt.base import TranscriptionOptions  # noqa: E402
-from voxhost.engines.stt.registry import SttRegistry  # noqa: E402
 from voxhost.engines.tts import text as frontend  # noqa: E402
-from voxhost.engines.tts.registry import _KOKORO_MAP, TtsRegistry  # noqa: E402
 from voxhost.evaluation.dataset import tts_sentences  # noqa: E402
-from voxhost.evaluation.wer import wer  # noqa: E402
 from voxhost.ops.settings import Settings  # noqa: E402
+from voxhost.services import build_services  # noqa: E402
+from voxhost.stt.wer import wer  # noqa: E402
 from voxhost.tts.service import _Renderer  # noqa: E402
+from voxhost.tts.voices import DEFAULT_VOICE_MAP  # noqa: E402
 
 RATE = 24_000
 LINES = {  # first sentence long and unbroken (cut after a few words), and a bark (already short)
     "long first sentence": "{}, the old bridge to the northern village collapsed during last night's storm.",
     "bark": "Halt, {}! Nobody passes the gate after sunset.",
 }
-# The 13 OpenAI names' Kokoro voices (registry.py's table; coral is af_heart, the default).
-VOICES = ",".join(sorted(set(_KOKORO_MAP.values())))
+# The 13 OpenAI names' Kokoro voices (tts/voices.py's table; coral is af_heart, the default).
+VOICES = ",".join(sorted(set(DEFAULT_VOICE_MAP["kokoro"].values())))
 
 
 def render(engine, selection, chunks, fmt: str = "pcm") -> bytes:
@@ -103,14 +103,14 @@ def main() -> None:
     load_http = os.getloadavg()[0]
 
     settings = Settings(tts_engines=["kokoro"])
-    registry = TtsRegistry(settings)
-    registry.load_all(warm_up=True)
-    engine = registry.engines["kokoro"]
+    services = build_services(settings)
+    services.tts_engines.load_all(warm_up=True)
+    engine = services.tts_engines.engines["kokoro"]
     voice = engine.resolve_voice("af_heart")
     sentences = tts_sentences()
 
     # --- seams and round-trip WER, each sentence its own request ---
-    whisper = SttRegistry(settings).load("whisper-base")
+    whisper = services.stt_engines.load("whisper-base")
     options = TranscriptionOptions(language="en", beam_size=5, vad_filter=False)
     hyps: list[list[str]] = [[], []]
     seams = []

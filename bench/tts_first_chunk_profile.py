@@ -130,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     settings = Settings()
-    engine = KokoroEngine(threads=max(1, settings.tts_threads), models_dir=settings.models_dir)
+    engine = KokoroEngine(threads=settings.tts_threads, models_dir=settings.models_dir)
     engine.load()
     voice = engine.resolve_voice(args.voice)
     rate = engine.sample_rate

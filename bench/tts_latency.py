@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from voxhost.engines.tts import text as frontend  # noqa: E402
-from voxhost.engines.tts.registry import TtsRegistry  # noqa: E402
 from voxhost.ops.settings import Settings  # noqa: E402
+from voxhost.services import build_services  # noqa: E402
 
 NAMES = ["Aldric", "Brenna", "Corwin", "Dagny", "Edric", "Fenna", "Garrick", "Hilde", "Ivo", "Jorun",
          "Kael", "Liesel", "Marek", "Nessa", "Osric", "Petra", "Quill", "Rowan", "Sigrid", "Tamsin"]
@@ -132,7 +132,7 @@ def main() -> None:
     load_before = f"{os.getloadavg()[0]:.1f}"
     settings = Settings(tts_engines=engines)
     before = rss_mb()
-    registry = TtsRegistry(settings)
+    registry = build_services(settings).tts_engines
     registry.load_all()
     tts_mb = rss_mb() - before
 

@@ -30,17 +30,18 @@ def synthesize(out: Path) -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from voxhost.audio.pcm import resample_pcm16, to_pcm16
-    from voxhost.engines.tts.registry import TtsRegistry
     from voxhost.evaluation.dataset import tts_sentences
     from voxhost.ops.settings import Settings
+    from voxhost.services import build_services
 
-    registry = TtsRegistry(Settings(tts_engines=["kokoro"], voices_dir=Path("/nonexistent")))
-    registry.load_all(warm_up=False)
+    services = build_services(Settings(tts_engines=["kokoro"], voices_dir=Path("/nonexistent")))
+    services.tts_engines.load_all(warm_up=False)
     sentences = tts_sentences()
     texts = (" ".join(sentences[0:2]), " ".join(sentences[2:4]))
     out.mkdir(parents=True, exist_ok=True)
     for name in OPENAI_VOICES:
-        engine, selection = registry.resolve("tts-1-hd", name)
+        voice = services.voices.resolve("tts-1-hd", name)
+        engine, selection = voice.engine, voice.selection
         for take, text in enumerate(texts):
             pcm = resample_pcm16(to_pcm16(engine.synthesize(text, selection)), engine.sample_rate, RATE)
             np.save(out / f"{name}-{take}.npy", pcm)

@@ -18,12 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from voxhost.audio.decode import decode_audio  # noqa: E402
 from voxhost.engines.stt.base import TranscriptionOptions  # noqa: E402
-from voxhost.engines.stt.registry import SttRegistry  # noqa: E402
 from voxhost.engines.tts import text as frontend  # noqa: E402
-from voxhost.engines.tts.registry import TtsRegistry  # noqa: E402
 from voxhost.evaluation.dataset import tts_sentences  # noqa: E402
-from voxhost.evaluation.wer import wer  # noqa: E402
 from voxhost.ops.settings import Settings  # noqa: E402
+from voxhost.services import build_services  # noqa: E402
+from voxhost.stt.wer import wer  # noqa: E402
 from voxhost.tts.designs import EFFECTS, VoiceDesign  # noqa: E402
 from voxhost.tts.service import _Renderer  # noqa: E402
 from voxhost.tts.shaping import Shaper  # noqa: E402
@@ -38,10 +37,10 @@ def main() -> None:
     parser.add_argument("--presets", default=",".join(EFFECTS), help="with --effects: which presets")
     args = parser.parse_args()
     settings = Settings(tts_engines=[args.engine])
-    registry = TtsRegistry(settings)
-    registry.load_all(warm_up=False)
-    engine = registry.engines[args.engine]
-    whisper = SttRegistry(settings).load("whisper-base")
+    services = build_services(settings)
+    services.tts_engines.load_all(warm_up=False)
+    engine = services.tts_engines.engines[args.engine]
+    whisper = services.stt_engines.load("whisper-base")
     sentences = tts_sentences()
     chunks = frontend.split(frontend.normalize("\n".join(sentences)))
     options = TranscriptionOptions(language="en", beam_size=5, vad_filter=False)

@@ -21,12 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from voxhost.engines.tts.registry import OPENAI_VOICE_GENDER, OPENAI_VOICES, TtsRegistry  # noqa: E402
 from voxhost.evaluation.dataset import tts_sentences  # noqa: E402
 from voxhost.ops.settings import Settings  # noqa: E402
-from voxhost.tts.designs import EFFECTS, VoiceDesign  # noqa: E402
+from voxhost.services import build_services  # noqa: E402
 from voxhost.tts import shaping  # noqa: E402
+from voxhost.tts.designs import EFFECTS, VoiceDesign  # noqa: E402
 from voxhost.tts.shaping import Shaper  # noqa: E402
+from voxhost.tts.voices import OPENAI_VOICE_GENDER, OPENAI_VOICES, VoiceCatalog  # noqa: E402
 
 
 def median_f0(pcm: np.ndarray, rate: int) -> float:
@@ -56,20 +57,22 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=3)
     parser.add_argument("--shaping-only", action="store_true", help="skip the cast; only the shaping cost")
     args = parser.parse_args()
-    registry = TtsRegistry(Settings(tts_engines=["hibari", "kokoro"], voices_dir=Path("/nonexistent")))
-    registry.load_all(warm_up=True)
+    services = build_services(Settings(tts_engines=["hibari", "kokoro"], voices_dir=Path("/nonexistent")))
+    services.tts_engines.load_all(warm_up=True)
+    registry = services.voices
     text = " ".join(tts_sentences()[:args.lines])
     if not args.shaping_only:
         cast(registry, args.model, text)
     shaping_cost(registry, text)
 
 
-def cast(registry: TtsRegistry, model: str, text: str) -> None:
+def cast(registry: VoiceCatalog, model: str, text: str) -> None:
     print(f"load average {os.getloadavg()[0]:.2f}; {len(text.split())} words; model {model}\n")
     print("| OpenAI voice | gender | voice | median f0 (Hz) | agrees |\n|---|---|---|---|---|")
     stats = {}
     for name in OPENAI_VOICES:
-        engine, selection = registry.resolve(model, name)
+        voice = registry.resolve(model, name)
+        engine, selection = voice.engine, voice.selection
         pcm = engine.synthesize(text, selection)
         f0 = median_f0(pcm, engine.sample_rate)
         gender = OPENAI_VOICE_GENDER[name]
@@ -88,11 +91,12 @@ def cast(registry: TtsRegistry, model: str, text: str) -> None:
     print(f"\nmost similar pair: {off.max():.2f}; median pair: {np.median(off):.2f}")
 
 
-def shaping_cost(registry: TtsRegistry, text: str, repeats: int = 3) -> None:
+def shaping_cost(registry: VoiceCatalog, text: str, repeats: int = 3) -> None:
     """Synthesis and every shaping of its output, interleaved `repeats` times (medians), so a load
     change during the run hits both sides; the pitch/formant design also with the WORLD analysis as
     it was before DIO_SPEED and APERIODICITY_EVERY (both 1), for the speed-up as a ratio."""
-    engine, selection = registry.resolve("tts-1-hd", "am_onyx")
+    voice = registry.resolve("tts-1-hd", "am_onyx")
+    engine, selection = voice.engine, voice.selection
     designs = [("pitch -3, formant -0.1", dict(pitch_semitones=-3, formant_shift=-0.1), (3, 2)),
                ("pitch -3, formant -0.1, before (DIO speed 1, D4C every frame)",
                 dict(pitch_semitones=-3, formant_shift=-0.1), (1, 1)),

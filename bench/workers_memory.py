@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import httpx
-
 from _ready import wait_ready  # bench/ is on sys.path when run as a script
 from realtime_latency import free_port
+
 from voxhost.evaluation.dataset import eval_dir
 
 

@@ -31,6 +31,7 @@ class FaultyUpstream:
         self.entered = threading.Event()
         self.app = Starlette(routes=[
             Route("/ready", lambda r: PlainTextResponse("ok")),
+            Route("/v1/models", self.models),
             Route("/v1/audio/transcriptions", self.stt, methods=["POST"]),
             Route("/v1/audio/translations", self.stt, methods=["POST"]),
             Route("/v1/audio/speech", self.speech, methods=["POST"]),
@@ -66,6 +67,13 @@ class FaultyUpstream:
                                            "type": "invalid_request_error", "param": None,
                                            "code": "invalid_api_key"}}, status_code=401)
         return None
+
+    async def models(self, request: Request) -> Response:
+        """What the gateway's breaker probes: healthy unless the mode makes the upstream fail."""
+        if self.mode in ("500", "cut", "slow", "block"):
+            return JSONResponse({"error": {"message": "The server had an error", "type": "server_error",
+                                           "param": None, "code": None}}, status_code=500)
+        return JSONResponse({"object": "list", "data": [{"id": "whisper-1", "object": "model"}]})
 
     async def stt(self, request: Request) -> Response:
         entry = await self._record(request)

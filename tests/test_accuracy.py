@@ -1,7 +1,7 @@
 """Transcripts through the server vs raw faster-whisper with the same settings:
 word for word the same wherever neither falls back to sampling.
 
-Runs a category-balanced 5-minute subset of the English eval set by default
+Runs a category-balanced 3-minute subset of the English eval set by default
 (the full 11.5 minutes twice would take most of CI's budget on 2 cores);
 VOXHOST_TEST_FULL_EVAL=1 runs all of it. bench/stt_overhead.py reports the
 full set.
@@ -17,14 +17,14 @@ import pytest
 from voxhost.engines.stt.bundled import resolve_stt_model
 from voxhost.evaluation.dataset import representative_subset
 from voxhost.evaluation.raw_engine import transcribe_like_voxhost
-from voxhost.evaluation.wer import wer_by
+from voxhost.stt.wer import wer_by
 
 
 @pytest.fixture(scope="module")
 def utterances(english):
     if os.environ.get("VOXHOST_TEST_FULL_EVAL") == "1":
         return english
-    return representative_subset(english, max_seconds=300)
+    return representative_subset(english, max_seconds=180)
 
 
 def test_server_transcribes_like_the_raw_engine(openai_client, settings, utterances):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+import voxhost.api.gateway.realtime  # noqa: F401
 import voxhost.engines.tts.base  # noqa: F401  (their error classes join the hierarchy)
 import voxhost.engines.tts.text  # noqa: F401
-import voxhost.gateway.realtime  # noqa: F401
 import voxhost.tts.consent  # noqa: F401
 import voxhost.tts.designs  # noqa: F401
 from voxhost.errors import CloseCode, SessionEnded, VoxhostError

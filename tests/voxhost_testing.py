@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import ssl
 import threading
 import time
 
@@ -40,25 +41,54 @@ def wait_until(check, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-class LiveServer:
-    """uvicorn serving an app in a background thread on a free port."""
+class Gate:
+    """Scheduler work that holds its worker until released (from the event loop)."""
 
-    def __init__(self, app, ready_path: str = "/ready", timeout: float = 300.0):
+    def __init__(self):
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self):
+        self.started.set()
+        assert self.release.wait(10), "gate never released"
+        return "gate"
+
+
+async def until(predicate, timeout: float = 5.0) -> None:
+    """Poll `predicate` on the event loop until it holds (a condition, not a timing)."""
+    import asyncio
+
+    for _ in range(int(timeout / 0.005)):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached")
+
+
+class LiveServer:
+    """uvicorn serving an app in a background thread on a free port; with `tls` (ops/tls.py's
+    ServerTls) over https and wss, as `voxhost serve --ssl-certfile/--ssl-keyfile` serves."""
+
+    def __init__(self, app, ready_path: str = "/ready", timeout: float = 300.0, tls=None):
         self.app = app
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws_ping_interval=20)
+        self.tls = tls
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        tls_files = {"ssl_certfile": str(tls.certfile), "ssl_keyfile": str(tls.keyfile)} if tls else {}
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws_ping_interval=20,
+                                **tls_files)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.ready_path = ready_path
         self.timeout = timeout
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         self.thread.start()
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             try:
-                response = httpx.get(self.base_url + self.ready_path, timeout=2)
+                verify = ssl.create_default_context(cafile=str(self.tls.ca_file)) if self.tls else True
+                response = httpx.get(self.base_url + self.ready_path, timeout=2, verify=verify)
                 if response.status_code == 200:
                     return self
                 if response.headers.get("content-type", "").startswith("application/json") and \

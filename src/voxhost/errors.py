@@ -9,14 +9,14 @@ carries everything any transport needs to answer it:
 - the WebSocket close code (`close_code`, one of `CloseCode`) for errors that
   end a live session.
 api/errors.py is the only place that turns these into HTTP responses (the
-exception handlers and the raw-ASGI sender the middleware uses);
+exception handlers and the raw-ASGI sender the middleware and the migration gateway use);
 api/protocol/realtime.py puts the same body into realtime `error` events.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import IntEnum
-from typing import Mapping, Sequence
 
 
 class CloseCode(IntEnum):
@@ -88,6 +88,12 @@ class AudioTooLong(InvalidRequest):
 class PayloadTooLarge(InvalidRequest):
     status_code = 413
     code = "payload_too_large"
+
+
+class AudioTooLarge(PayloadTooLarge):
+    """Decoded, one upload alone would pass the server's budget for decoded audio."""
+
+    code = "audio_too_large"
 
 
 class ModelNotFound(InvalidRequest):

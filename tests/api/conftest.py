@@ -21,7 +21,7 @@ def sibling(server, settings):
 
         app = create_app(settings.model_copy(update=overrides), load_models=False)
         state = app.state.voxhost
-        state.stt = server.app.state.voxhost.stt
+        state.services.stt_engines.engines = server.app.state.voxhost.services.stt_engines.engines
         state.ready.set()
         if setup is not None:
             setup(app)

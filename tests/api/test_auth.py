@@ -6,11 +6,12 @@ import json
 from dataclasses import dataclass
 
 import httpx
-import yaml
 import pytest
 import websockets.sync.client as ws_client
+import yaml
 from fastapi import WebSocket
 
+from voxhost.api.middleware import is_console_asset
 from voxhost.ops.auth import hash_key, new_entry
 
 OPEN_PATHS = {"/health", "/ready"}
@@ -63,8 +64,11 @@ def websockets_status_error():
 
 
 def routes_needing_keys(app) -> list[RouteInfo]:
+    """Every route but the probes, the API docs and the console's own page and files (public, so
+    that its key box can be reached: tests/web/test_console.py checks what they hold)."""
     return [r for r in all_routes(app)
-            if r.path not in OPEN_PATHS and not r.path.startswith(("/docs", "/redoc", "/openapi"))]
+            if r.path not in OPEN_PATHS and not r.path.startswith(("/docs", "/redoc", "/openapi"))
+            and not is_console_asset({"type": "http", "method": "GET", "path": r.path})]
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import wave
 import httpx
 import numpy as np
 import pytest
+
 from voxhost_testing import assert_openai_error
 
 URL = "/v1/audio/transcriptions"
@@ -159,3 +160,47 @@ class TestBadFields:
         response = httpx.get(base_url + "/v1/nope", timeout=10)
         assert response.status_code == 404
         assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def _header_wav(frames: int, rate: int) -> bytes:
+    """A PCM16 WAV whose header says `rate` (any 32-bit value), holding `frames` samples of noise."""
+    import struct
+
+    data = np.random.default_rng(frames).integers(-3000, 3000, frames).astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, (rate * 2) & 0xFFFFFFFF, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.fixture(scope="module")
+def stored_consent(settings) -> str:
+    """A consent record as the consent route stores it: these requests must fail at the sample."""
+    from voxhost.tts.consent import ConsentStore
+    from voxhost.tts.matching import VoiceStats
+
+    return ConsentStore(settings.designs_dir).save("Probe", "en", VoiceStats(120.0, 500.0, -6.0, 3.0))["id"]
+
+
+AUDIO_ROUTES = {  # route: (file field, other fields)
+    "/v1/audio/transcriptions": ("file", {"model": "whisper-1"}),
+    "/v1/audio/translations": ("file", {"model": "whisper-1"}),
+    "/v1/audio/voice_consents": ("recording", {"name": "Probe", "language": "en"}),
+    "/v1/audio/voices": ("audio_sample", {"name": "probe_voice"}),
+}
+
+
+@pytest.mark.parametrize("frames, rate", [(1, 8000), (5, 44100), (30, 48000), (60, 48000), (1, 16000),
+                                          (1600, 1), (1600, 2**31), (1600, 2**32 - 1)])
+def test_tiny_or_absurd_wavs_are_400_or_empty_text_on_every_audio_route(base_url, stored_consent, frames, rate):
+    """A probe found 500s here: the plain-WAV reader's empty resample, PyAV's OverflowError."""
+    audio = _header_wav(frames, rate)
+    for route, (field, fields) in AUDIO_ROUTES.items():
+        fields = fields | ({"consent": stored_consent} if route == "/v1/audio/voices" else {})
+        response = httpx.post(base_url + route, files={field: ("probe.wav", audio, "audio/wav")}, data=fields,
+                              timeout=120)
+        if response.status_code == 200:  # as for silence: no words
+            assert response.json()["text"] == "" and route.endswith(("transcriptions", "translations")), route
+            continue
+        error = assert_openai_error(response, 400, field)
+        assert error["code"] in ("audio_too_short", "unsupported_sample_rate", "audio_sample_unusable",
+                                 "consent_phrase_mismatch"), (route, error)

@@ -9,6 +9,7 @@ import time
 import httpx
 import numpy as np
 import pytest
+
 from voxhost_testing import assert_openai_error, median_f0
 
 VOICES = "/v1/audio/voices"

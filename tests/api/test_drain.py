@@ -23,7 +23,8 @@ def test_sigterm_drains_accepted_work_refuses_new_and_exits_zero(english):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "VOXHOST_DRAIN_TIMEOUT_S": "120", "VOXHOST_LOG_LEVEL": "warning",
-           "VOXHOST_TTS_ENGINES": "hibari"}  # STT only here: loading Kokoro and piper just slows the start
+           "VOXHOST_TTS_ENGINES": "hibari",  # STT only here: loading Kokoro and piper just slows the start
+           "VOXHOST_STT_WAIT_BUDGET_S": "0"}  # every request of the burst accepted: the drain is under test
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port), "--stt-model", "whisper-tiny.en"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -64,11 +65,13 @@ def test_new_websocket_during_drain_is_closed_with_1013(sibling):
 
     live = sibling(setup=add_echo)
     live.app.state.voxhost.draining.set()
-    with ws_client.connect(live.base_url.replace("http://", "ws://") + "/test/echo") as ws:
-        with pytest.raises(ConnectionClosed) as info:
-            ws.recv(timeout=10)
+    with ws_client.connect(live.base_url.replace("http://", "ws://") + "/test/echo") as ws, \
+            pytest.raises(ConnectionClosed) as info:
+        ws.recv(timeout=10)
     assert info.value.rcvd.code == 1013
-    assert httpx.get(live.base_url + "/ready").status_code == 503
+    ready = httpx.get(live.base_url + "/ready")
+    assert ready.status_code == 503 and ready.json()["status"] == "draining"
+    assert int(ready.headers["retry-after"]) >= 1  # as every other 503
     assert httpx.get(live.base_url + "/health").status_code == 200
 
 
@@ -143,8 +146,8 @@ def test_ecs_stop_sequence_live_session_closes_cleanly_before_sigterm(fake_aws, 
     group, and a player mid-turn gets that turn's transcript, then the drain's error
     event and close frame, while the ALB would still hold the socket. SIGTERM,
     which comes after the deregistration delay, then finds it drained: exit 0 at once."""
-    from voxhost.evaluation.wer import wer
     from voxhost.loadtest.realtime_client import load_pcm, session_update
+    from voxhost.stt.wer import wer
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

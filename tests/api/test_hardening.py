@@ -15,10 +15,17 @@ import pytest
 import websockets
 import websockets.sync.client as ws_client
 from fastapi import WebSocket
-from voxhost_testing import (assert_openai_error, free_port, long_speech_wav, metric_sum, open_request, silent_flac,
-                             wait_until)
 
 from voxhost.ops.auth import new_entry
+from voxhost_testing import (
+    assert_openai_error,
+    free_port,
+    long_speech_wav,
+    metric_sum,
+    open_request,
+    silent_flac,
+    wait_until,
+)
 
 URL = "/v1/audio/transcriptions"
 
@@ -31,21 +38,26 @@ def _ws(base_url: str, path: str = "/v1/realtime?intent=transcription") -> str:
 
 def test_no_log_line_contains_a_key(tmp_path):
     """A real `voxhost serve`, its stdout grepped for every key presented."""
+    from voxhost.ops.auth import hash_key
+
     key, entry = new_entry("studio")
+    custom = "studio-own-secret-Zq81x"  # a studio's own key format, configured by its hash
     wrong = "vxh_" + "W" * 40
     other_wrong = "sk-not-a-voxhost-key-123456"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "server.log"
-    env = {**os.environ, "VOXHOST_API_KEYS": f"studio:{entry['sha256']}", "VOXHOST_TTS_ENGINES": "hibari",
-           "VOXHOST_LOG_LEVEL": "debug"}
+    env = {**os.environ, "VOXHOST_API_KEYS": f"studio:{entry['sha256']},own:{hash_key(custom)}",
+           "VOXHOST_TTS_ENGINES": "hibari", "VOXHOST_LOG_LEVEL": "debug"}
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "voxhost.cli.main", "serve", "--port", str(port),
                                  "--stt-model", "whisper-tiny.en"], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: _get_ok(base + "/health"), 120, "server up")
-            for presented in (key, wrong, other_wrong):
+            for presented in (key, custom, wrong, other_wrong):
                 for url in (_ws(base, f"/v1/realtime?intent=transcription&api_key={presented}"),
+                            # The name percent-encoded (accepted: it decodes to api_key), the value too.
+                            _ws(base, f"/v1/realtime?intent=transcription&api%5Fkey={presented.replace('_', '%5F')}"),
                             _ws(base, f"/v1/nowhere?api_key={presented}")):
                     _try_ws(url)
                 _try_ws(_ws(base), subprotocols=["realtime", f"openai-insecure-api-key.{presented}"])
@@ -57,9 +69,11 @@ def test_no_log_line_contains_a_key(tmp_path):
             proc.wait(timeout=60)
     output = log_path.read_text()
     assert "WebSocket" in output, "uvicorn's handshake lines were not logged: the test proves nothing"
-    for secret in (key, wrong, other_wrong):
+    assert "api%5Fkey=[redacted]" in output, "the percent-encoded handshake was not logged: the test proves nothing"
+    for secret in (key, custom, wrong, other_wrong):
         assert secret not in output
         assert secret[4:20] not in output  # not even the key's body after a prefix
+        assert secret.replace("_", "%5F")[4:20] not in output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert not [line for line in lines if line["level"] == "error"], "refused handshakes must not log errors"
 
@@ -92,8 +106,8 @@ def test_requests_whose_client_hung_up_are_not_decoded(sibling, short_clip):
         @app.post("/test/hold")
         async def hold():
             state = app.state.voxhost
-            engine = state.stt.get("whisper-tiny.en")
-            await state.stt_scheduler.executor_for(engine).run(release.wait, 60)
+            engine = state.services.stt_engines.get("whisper-tiny.en")
+            await state.services.stt_scheduler.executor_for(engine).run(release.wait, 60)
             return {}
 
     live = sibling(setup=add_hold, stt_num_workers=1, stt_batching=False)
@@ -131,12 +145,13 @@ def test_a_running_decode_stops_when_its_client_hangs_up(sibling, english, monke
 
     wav = long_speech_wav(english[:30], 90)
     live = sibling(stt_num_workers=1, stt_batching=False)
-    engine = live.app.state.voxhost.stt.get("whisper-tiny.en")
+    engine = live.app.state.voxhost.services.stt_engines.get("whisper-tiny.en")
     first_segment, decode = threading.Event(), {"segments": 0, "finished": False}
-    real_stream = engine.transcribe_stream
+    # Both of the engine's entry points (transcribe, transcribe_stream) decode through _stream.
+    real_stream = engine._stream
 
-    def counted_stream(audio, options):  # the real decode, its segments counted as they come
-        info, segments = real_stream(audio, options)
+    def counted_stream(audio, plan):  # the real decode, its segments counted as they come
+        info, segments = real_stream(audio, plan)
 
         def counted():
             for segment in segments:
@@ -147,7 +162,7 @@ def test_a_running_decode_stops_when_its_client_hangs_up(sibling, english, monke
 
         return info, counted()
 
-    monkeypatch.setattr(engine, "transcribe_stream", counted_stream)
+    monkeypatch.setattr(engine, "_stream", counted_stream)
     with open_request(live.base_url, URL, files={"file": ("long.wav", wav)}, data={"model": "whisper-tiny.en"}):
         assert first_segment.wait(120), "the decode never produced a segment"
     wait_until(lambda: metric_sum(live.base_url, "voxhost_requests_abandoned_total") == 1, 30, "hang-up noticed")
@@ -211,6 +226,10 @@ def test_query_string_keys_only_open_websockets(sibling):
     error = assert_openai_error(httpx.get(live.base_url + f"/v1/models?api_key={key}"), 401)
     assert "WebSocket" in error["message"] and key not in error["message"]
     assert httpx.get(live.base_url + "/v1/models", headers={"X-API-Key": key}).status_code == 200
+    # Refused even beside a good header, and under any spelling of the name: the URL is what leaks.
+    for query in (f"api_key={key}", f"api%5Fkey={key}", f"API_KEY={key}", "api_key="):
+        refused = httpx.get(live.base_url + f"/v1/models?{query}", headers={"Authorization": f"Bearer {key}"})
+        assert_openai_error(refused, 401)
     for kw in ({"uri": _ws(live.base_url, f"/test/echo?api_key={key}")},
                {"uri": _ws(live.base_url, "/test/echo"), "subprotocols": [f"openai-insecure-api-key.{key}"]}):
         with ws_client.connect(**kw) as ws:
@@ -285,16 +304,39 @@ def test_huge_model_names_are_not_echoed(base_url, short_clip):
     assert len(httpx.get(base_url + "/v1/models/" + name).content) < 1000
 
 
+def test_models_lists_only_what_can_be_named_and_an_unknown_one_is_404(sibling, openai_client, short_clip):
+    """A bundled model that is not loaded answers 400 when named, so it is not listed."""
+    def base_only(app):  # the default install: tiny.en bundled, not loaded (the shared models, no reload)
+        registry = app.state.voxhost.services.stt_engines
+        registry.engines = {"whisper-base": registry.engines["whisper-base"]}  # a dict of its own
+
+    live = sibling(stt_models=["whisper-base"], setup=base_only)
+    listed = {row["id"]: row for row in httpx.get(live.base_url + "/v1/models").json()["data"]}
+    assert "whisper-base" in listed and "whisper-1" in listed and "whisper-tiny.en" not in listed
+    assert all(row["loaded"] for row in listed.values())
+    for name in ("whisper-tiny.en", "nonexistent"):
+        error = assert_openai_error(httpx.get(live.base_url + f"/v1/models/{name}"), 404, "model", "model_not_found")
+        assert name in error["message"]
+    from openai import NotFoundError, OpenAI
+
+    client = OpenAI(base_url=live.base_url + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(NotFoundError):
+        client.models.retrieve("nonexistent")
+    for name in listed:  # every listed transcription model answers
+        if listed[name].get("task") == "transcription":
+            with short_clip.open("rb") as f:
+                assert "modern" in client.audio.transcriptions.create(model=name, file=f).text.lower()
+
+
 def test_refused_live_sessions_are_counted(sibling):
     live = sibling(max_live_sessions=0)
-    with ws_client.connect(_ws(live.base_url)) as ws:  # at capacity: error event, then 1013
-        with pytest.raises(websockets.exceptions.ConnectionClosed):
-            while True:
-                ws.recv(timeout=10)
-    live.app.state.voxhost.draining.set()
-    with ws_client.connect(_ws(live.base_url)) as ws:
-        with pytest.raises(websockets.exceptions.ConnectionClosed):
+    # at capacity: error event, then 1013
+    with ws_client.connect(_ws(live.base_url)) as ws, pytest.raises(websockets.exceptions.ConnectionClosed):
+        while True:
             ws.recv(timeout=10)
+    live.app.state.voxhost.draining.set()
+    with ws_client.connect(_ws(live.base_url)) as ws, pytest.raises(websockets.exceptions.ConnectionClosed):
+        ws.recv(timeout=10)
     assert metric_sum(live.base_url, "voxhost_live_sessions_rejected_total", reason="capacity") == 1
     assert metric_sum(live.base_url, "voxhost_live_sessions_rejected_total", reason="draining") == 1
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 
 import pytest
 
-from voxhost.evaluation.wer import wer
+from voxhost.evaluation.dataset import representative_subset
 from voxhost.loadtest.realtime_client import load_pcm, session_update, stream
+from voxhost.stt.wer import wer
 
 # Every English file of the eval set (103 files, 11.5 min of speech), paced at
 # real time, 8 players at once: the issue's comparison, not a sample of it.
@@ -25,12 +27,14 @@ def patient_url(server, settings):
     """The WER tests measure accuracy, so give finals room on a slow shared CI
     machine (dropping late turns is tested in test_realtime_robustness.py).
     Same loaded models, no reload."""
-    from voxhost_testing import LiveServer
     from voxhost.api.app import create_app
+    from voxhost_testing import LiveServer
 
+    # ... and a session slot for each of the 8 players (the default capacity follows this host's cores).
     app = create_app(settings.model_copy(update={"realtime_max_final_wait_seconds": 300.0,
-                                                 "realtime_max_pending_turns": 32}), load_models=False)
-    app.state.voxhost.stt = server.app.state.voxhost.stt
+                                                 "realtime_max_pending_turns": 32,
+                                                 "max_live_sessions": CONCURRENCY}), load_models=False)
+    app.state.voxhost.services.stt_engines.engines = server.app.state.voxhost.services.stt_engines.engines
     app.state.voxhost.ready.set()
     with LiveServer(app) as live:
         yield live.base_url
@@ -38,7 +42,13 @@ def patient_url(server, settings):
 
 @pytest.fixture(scope="module")
 def subset(english):
-    return list(english)
+    """A category-balanced half of the English set (the long hesitant file always in it), streamed
+    in real time twice: the whole set took a quarter of CI's budget. VOXHOST_TEST_FULL_EVAL=1
+    streams all of it; bench/realtime_replay.py scores the whole set too."""
+    if os.environ.get("VOXHOST_TEST_FULL_EVAL") == "1":
+        return list(english)
+    picked = representative_subset([u for u in english if u.audio.name != LONG], max_seconds=300)
+    return picked + [u for u in english if u.audio.name == LONG]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +109,7 @@ def test_streamed_finals_match_rest_wer(manual, subset, rest_wer, patient_url):
     assert streamed <= rest_wer + 0.03, (streamed, rest_wer, [r.text for r in results])
     turns = [t for r in results for t in r.ordered_turns]
     # Partials yield to finals (4 sessions share one decode worker here), so only
-    # some turns get them; test_openai_sdk_beta_client checks one player's partials.
+    # some turns get them; tests/clients/test_python_sdk.py checks one player's partials.
     assert any(t.deltas for t in turns), "partials should arrive while people speak"
     if not manual:
         long = results[[u.audio.name for u in subset].index(LONG)]
@@ -144,55 +154,3 @@ def test_openai_sdk_ga_client(base_url, eval_audio):
     assert seen[0] == "input_audio_buffer.committed"
     assert wer(["in being comparatively modern."], [done.transcript]) == 0.0, done.transcript
     assert done.usage.type == "duration" and done.usage.seconds > 1.0
-
-
-def test_openai_sdk_beta_client(base_url, eval_audio):
-    """The SDK's beta realtime client (transcription_session.* events), one
-    player talking at real time in open-mic mode: partials, then the final."""
-    import time
-
-    from openai import AsyncOpenAI
-
-    reference = "produced the block books, which were the immediate predecessors of the true printed book,"
-    pcm = load_pcm(eval_audio / "lj_LJ001-0004.wav", 24_000, lead_silence=0.3, tail_silence=1.0)
-
-    async def run():
-        # The beta client assumes wss:// unless told the WebSocket base.
-        client = AsyncOpenAI(base_url=base_url + "/v1", api_key="unused", max_retries=0,
-                             websocket_base_url=base_url.replace("http://", "ws://") + "/v1")
-        async with client.beta.realtime.connect(model="whisper-1", extra_query={"intent": "transcription"}) as conn:
-            created = await conn.recv()
-            assert created.type == "transcription_session.created"
-            await conn.transcription_session.update(session={
-                "input_audio_format": "pcm16",
-                "input_audio_transcription": {"model": "whisper-base", "language": "en"},
-                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}})
-            updated = await conn.recv()
-            assert updated.type == "transcription_session.updated"
-            assert updated.session.turn_detection.silence_duration_ms == 500
-
-            async def send():
-                start, step = time.monotonic(), 2400 * 2  # 100 ms chunks, paced
-                for offset in range(0, len(pcm), step):
-                    await asyncio.sleep(max(0.0, start + (offset + step) / 48_000 - time.monotonic()))
-                    await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[offset:offset + step]).decode())
-
-            sender = asyncio.create_task(send())
-            seen = []
-            async for event in conn:
-                seen.append(event)
-                if event.type == "conversation.item.input_audio_transcription.completed":
-                    await sender
-                    return seen, event
-
-    seen, done = asyncio.run(run())
-    types = [e.type for e in seen]
-    assert types.index("input_audio_buffer.speech_started") < types.index("input_audio_buffer.speech_stopped") \
-        < types.index("input_audio_buffer.committed") < types.index(done.type)
-    deltas = [e.delta for e in seen if e.type == "conversation.item.input_audio_transcription.delta"]
-    assert deltas, "partial text while speaking"
-    assert all(e.item_id == done.item_id for e in seen if e.type.endswith(".delta"))
-    # Deltas concatenate to a prefix-consistent partial of the final.
-    assert wer([reference], [done.transcript]) <= 0.1, done.transcript
-    partial = "".join(deltas).split()
-    assert 0 < len(partial) and wer([" ".join(done.transcript.split()[: len(partial)])], [" ".join(partial)]) <= 0.34

@@ -10,12 +10,10 @@ import time
 from contextlib import ExitStack
 
 import pytest
-
-from voxhost.ops.auth import hash_key
 import websockets
 
 from voxhost.loadtest.realtime_client import load_pcm, session_update
-
+from voxhost.ops.auth import hash_key
 from voxhost_testing import LiveServer
 
 
@@ -32,7 +30,7 @@ def make_server(server, settings):
         def make(**overrides) -> LiveServer:
             app = create_app(settings.model_copy(update=overrides), load_models=False)
             state = app.state.voxhost
-            state.stt = server.app.state.voxhost.stt
+            state.services.stt_engines.engines = server.app.state.voxhost.services.stt_engines.engines
             state.ready.set()
             return stack.enter_context(LiveServer(app))
 
@@ -240,12 +238,12 @@ def test_disconnect_mid_turn_frees_everything(make_server, eval_audio, openai_cl
                 await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))  # finals queue up
             await ws.close()  # gone mid-turn, with decodes pending
         deadline = time.monotonic() + 60
-        while (state.sessions.active or state.stt_scheduler.pending) and time.monotonic() < deadline:
+        while (state.sessions.active or state.services.stt_scheduler.pending) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
 
     asyncio.run(run())
     assert state.sessions.active == 0
-    assert state.stt_scheduler.pending == 0
+    assert state.services.stt_scheduler.pending == 0
     # And the server goes on serving.
     with open(eval_audio / "lj_LJ001-0002.wav", "rb") as f:
         assert "modern" in openai_client.audio.transcriptions.create(model="whisper-1", file=f).text.lower()

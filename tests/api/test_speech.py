@@ -130,7 +130,7 @@ def test_sse_stream_has_deltas_then_done(base_url):
 
 def test_streaming_starts_before_synthesis_ends(openai_client, server, monkeypatch):
     """The first bytes reach the client while later sentences are still being synthesised."""
-    engine = server.app.state.voxhost.tts.engines["hibari"]
+    engine = server.app.state.voxhost.services.tts_engines.engines["hibari"]
     real = engine.synthesize
     finished: list[float] = []
 
@@ -194,7 +194,7 @@ def test_bundled_voice_ids_and_blends_work_directly(openai_client):
 
 def test_full_queue_answers_429_and_recovers(base_url, server, monkeypatch):
     state = server.app.state.voxhost
-    engine = state.tts.engines["hibari"]
+    engine = state.services.tts_engines.engines["hibari"]
     real = engine.synthesize
     release = threading.Event()
     started = threading.Event()
@@ -205,7 +205,7 @@ def test_full_queue_answers_429_and_recovers(base_url, server, monkeypatch):
         return real(text, voice, speed)
 
     tiny = EngineExecutor("tts", workers=1, max_queue=0)
-    monkeypatch.setattr(state.speech.scheduler, "executor", tiny)
+    monkeypatch.setattr(state.services.speech.scheduler, "executor", tiny)
     monkeypatch.setattr(engine, "synthesize", blocking)
     first: dict = {}
 

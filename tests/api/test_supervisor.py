@@ -7,17 +7,15 @@ import socket
 import sys
 from pathlib import Path
 
+from supervisor_standins import fail_at_start
+
 from voxhost.api import supervisor
-
-
-def _fail_at_start(sock, index: int) -> None:
-    sys.exit(3)  # e.g. bad settings: every worker fails alike
 
 
 def test_a_worker_failing_at_start_stops_the_group_with_its_status(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     with socket.socket() as sock:
-        group = supervisor.Supervisor(2, _fail_at_start, sock, drain_timeout_s=5)
+        group = supervisor.Supervisor(2, fail_at_start, sock, drain_timeout_s=5)
         assert group.run() == 3  # not respawned forever: the replacement would fail the same way
 
 
@@ -33,15 +31,6 @@ def test_ready_only_once_every_worker_has_loaded(tmp_path, monkeypatch):
     assert supervisor.all_workers_started(1)
 
 
-def _orphan_candidate(sock, index: int) -> None:
-    import os
-    import time
-
-    supervisor.exit_with_parent()
-    Path(os.environ["WORKER_PID_FILE"]).write_text(str(os.getpid()))
-    time.sleep(600)  # until signalled: the default SIGTERM action ends it
-
-
 def test_workers_do_not_outlive_a_killed_supervisor(tmp_path):
     """SIGKILL (OOM killer, a test's kill()) gives the supervisor no chance to forward
     anything: its workers must still go, or they hold the port and their models."""
@@ -51,12 +40,12 @@ def test_workers_do_not_outlive_a_killed_supervisor(tmp_path):
     import time
 
     pid_file = tmp_path / "worker.pid"
-    script = ("import socket, sys; sys.path[:0] = sys.argv[1:]; from tests.api import test_supervisor as t; "
+    script = ("import socket, sys; sys.path[:0] = sys.argv[1:]; import supervisor_standins as t; "
               "from voxhost.api.supervisor import Supervisor; "
-              "Supervisor(1, t._orphan_candidate, socket.socket(), 5).run()")
+              "Supervisor(1, t.orphan_candidate, socket.socket(), 5).run()")
     env = {**os.environ, "WORKER_PID_FILE": str(pid_file), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     root = str(Path(__file__).resolve().parents[2])
-    parent = subprocess.Popen([sys.executable, "-c", script, root, root + "/src"], env=env)
+    parent = subprocess.Popen([sys.executable, "-c", script, root + "/tests", root + "/src"], env=env)
     deadline = time.monotonic() + 60
     while not pid_file.exists() or not pid_file.read_text():
         assert time.monotonic() < deadline and parent.poll() is None, "worker never started"

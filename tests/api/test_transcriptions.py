@@ -12,9 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from faster_whisper.vad import VadOptions
-
-from voxhost.evaluation.wer import normalize, wer
+from voxhost.stt.wer import normalize, wer
 
 REFERENCE = "in being comparatively modern."
 
@@ -101,6 +99,19 @@ def test_streaming_deltas_join_to_final(openai_client, eval_audio):
                                                       response_format="verbose_json")
     assert done[0].text == plain.text
     assert len(done[0].text.split()) > 30
+    # The headers left before the decode: they carry no figures; the done event does.
+    assert done[0].compute_ms > 0 and done[0].cost_usd > 0
+
+
+def test_streamed_transcription_headers_never_claim_a_zero_cost(base_url, short_clip):
+    import httpx
+
+    with httpx.stream("POST", base_url + "/v1/audio/transcriptions", timeout=120,
+                      files={"file": ("a.wav", short_clip.read_bytes())},
+                      data={"model": "whisper-1", "stream": "true"}) as response:
+        assert response.status_code == 200 and response.headers["x-request-id"]
+        assert not {"x-queue-ms", "x-compute-ms", "x-cost-usd"} & set(response.headers)
+        response.read()
 
 
 def test_translation_to_english(openai_client, eval_audio):
@@ -212,8 +223,8 @@ def test_gate_threshold_trades_whispers_for_tonal_noise(server, base_url, eval_a
     # which decodes it poorly and only by temperature-fallback sampling: its
     # words differ from run to run (CI once got "... forced ...", a loaded box
     # "montreal forest alainer"), so the test asserts that it was decoded, not what.
-    engine = server.app.state.voxhost.stt.get("whisper-base")
-    monkeypatch.setattr(engine, "gate_options", VadOptions(threshold=0.25))
+    engine = server.app.state.voxhost.services.stt_engines.get("whisper-base")
+    monkeypatch.setattr(engine, "gate_threshold", 0.25)
     assert normalize(transcribe(whisper)).split()
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from voxhost_testing import assert_openai_error
 
 from voxhost.tts.consent import CONSENT_PHRASE
+from voxhost_testing import assert_openai_error
 
 CONSENTS = "/v1/audio/voice_consents"
 

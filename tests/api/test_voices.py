@@ -6,10 +6,10 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from voxhost_testing import assert_openai_error, median_f0
 
 from voxhost.engines.tts.kokoro_voices import ENGLISH_VOICES
-from voxhost.engines.tts.registry import OPENAI_VOICE_GENDER, OPENAI_VOICES
+from voxhost.tts.voices import OPENAI_VOICE_GENDER, OPENAI_VOICES
+from voxhost_testing import assert_openai_error, median_f0
 
 LINE = "Stand back, stranger. The bridge is closed until the morning bell."
 # Median f0 below this is a male voice, above a female one. Lower than the textbook
@@ -72,7 +72,7 @@ def test_every_openai_voice_has_its_gender(openai_voices, model):
 
 
 def test_british_voices_speak_british_phonemes(server):
-    kokoro = server.app.state.voxhost.tts.engines["kokoro"]
+    kokoro = server.app.state.voxhost.services.tts_engines.engines["kokoro"]
     assert kokoro.resolve_voice("bm_george").data.british
     assert not kokoro.resolve_voice("am_onyx").data.british
     assert kokoro.resolve_voice("am_onyx(1)+bm_george(2)").data.british  # the heavier part's accent
@@ -91,7 +91,7 @@ def test_unbounded_blend_weights_are_a_400(base_url, voice):
 
 
 def test_non_finite_audio_is_never_cached(openai_client, server, monkeypatch):
-    engine = server.app.state.voxhost.tts.engines["kokoro"]
+    engine = server.app.state.voxhost.services.tts_engines.engines["kokoro"]
     real = engine.synthesize
     monkeypatch.setattr(engine, "synthesize", lambda *a, **kw: real(*a, **kw) * np.float32("nan"))
     line = "A line spoken by a broken engine."

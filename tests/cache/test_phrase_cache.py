@@ -59,7 +59,7 @@ def test_speed_voice_or_format_change_is_a_miss(base_url):
 
 def test_changed_voice_definition_never_serves_old_audio(base_url, server, monkeypatch):
     text = "Halt!"
-    table = server.app.state.voxhost.tts.voice_map["kokoro"]
+    table = server.app.state.voxhost.services.voices.voice_map["kokoro"]
     monkeypatch.setitem(table, "alloy", "jf_alpha")
     old = speak(base_url, model="tts-1-hd", input=text)
     assert old.headers["x-voxhost-voice"] == "jf_alpha"
@@ -71,10 +71,10 @@ def test_changed_voice_definition_never_serves_old_audio(base_url, server, monke
 
 
 def test_blend_fingerprint_follows_weights_not_spelling(server):
-    tts = server.app.state.voxhost.tts
-    _, a = tts.resolve("tts-1-hd", "jf_alpha(2)+jm_kumo(1)")
-    _, b = tts.resolve("tts-1-hd", "jm_kumo(1) + jf_alpha(2)")
-    _, c = tts.resolve("tts-1-hd", "jf_alpha(1)+jm_kumo(1)")
+    voices = server.app.state.voxhost.services.voices
+    a = voices.resolve("tts-1-hd", "jf_alpha(2)+jm_kumo(1)").selection
+    b = voices.resolve("tts-1-hd", "jm_kumo(1) + jf_alpha(2)").selection
+    c = voices.resolve("tts-1-hd", "jf_alpha(1)+jm_kumo(1)").selection
     assert a.fingerprint == b.fingerprint and a.definition == b.definition
     assert a.fingerprint != c.fingerprint
 
@@ -134,7 +134,7 @@ def test_two_processes_warming_one_directory(tmp_path, server):
     assert len(files) < len(rows)  # eviction really ran
 
     state = server.app.state.voxhost
-    fresh = SpeechService(state.tts, state.tts_scheduler, cache=None)
+    fresh = SpeechService(state.services.voices, state.services.tts_scheduler, cache=None)
     jobs = {job.key: job for job in (fresh.prepare(model="tts-1", voice=v, text=t, fmt="mp3") for v, t in rows)}
     for path in files:
         assert path.name in jobs, f"unexpected cache entry {path}"

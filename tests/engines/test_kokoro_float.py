@@ -22,18 +22,18 @@ import pytest
 
 from voxhost.audio.pcm import from_pcm16, resample_pcm16, to_pcm16
 from voxhost.engines.stt.base import TranscriptionOptions
-from voxhost.engines.tts.kokoro_durations import TIMED_MODEL_FILE
 from voxhost.engines.tts.g2p import shared_g2p
+from voxhost.engines.tts.kokoro_durations import TIMED_MODEL_FILE
 from voxhost.engines.tts.kokoro_float import assemble_float
 from voxhost.evaluation.dataset import tts_sentences
-from voxhost.evaluation.wer import wer
+from voxhost.stt.wer import wer
 
 QUANTIZED = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLSTM", "DynamicQuantizeLinear"}
 
 
 @pytest.fixture(scope="module")
 def kokoro(server):
-    return server.app.state.voxhost.tts.engines["kokoro"]
+    return server.app.state.voxhost.services.tts_engines.engines["kokoro"]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_the_float_graph_has_no_quantized_op_and_the_same_outputs(float_graph, s
 
 
 def test_float_speech_matches_int8_within_tolerance(kokoro, sessions, server):
-    whisper = server.app.state.voxhost.stt.get("whisper-base")
+    whisper = server.app.state.voxhost.services.stt_engines.get("whisper-base")
     int8, floating = sessions
     sentences = tts_sentences()[:4]
     spoken: dict[str, list[np.ndarray]] = {"int8": [], "float": []}

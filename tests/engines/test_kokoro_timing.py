@@ -13,7 +13,7 @@ from voxhost.engines.tts.kokoro_durations import DURATIONS_TENSOR, SAMPLES_PER_F
 
 @pytest.fixture(scope="module")
 def kokoro(server):
-    return server.app.state.voxhost.tts.engines["kokoro"]
+    return server.app.state.voxhost.services.tts_engines.engines["kokoro"]
 
 
 def test_the_edited_graph_speaks_bit_identically_and_its_frames_are_the_wave_length(kokoro):

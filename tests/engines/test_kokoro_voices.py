@@ -8,12 +8,19 @@ import math
 import tarfile
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from voxhost.engines.assembly import AssemblyError, sha256_of
 from voxhost.engines.tts.kokoro import MAX_BLEND_PARTS, MAX_BLEND_WEIGHT, parse_blend
 from voxhost.engines.tts.kokoro_voices import (
-    ENGLISH_VOICES, ROWS, WIDTH, extract_voices, load_english_voices, voices_dir,
+    ENGLISH_VOICES,
+    ROWS,
+    WIDTH,
+    extract_voices,
+    load_english_voices,
+    voices_dir,
 )
 from voxhost.errors import InvalidRequest
 

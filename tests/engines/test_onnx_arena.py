@@ -1,7 +1,7 @@
-"""TTS sessions run without onnxruntime's CPU arena: a long synthesis's intermediate
-buffers go back to the allocator instead of staying resident for the session's life
-(with the arena, piper kept +133 MiB and Kokoro +185 MiB after one paragraph;
-bench/onnx_arena.py, docs/benchmarks.md)."""
+"""TTS sessions run with onnxruntime's CPU arena, shrunk after every run: a synthesis's
+buffers are reused within it (the arena's speed) and handed back after it, instead of
+staying resident for the session's life (kept, piper held +133 MiB and Kokoro +440 MiB after
+one paragraph; bench/onnx_arena.py, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from voxhost.engines.onnx_device import session_options
+from voxhost.engines.onnx_device import ARENA_SHRINKAGE, ShrinkingSession, session_options
+from voxhost.engines.threads import OnnxThreads
 from voxhost.ops.memory import configure_allocator, trim
 
 
@@ -21,10 +22,16 @@ def rss_mib() -> float:
     return int(status["VmRSS"].split()[0]) / 1024
 
 
-def test_session_options_leave_the_arena_off_unless_asked():
-    assert session_options(2).enable_cpu_mem_arena is False
-    assert session_options(2).intra_op_num_threads == 2
-    assert session_options(1, cpu_mem_arena=True).enable_cpu_mem_arena is True
+def test_sessions_use_the_arena_and_every_run_shrinks_it():
+    assert session_options(OnnxThreads(2)).enable_cpu_mem_arena is True
+    assert session_options(OnnxThreads(2)).intra_op_num_threads == 2
+    assert session_options(OnnxThreads(1), cpu_mem_arena=False).enable_cpu_mem_arena is False
+
+    class Recorder:
+        def run(self, output_names, input_feed, run_options=None):
+            return run_options.get_run_config_entry(ARENA_SHRINKAGE[0])
+
+    assert ShrinkingSession(Recorder()).run(None, {}) == "cpu:0"
 
 
 def test_a_long_synthesis_leaves_no_buffers_resident(eval_audio):

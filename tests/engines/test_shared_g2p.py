@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from voxhost.engines.tts import kokoro_g2p
 from voxhost.engines.tts.g2p import shared_g2p
 
 
 def test_hibari_and_kokoro_share_one_reader_per_accent(server):
-    engines = server.app.state.voxhost.tts.engines
+    engines = server.app.state.voxhost.services.tts_engines.engines
     assert engines["hibari"].g2p is shared_g2p(british=False)
-    kokoro = engines["kokoro"]
-    american, british = (kokoro._spelled("tomato", british=b)[0] for b in (False, True))
+    american, british = (kokoro_g2p.reader("en", british=b)("tomato").phonemes for b in (False, True))
     assert american != british  # the British reader, built on first use, reads British
     assert shared_g2p(british=True) is shared_g2p(british=True) is not shared_g2p(british=False)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 
+import faster_whisper.transcribe as fw_transcribe
 import numpy as np
 
-import faster_whisper.transcribe as fw_transcribe
 from voxhost.audio.decode import decode_audio
 from voxhost.engines.stt import fw_window
 from voxhost.engines.stt.base import TranscriptionOptions
-from voxhost.evaluation.wer import wer
+from voxhost.stt.wer import wer
 
 
 def test_short_window_keeps_the_text_and_leaves_other_calls_alone(server, eval_audio):
-    engine = server.app.state.voxhost.stt.get("whisper-base")
+    engine = server.app.state.voxhost.services.stt_engines.get("whisper-base")
     audio = decode_audio((eval_audio / "cathy_arctic_a0001.wav").read_bytes())
     reference = "Author of the danger trail, Philip Steels, etc."
     full = engine.transcribe(audio, TranscriptionOptions(language="en", without_timestamps=True)).text
@@ -43,7 +43,7 @@ def test_the_window_wrapper_is_pinned_to_tested_faster_whisper_versions():
 
 
 def test_an_untested_faster_whisper_falls_back_to_full_windows_with_a_warning(server, monkeypatch, caplog):
-    engine = server.app.state.voxhost.stt.get("whisper-base")
+    engine = server.app.state.voxhost.services.stt_engines.get("whisper-base")
     monkeypatch.setattr(fw_window, "_state", {})  # forget the version check made at first use
     monkeypatch.setattr(fw_window, "version", lambda _name: "9.0.0")
     with caplog.at_level(logging.WARNING, logger="voxhost.stt"):

@@ -133,22 +133,53 @@ def test_a_server_on_simulated_gpu_answers_the_openai_sdk(short_clip):
         with short_clip.open("rb") as f:
             text = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="text")
         assert text.strip() == "simulated transcript"
-        assert live.app.state.voxhost.stt.get("simulated-gpu").device == "cuda"  # batching on, as on a GPU
+        assert live.app.state.voxhost.services.stt_engines.get("simulated-gpu").device == "cuda"  # batching on, as on a GPU
 
 
-@pytest.mark.parametrize("short_window, expected", [(True, 25), (False, 30), (None, 30)])
-def test_rest_clips_decode_in_a_window_sized_to_the_clip_when_enabled(speech, short_window, expected):
+@pytest.mark.parametrize("device, text_only, expected", [("cpu", True, 25), ("cuda", True, 30), ("cpu", False, 30)])
+def test_rest_clips_decode_in_a_window_sized_to_the_clip_on_a_cpu(speech, monkeypatch, device, text_only, expected):
     from voxhost.stt.service import SttService
 
-    settings = Settings(stt_models=["simulated-gpu"], stt_rest_short_window=short_window,
+    settings = Settings(stt_models=["simulated-gpu"], stt_rest_text_only=text_only,
                         stt_simulated_call_ms=0, stt_simulated_item_ms=0)
     registry = stt_registry.SttRegistry(settings)
     registry.load_all(warm_up=False)
     executor = EngineExecutor("sim", workers=1)
     service = SttService(registry, SttScheduler(executor), settings)
     engine = registry.get(None)
-    json = replace(OPTIONS, timestamps_needed=False)  # a REST json/text request
-    assert asyncio.run(service.transcribe(engine, speech, json)).text == "simulated transcript"
-    # A ~2 s clip: 25 s, REST's floor (live finals: 15 s); auto (None) is off on a GPU engine.
+    monkeypatch.setattr(engine, "device", device)
+    text = asyncio.run(service.transcribe(engine, speech, OPTIONS, timestamps_needed=False)).text  # REST json
+    assert text == "simulated transcript"
+    # A ~2 s clip: 25 s, REST's floor (live finals: 15 s), on a CPU; a GPU's encoder keeps its 30 s.
     assert engine.last_window_s == expected
     executor.shutdown()
+
+
+def test_a_plugin_written_against_the_structural_contract_still_loads(monkeypatch):
+    """Before the contract was an ABC, an engine implemented its methods without subclassing it:
+    such a plugin still loads (with a DeprecationWarning) and gets the contract's defaults."""
+
+    class OldEngine:  # no n_mels, compute_type, num_workers, description: they were optional
+        multilingual = False
+        device = "cpu"
+
+        def __init__(self, name):
+            self.name = name
+
+        def transcribe_stream(self, audio, options):
+            return SimulatedGpuEngine(call_seconds=0, item_seconds=0, text="old").transcribe_stream(audio, options)
+
+    class Plugin(metadata.EntryPoint):
+        def load(self):
+            return lambda name, settings: OldEngine(name)
+
+    plugin = Plugin("old-stt", "old:make", "voxhost.stt_engines")
+    real = metadata.entry_points
+    monkeypatch.setattr(stt_registry.metadata, "entry_points",
+                        lambda group: [plugin] if group == "voxhost.stt_engines" else real(group=group))
+    with pytest.warns(DeprecationWarning, match="does not subclass"):
+        engine = stt_registry.SttRegistry(Settings(stt_models=["old-stt"])).load("old-stt")
+    assert (engine.name, engine.multilingual, engine.num_workers, engine.n_mels, engine.gate_threshold) == \
+        ("old-stt", False, 1, None, None)
+    assert engine.batch_key(np.zeros(16_000, np.float32), OPTIONS) is None  # no batching methods: decoded alone
+    assert engine.transcribe(np.zeros(16_000, np.float32), replace(OPTIONS, vad_filter=False)).text == "old"

@@ -15,14 +15,14 @@ import pytest
 from voxhost.audio.decode import decode_audio
 from voxhost.engines.stt.base import TranscriptionOptions
 from voxhost.evaluation.dataset import tts_sentences
-from voxhost.evaluation.wer import wer
+from voxhost.stt.wer import wer
 
 MAX_WER = 0.10
 
 
 @pytest.fixture(scope="session")
 def whisper_base(server):
-    return server.app.state.voxhost.stt.get("whisper-base")
+    return server.app.state.voxhost.services.stt_engines.get("whisper-base")
 
 
 @pytest.mark.parametrize("engine", ["hibari", "kokoro", "piper"])

@@ -12,7 +12,7 @@ from voxhost.engines.stt.base import TranscriptionOptions
 
 @pytest.fixture(scope="module")
 def base_engine(server):
-    return server.app.state.voxhost.stt.get("whisper-base")
+    return server.app.state.voxhost.services.stt_engines.get("whisper-base")
 
 
 def _pick(rows, lang, count, max_s=10.0):
@@ -21,7 +21,7 @@ def _pick(rows, lang, count, max_s=10.0):
 
 def test_batch_gives_the_same_transcripts_as_sequential(base_engine):
     from voxhost.evaluation.dataset import load_manifest
-    from voxhost.evaluation.wer import wer
+    from voxhost.stt.wer import wer
 
     rows = load_manifest()
     chosen = _pick(rows, "en", 2) + _pick(rows, "es", 1)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from faulty_upstream import UPSTREAM_KEY, FaultyUpstream
+
 from voxhost_testing import LiveServer, free_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -68,17 +68,18 @@ def gateway(server, settings):
     stack = contextlib.ExitStack()
 
     def start(*, setup=None, **overrides):
-        from voxhost.api.app import create_app
-
         from pydantic import SecretStr
+
+        from voxhost.api.app import create_app
 
         overrides.setdefault("stt_models", ["whisper-tiny.en", "whisper-base"])
         if isinstance(overrides.get("upstream_api_key"), str):  # as the environment would give it
             overrides["upstream_api_key"] = SecretStr(overrides["upstream_api_key"])
         app = create_app(settings.model_copy(update=overrides), load_models=False)
         state, loaded = app.state.voxhost, server.app.state.voxhost
-        state.stt.engines = loaded.stt.engines
-        state.tts = state.speech.registry = loaded.tts
+        state.services.stt_engines.engines = loaded.services.stt_engines.engines
+        state.services.tts_engines.engines = loaded.services.tts_engines.engines
+        state.services.tts_engines.unavailable = loaded.services.tts_engines.unavailable
         state.ready.set()
         live = stack.enter_context(LiveServer(app))
         if setup is not None:  # after start: some (not ready, draining) would fail the start-up probe

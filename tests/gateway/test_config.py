@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from voxhost.gateway.config import GatewayConfigError, from_settings
+from voxhost.api.gateway.config import GatewayConfigError, from_settings
 from voxhost.ops.settings import Settings
 
 SRC = Path(__file__).resolve().parents[2] / "src"

@@ -12,12 +12,12 @@ import json
 import logging
 
 import pytest
+from faulty_upstream import UPSTREAM_KEY
 from openai import AsyncOpenAI
 from websockets.exceptions import ConnectionClosed
 
-from faulty_upstream import UPSTREAM_KEY
-from voxhost.evaluation.wer import wer
 from voxhost.loadtest.realtime_client import load_pcm
+from voxhost.stt.wer import wer
 from voxhost_testing import metric_sum
 
 pytestmark = pytest.mark.timeout(300)
@@ -104,10 +104,12 @@ def test_local_at_capacity_falls_back_upstream_and_the_key_stays_out_of_logs(gat
 
 
 def test_upstream_refusal_reaches_the_player_without_the_key(gateway, upstream_process, caplog):
-    """A wrong upstream key: the player gets an error event and 1013, naming the setting, not the key."""
+    """A wrong upstream key, breaker off (on, the session is served here: test_breaker.py): the
+    player gets an error event and 1013, naming the setting, not the key."""
     caplog.set_level(logging.DEBUG)
     wrong = "sk-wrongwrongwrongwrong1234"
-    gw = gateway(upstream_url=upstream_process, upstream_api_key=wrong, route_local_share=0.0)
+    gw = gateway(upstream_url=upstream_process, upstream_api_key=wrong, route_local_share=0.0,
+                 upstream_breaker_failures=0)
 
     async def run():
         async with _client(gw.base_url).realtime.connect(extra_query={"intent": "transcription"}) as conn:

@@ -10,10 +10,9 @@ import time
 
 import httpx
 import pytest
-
-from voxhost.gateway.policy import player_slot, wants_local
-
 from faulty_upstream import UPSTREAM_KEY
+
+from voxhost.api.gateway.policy import player_slot, wants_local
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -33,7 +32,7 @@ def test_local_share_matches_the_setting_over_many_players():
         assert abs(local - share * len(players)) < 4 * sigma, (share, local)
     # Raising a share only moves players towards local, never back.
     assert all(wants_local(p, 0.5) for p in players if wants_local(p, 0.1))
-    assert 0.0 <= min(map(player_slot, players)) and max(map(player_slot, players)) < 1.0
+    assert min(map(player_slot, players)) >= 0.0 and max(map(player_slot, players)) < 1.0
 
 
 def test_players_are_sticky_and_split_by_share(gateway, faulty, short_clip):
@@ -64,8 +63,12 @@ def _draining(app):
 
 
 def _queue_full(app):
-    scheduler = app.state.voxhost.stt_scheduler
-    scheduler.can_admit_any = lambda lane: False  # every interactive lane full
+    from voxhost.errors import Overloaded
+
+    def full(lane):  # every interactive lane full: the router's refusal
+        raise Overloaded("Every speech-to-text queue is full; retry shortly.", retry_after=2.0)
+
+    app.state.voxhost.services.stt_scheduler.admit_any = full
 
 
 class _BrokenEngine:
@@ -85,7 +88,8 @@ class _BrokenEngine:
 
 def _engine_error(app):
     state = app.state.voxhost
-    state.stt.engines = {name: _BrokenEngine(e) for name, e in state.stt.engines.items()}
+    engines = state.services.stt_engines
+    engines.engines = {name: _BrokenEngine(e) for name, e in engines.engines.items()}
 
 
 @pytest.mark.parametrize("setup, overrides, reason", [
@@ -133,6 +137,35 @@ def test_burst_sends_overflow_upstream_instead_of_429(gateway, faulty, eval_audi
     assert "burst" in routes and "local" in routes
 
 
+def test_burst_takes_what_local_admission_would_refuse_before_trying_it(gateway, faulty, short_clip):
+    """The burst decision is the router's own expected-wait check: a request local
+    admission would refuse goes upstream at once, however short the queue."""
+    from voxhost.scheduler.lanes import Lane
+    from voxhost_testing import metric_sum
+
+    faulty.mode = "ok"
+    waiting = []
+
+    def backlog(app):  # two admitted requests still decoding, each expected to take 2 s
+        state = app.state.voxhost
+        executor = state.services.stt_scheduler.executor_for(state.services.stt_engines.get(None))
+        for _ in range(3):
+            executor.service_times.record(None, Lane.INTERACTIVE.value, 2.0, 2.0)
+        for _ in range(2):
+            waiting.append(executor.arriving(Lane.INTERACTIVE))
+            waiting[-1].__enter__()
+
+    gw = gateway(setup=backlog, upstream_url=faulty.base_url, route_fallback=False, route_burst_queue=64,
+                 stt_wait_budget_s=1.0)
+    response = post_clip(gw.base_url, short_clip, "player-1")
+    assert response.status_code == 200 and response.headers["x-voxhost-route"] == "burst"
+    assert metric_sum(gw.base_url, "voxhost_scheduler_rejections_total") == 0  # never tried here
+    for cm in waiting:
+        cm.__exit__(None, None, None)
+    local = post_clip(gw.base_url, short_clip, "player-1")
+    assert local.status_code == 200 and local.headers["x-voxhost-route"] == "local"
+
+
 @pytest.mark.parametrize("mode, status, code", [
     ("500", 502, None),
     ("429", 429, "rate_limit_exceeded"),
@@ -140,8 +173,10 @@ def test_burst_sends_overflow_upstream_instead_of_429(gateway, faulty, eval_audi
 ])
 def test_upstream_failures_reach_the_player_in_openai_shape_labelled(gateway, faulty, short_clip, mode, status,
                                                                      code):
+    """With the breaker off (with it on, test_breaker.py: the player is served here instead)."""
     faulty.mode, faulty.delay_s = mode, 3.0
-    gw = gateway(upstream_url=faulty.base_url, route_local_share=0.0, upstream_timeout_s=1.0)
+    gw = gateway(upstream_url=faulty.base_url, route_local_share=0.0, upstream_timeout_s=1.0,
+                 upstream_breaker_failures=0)
     response = post_clip(gw.base_url, short_clip, "p")
     faulty.mode = "ok"
     assert response.status_code == status
@@ -158,7 +193,8 @@ def test_upstream_failures_reach_the_player_in_openai_shape_labelled(gateway, fa
 def test_upstream_down_is_a_labelled_502(gateway, short_clip):
     from voxhost_testing import free_port
 
-    gw = gateway(upstream_url=f"http://127.0.0.1:{free_port()}/v1", route_local_share=0.0)
+    gw = gateway(upstream_url=f"http://127.0.0.1:{free_port()}/v1", route_local_share=0.0,
+                 upstream_breaker_failures=0)
     response = post_clip(gw.base_url, short_clip, "p")
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "upstream_unavailable"
@@ -167,12 +203,11 @@ def test_upstream_down_is_a_labelled_502(gateway, short_clip):
 def test_a_stream_cut_mid_way_is_a_broken_response_not_a_short_one(gateway, faulty, short_clip):
     faulty.mode = "cut"
     gw = gateway(upstream_url=faulty.base_url, route_local_share=0.0)
-    with pytest.raises(httpx.HTTPError):
-        with httpx.stream("POST", gw.base_url + "/v1/audio/speech", timeout=30,
-                          json={"model": "tts-1", "voice": "alloy", "input": "Hello there.",
-                                "response_format": "pcm"}) as response:
-            assert response.status_code == 200
-            response.read()
+    with pytest.raises(httpx.HTTPError), httpx.stream("POST", gw.base_url + "/v1/audio/speech", timeout=30,
+                      json={"model": "tts-1", "voice": "alloy", "input": "Hello there.",
+                            "response_format": "pcm"}) as response:
+        assert response.status_code == 200
+        response.read()
     faulty.mode = "ok"
     assert 'kind="cut"' in httpx.get(gw.base_url + "/metrics").text
 

@@ -8,9 +8,9 @@ import time
 
 import httpx
 import pytest
-
 from faulty_upstream import UPSTREAM_KEY
-from voxhost.gateway.shadow import transcript_text, word_errors
+
+from voxhost.api.gateway.shadow import transcript_text, word_errors
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -9,9 +9,9 @@ import logging
 
 import httpx
 import pytest
+from faulty_upstream import UPSTREAM_KEY
 from openai import OpenAI
 
-from faulty_upstream import UPSTREAM_KEY
 from voxhost.ops.cost import CLOUD_PRICES
 
 pytestmark = pytest.mark.timeout(300)

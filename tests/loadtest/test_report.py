@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxhost.loadtest.report import summarize
+from voxhost.loadtest.report import plot, summarize
 from voxhost.loadtest.runner import LoadResult, Stage
 from voxhost.loadtest.scenarios import Sample
 
@@ -37,3 +37,29 @@ def test_a_route_with_nothing_accepted_has_no_percentiles():
     rows = summarize(result)
     last = rows[-1]
     assert last["route"] == "/v1/audio/speech" and last["ok"] == 0 and last["p50_ms"] is None
+
+
+def test_the_table_fits_80_columns_without_dict_reprs():
+    from voxhost.cli.loadtest import text_table
+
+    result = _result()
+    result.stages[1].samples = [Sample("/v1/audio/speech", 2.1, 12.3456, 200)]
+    text = text_table(summarize(result), {"/v1/realtime": "live", "/v1/audio/transcriptions": "rest",
+                                          "/v1/audio/speech": "tts"})
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    assert "{" not in text and "…" not in text  # nothing cut short
+    assert "250/385/397" in text and "12346/12346/12346" in text and "live" in text
+
+
+def test_the_queue_plot_never_goes_below_zero(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    drawn = []
+    real_savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **kw: (drawn.append(fig), real_savefig(fig, *a, **kw)))
+    result = _result()
+    result.depth = [(0.5, 0.0), (1.5, 0.0), (2.5, 0.0)]  # an idle server: the case that went to -0.05
+    plot(result, summarize(result), tmp_path / "load.png")
+    bottom, top = drawn[0].axes[1].get_ylim()
+    assert bottom == 0 and top >= 1
+    assert (tmp_path / "load.png").stat().st_size > 0

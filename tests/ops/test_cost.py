@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from voxhost.ops.cost import (CLOUD_PRICES, INSTANCE_GPUS, INSTANCE_PRICES_PER_HOUR, INSTANCE_VCPUS,
-                              RESERVED_DISCOUNT, SPOT_DISCOUNT, ComputeCost, blended_hourly, cloud_usd)
+from voxhost.ops.cost import (
+    CLOUD_PRICES,
+    INSTANCE_GPUS,
+    INSTANCE_PRICES_PER_HOUR,
+    INSTANCE_VCPUS,
+    RESERVED_DISCOUNT,
+    SPOT_DISCOUNT,
+    ComputeCost,
+    blended_hourly,
+    cloud_usd,
+)
 
 
 def test_request_cost_is_compute_time_at_the_hourly_price_shared_by_parallel_work():

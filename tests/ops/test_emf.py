@@ -112,3 +112,14 @@ def test_latency_per_route_and_websockets_left_out():
     assert {r["Route"]: r["Latency"] for r in routes} == {"/v1/audio/speech": [250.0],
                                                          "/v1/audio/transcriptions": [1500.0]}
     assert all(r["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ServiceName", "Route"]] for r in routes)
+
+
+def test_counters_go_out_as_the_interval_increase():
+    out = io.StringIO()
+    total = {"LiveSessionsRefused": 5.0}
+    emitter = EmfEmitter(namespace="voxhost", service_name="s", task="t", gauges=lambda: {"LiveSessions": 2},
+                         counters=lambda: dict(total), out=out)
+    total["LiveSessionsRefused"] = 12.0
+    assert emitter.emit()["LiveSessionsRefused"] == 7.0
+    assert emitter.emit()["LiveSessionsRefused"] == 0.0
+    validate_emf(json.loads(out.getvalue().splitlines()[0]))

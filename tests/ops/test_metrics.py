@@ -77,3 +77,21 @@ def test_each_app_has_its_own_registry():
     a.observe_request(RequestContext(route="/r"), "GET", 200, 0.01)
     assert _value(a, "voxhost_requests_total", route="/r", method="GET", status="200") == 1
     assert _value(b, "voxhost_requests_total", route="/r", method="GET", status="200") == 0
+
+
+def test_work_is_split_by_kind_and_refusals_counted():
+    from voxhost.ops.metrics import Metrics
+
+    m = Metrics(gpu=False)
+    m.queue_depth_changed("stt:large-v3-turbo", "interactive", 3)
+    m.queue_depth_changed("stt:large-v3-turbo", "bulk", 2)
+    m.queue_depth_changed("stt:whisper-base", "interactive", 1)
+    m.queue_depth_changed("tts", "interactive", 4)
+    m.in_flight_changed("stt:large-v3-turbo", 1)
+    m.in_flight_changed("tts", 2)
+    assert (m.work("stt", queued=True), m.work("tts", queued=True)) == (6, 4)
+    assert (m.work("stt", queued=False), m.work("tts", queued=False)) == (1, 2)
+    assert m.stt_queued._value.get() == 6 and m.tts_in_flight._value.get() == 2
+    m.sessions_rejected.labels("capacity").inc(3)
+    m.sessions_rejected.labels("draining").inc()  # a drain is not unmet demand
+    assert m.sessions_refused() == 3

@@ -45,20 +45,20 @@ def test_bench_output_is_planner_input(tmp_path):
     out = tmp_path / "bench.yaml"
     result = runner.invoke(app, [
         "bench", "-o", str(out), "--clips", "1", "--concurrency", "1,2", "--stt-model", "whisper-tiny.en",
-        "--tts-engine", "voxhost.planner.tts_adapters:piper", "--tts-sentences", "1", "--gpu", "cpu",
+        "--tts-engine", "piper", "--tts-sentences", "1", "--gpu", "cpu",
     ])
     assert result.exit_code == 0, result.output
     rows = {r["kind"]: r for r in yaml.safe_load(out.read_text())["throughput"]}
     assert rows["stt"]["model"] == "whisper-tiny.en" and rows["stt"]["source"].startswith("measured")
     assert 0 < rows["stt"]["rtf"] < 5 and rows["stt"]["streams"] >= 1 / rows["stt"]["rtf"] * 0.999
-    assert rows["tts"]["model"] == "piper-joe-medium" and rows["tts"]["rtf"] > 0
+    assert rows["tts"]["model"] == "piper" and rows["tts"]["rtf"] > 0
     # CPU as process time (a CPU run: the model's included), read by the planner's CPU budget.
     assert rows["stt"]["cpu_s_per_request"] > 0 and rows["tts"]["cpu_s_per_char"] > 0
 
     # The planner reads it as-is: a CPU fleet (c7i.xlarge) running the measured models.
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text("fleet: {instance_type: c7i.xlarge}\nstt_model: whisper-tiny.en\n"
-                         "tts_model: piper-joe-medium\n")
+                         "tts_model: piper\n")
     inputs = load_inputs([plan_file, out])
     assert inputs.throughput_for("stt", "whisper-tiny.en").rtf == rows["stt"]["rtf"]
     cap = capacity(inputs, 50)

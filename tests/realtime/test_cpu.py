@@ -31,7 +31,7 @@ class GatedEngine:
 
     name = "gated"
     multilingual = True
-    gate_options = VadOptions(threshold=0.5)
+    gate_threshold = 0.5
     n_mels = 80
 
 
@@ -85,7 +85,7 @@ def test_session_vad_skips_the_engine_gate_only_where_the_gate_would_pass(clips)
     decoder = asyncio.run(_play(audio, TurnDetection()))
     ungated = [a for a, options in decoder.decodes if not options.vad_filter]
     assert len(ungated) >= len(clips) + 3  # every final and most partials skip the second Silero pass
-    gate = GatedEngine.gate_options
+    gate = VadOptions(threshold=GatedEngine.gate_threshold)
     assert all(get_speech_timestamps(a, gate) for a in ungated)
 
 

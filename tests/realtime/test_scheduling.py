@@ -7,8 +7,10 @@ import asyncio
 import threading
 
 import numpy as np
+import pytest
 
 from voxhost.engines.stt.base import Transcript, TranscriptionInfo, TranscriptionOptions
+from voxhost.errors import Overloaded
 from voxhost.realtime.scheduling import SchedulerDecoder
 from voxhost.scheduler.executor import EngineExecutor
 from voxhost.scheduler.stt import Lane, SttScheduler
@@ -53,6 +55,43 @@ def test_rest_load_on_one_model_leaves_partials_on_another_free():
             tiny.release.set()
             base.release.set()
             await rest
+            scheduler.shutdown()
+
+    asyncio.run(run())
+
+
+class BatchingEngine(BlockingEngine):
+    """The same, with the batched path the GPU default takes (`batch_key` + `transcribe_batch`)."""
+
+    def batch_key(self, audio, options):
+        return (self.name,)
+
+    def transcribe_batch(self, audios, options):
+        return [self.transcribe(audio, options) for audio in audios]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["unbatched", "batched"])
+def test_a_live_final_that_waits_past_its_limit_is_dropped(batched):
+    """A second live job, queued behind a busy worker for longer than the session's
+    max final wait, fails with Overloaded instead of running late, on both paths."""
+
+    async def run():
+        engine = BatchingEngine("base") if batched else BlockingEngine("base")
+        scheduler = SttScheduler(EngineExecutor("base", workers=1, max_batch=4 if batched else 1),
+                                 batching=batched)
+        decoder = SchedulerDecoder({"base": engine}, scheduler, max_wait_seconds=0.05)
+        audio = np.zeros(16_000, np.float32)
+        first = asyncio.create_task(decoder.transcribe(engine, audio, TranscriptionOptions()))
+        await asyncio.to_thread(engine.started.wait, 5)
+        second = asyncio.create_task(decoder.transcribe(engine, audio, TranscriptionOptions()))
+        await asyncio.sleep(0.2)  # the second waits past its 0.05 s limit
+        engine.release.set()
+        try:
+            await first
+            with pytest.raises(Overloaded) as caught:
+                await second
+            assert caught.value.code == "server_overloaded"
+        finally:
             scheduler.shutdown()
 
     asyncio.run(run())

@@ -11,7 +11,7 @@ import pytest
 from faster_whisper.vad import get_vad_model
 
 from voxhost.audio.decode import decode_audio
-from voxhost.engines.stt.base import Transcript, TranscriptionInfo, Segment
+from voxhost.engines.stt.base import Segment, Transcript, TranscriptionInfo, Word
 from voxhost.ops.auth import extract_api_key
 from voxhost.realtime import events as ev
 from voxhost.realtime.config import SessionConfig, SessionLimits
@@ -73,6 +73,8 @@ def test_extract_api_key_everywhere_clients_put_it():
 class FakeEngine:
     name = "fake"
     multilingual = True
+    n_mels = None  # no live-session optimisations (engines/stt/base.py SpeechToText)
+    gate_threshold = None
 
 
 class FakeDecoder:
@@ -110,13 +112,13 @@ def _pcm(seconds: float) -> bytes:
     return (rng.standard_normal(int(seconds * 16_000)) * 3000).astype("<i2").tobytes()
 
 
-def _session(decoder, **limits):
+def _session(decoder, language=None, **limits):
     sent: list = []
 
     async def emit(event):
         sent.append(event)
 
-    config = SessionConfig(input_rate=16_000, turn_detection=None)
+    config = SessionConfig(input_rate=16_000, turn_detection=None, language=language)
     return TranscriptionSession(config, SessionLimits(partial_interval_ms=0, **limits), decoder, emit), sent
 
 
@@ -140,7 +142,9 @@ def test_finals_arrive_in_commit_order():
 def test_close_cancels_pending_decodes():
     async def run():
         decoder = FakeDecoder(delays=[10.0])
-        session, sent = _session(decoder)
+        # A set language: both finals decode at once (unset, the second waits for the first's
+        # language, test_a_continuing_turn_is_told_its_contexts_language).
+        session, sent = _session(decoder, language="en")
         await session.append(_pcm(1.0))
         await session.commit()
         await session.append(_pcm(1.0))
@@ -336,3 +340,75 @@ def test_a_final_that_repeats_itself_is_decoded_again_in_the_full_window():
     assert decoder.windows == [15, None]
     assert [e.transcript for e in sent if isinstance(e, ev.TranscriptCompleted)] == \
         ["the narrative would be tedious to him."]
+
+
+def test_a_continuing_turn_is_told_its_contexts_language():
+    """No session language: a turn committed right after another is decoded after its tail,
+    with that turn's language as the hint and detection after the context, so that a player
+    answering in another language neither takes the context's language nor loses the turn
+    (the engine then leaves the context out, tests/api/test_stt_languages.py). A later turn
+    with no context gets the session's last language as its hint."""
+    class Languages(FakeDecoder):
+        def __init__(self):
+            super().__init__(delays=[0.2, 0.0, 0.0])
+            self.options = []
+
+        async def transcribe(self, engine, audio, options):
+            self.options.append(options)
+            transcript = await super().transcribe(engine, audio, options)
+            transcript.info.language = ["ko", "zh", "zh"][len(self.options) - 1]
+            end = audio.size / 16_000  # the words of a turn decoded after context are at its end
+            transcript.segments[0].words = [Word(end - 0.5, end, transcript.segments[0].text, 1.0)]
+            return transcript
+
+    async def run():
+        decoder = Languages()
+        session, sent = _session(decoder)
+        await session.append(_pcm(1.0))
+        await session.commit()
+        await session.append(_pcm(1.0))  # right after: decoded after the first turn's tail
+        await session.commit()
+        await asyncio.sleep(0.5)
+        session._tail = None  # as after a long pause: no context
+        await session.append(_pcm(1.0))
+        await session.commit()
+        await asyncio.sleep(0.3)
+        await session.close()
+        return decoder, sent
+
+    decoder, sent = asyncio.run(run())
+    first, second, third = decoder.options
+    assert first.language_hint is None and first.detect_language_from == 0
+    assert second.language_hint == "ko" and second.detect_language_from > 0  # waited for the first
+    assert third.language_hint == "zh" and third.detect_language_from == 0
+    assert [e.language for e in sent if isinstance(e, ev.TranscriptCompleted)] == ["ko", "zh", "zh"]
+
+
+def test_the_next_speaker_is_heard_from_their_first_words(eval_audio):
+    """Silero's state after one speaker kept it deaf to the next for seconds: a French line
+    2 s after a Spanish one was heard 6 s into it (its first 3.5 s lost), against 2.4 s
+    (0.3 s before the words) when it starts a session. After a second idle the VAD starts afresh."""
+    first, second = (decode_audio((eval_audio / name).read_bytes()) for name in
+                     ("fleurs_es_002.wav", "fleurs_fr_000.wav"))
+    gap = lambda seconds: np.zeros(int(seconds * 16_000), np.float32)  # noqa: E731
+
+    async def speech_starts(audio):
+        starts = []
+
+        async def emit(event):
+            if isinstance(event, ev.SpeechStarted):
+                starts.append(event.audio_start_ms)
+
+        session = TranscriptionSession(SessionConfig(input_rate=16_000, turn_detection=TurnDetection()),
+                                       SessionLimits(partial_interval_ms=0, speculative_final_ms=0),
+                                       FakeDecoder(), emit)
+        pcm = (np.concatenate([gap(0.5), audio, gap(1.5)]) * 32767).astype("<i2").tobytes()
+        for offset in range(0, len(pcm), 3200):
+            await session.append(pcm[offset:offset + 3200])
+        await session.close()
+        return starts
+
+    alone = asyncio.run(speech_starts(second))[0]
+    starts = asyncio.run(speech_starts(np.concatenate([first, gap(2.0), second])))
+    second_begins = int((first.size / 16_000 + 2.0) * 1000)
+    assert len(starts) == 2 and starts[1] - second_begins <= alone + 300, (starts, second_begins, alone)

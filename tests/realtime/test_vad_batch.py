@@ -51,6 +51,8 @@ class InstantDecoder:
     class Engine:
         name = "instant"
         multilingual = True
+        n_mels = None
+        gate_threshold = None
 
     def engine(self, model):
         return self.Engine()
@@ -85,6 +87,9 @@ class Alone:
 
     def reset(self):
         self.reference.reset()
+
+    def forget(self):
+        self.reference.forget()
 
     async def feed(self, audio):
         probs = self.reference.feed(audio)

@@ -9,33 +9,14 @@ import threading
 
 import pytest
 
+from voxhost.api.admission import SessionGate
 from voxhost.errors import DeadlineExceeded, Overloaded, SessionRejected
 from voxhost.ops import context
 from voxhost.ops.cost import ComputeCost
 from voxhost.scheduler.executor import EngineExecutor
 from voxhost.scheduler.lanes import Lane
-from voxhost.scheduler.sessions import SessionGate
-
-
-class Gate:
-    """A job that holds the worker until released (from the event loop)."""
-
-    def __init__(self):
-        self.started = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self):
-        self.started.set()
-        assert self.release.wait(10), "gate never released"
-        return "gate"
-
-
-async def _until(predicate, timeout=5.0):
-    for _ in range(int(timeout / 0.005)):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition not reached")
+from voxhost_testing import Gate
+from voxhost_testing import until as _until
 
 
 async def _hold(ex: EngineExecutor) -> tuple[Gate, asyncio.Task]:
@@ -253,6 +234,31 @@ def test_stream_yields_in_order_and_respects_priority():
     asyncio.run(main())
 
 
+def test_a_streamed_job_is_costed_even_when_its_last_item_beats_its_completion():
+    """Streamed speech of every format must be priced. The consumer can read the last item
+    before the job's own completion reaches the loop; cancelling the job then lost its cost."""
+    import time
+
+    def produce():
+        yield b"audio"
+        time.sleep(0.05)  # a worker's real time, then the tail at once
+        yield b"tail"
+
+    async def main():
+        ex = EngineExecutor("fake", workers=1, cost=ComputeCost(price_per_hour=3600.0))
+        for _ in range(20):  # the race is a loop turn wide: repeat it
+            ctx = context.RequestContext()
+            token = context.activate(ctx)
+            try:
+                assert [x async for x in ex.stream(produce)] == [b"audio", b"tail"]
+            finally:
+                context.deactivate(token)
+            assert ctx.compute_seconds >= 0.05 and ctx.cost_usd == pytest.approx(ctx.compute_seconds, rel=1e-6)
+        ex.shutdown()
+
+    asyncio.run(main())
+
+
 def test_request_context_gets_queue_compute_and_cost():
     async def main():
         ex = EngineExecutor("fake", workers=2, cost=ComputeCost(price_per_hour=3600.0))
@@ -291,7 +297,8 @@ def test_session_gate_capacity_per_key_and_drain():
     asyncio.run(main())
 
 
-def test_app_state_refuses_live_sessions_when_full_or_draining():
+def test_live_admission_refuses_sessions_when_full_or_draining():
+    from voxhost.api.admission import live_refusal
     from voxhost.api.app import build_state
     from voxhost.ops.settings import Settings
 
@@ -299,21 +306,39 @@ def test_app_state_refuses_live_sessions_when_full_or_draining():
 
     class Engine:
         name = "fake"
+        device = "cpu"
+        num_workers = 1
+
+    engine = Engine()
+    state.services.stt_engines.engines[state.settings.stt_models[0]] = engine
+
+    def refused(key):
+        refusal = live_refusal(state, key)
+        return refusal.reason if refusal is not None else None
 
     async def main():
-        assert state.can_admit_session("k", Engine())
+        assert refused("k") == "not_ready"
+        state.ready.set()
+        assert refused("k") is None
         async with state.sessions.session("k"):
-            assert not state.can_admit_session("other", Engine())
-        assert state.can_admit_session("k", Engine())
-        executor = state.stt_scheduler.executor_for(Engine())
+            assert refused("other") == "capacity"
+        assert refused("k") is None
+        executor = state.services.stt_scheduler.executor_for(engine)
         gate, held = await _hold(executor)
         queued = asyncio.ensure_future(executor.run(lambda: None, lane=Lane.LIVE))
         await _until(lambda: executor.depth(Lane.LIVE) == 1)
-        assert not state.can_admit_session("k", Engine())  # live lane full
+        assert refused("k") == "capacity"  # live lane full
         gate.release.set()
         await asyncio.gather(held, queued)
+        # Room in the live lane, but the work ahead would keep a final waiting past its limit.
+        executor.service_times.seed(30.0)
+        gate, held = await _hold(executor)
+        assert executor.expected_wait(Lane.LIVE) > state.settings.realtime_max_final_wait_seconds
+        assert refused("k") == "capacity"
+        gate.release.set()
+        await held
         state.draining.set()
-        assert not state.can_admit_session("k", Engine())
-        state.stt_scheduler.shutdown()
+        assert refused("k") == "draining"
+        state.services.shutdown()
 
     asyncio.run(main())

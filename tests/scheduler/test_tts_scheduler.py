@@ -133,3 +133,35 @@ def test_full_queue_is_overloaded_not_queued_without_bound():
 
     error = asyncio.run(run())
     assert error.status_code == 429 and error.retry_after >= 1
+
+
+def test_a_synthesis_is_refused_on_the_expected_wait_of_the_lines_ahead_per_engine_and_character():
+    """TTS work is sized in characters and timed per engine: a 100-character line on a
+    slow engine ahead (2 s) refuses the next request; on a fast one it would be 0.1 s."""
+    from voxhost.scheduler.expected_wait import ServiceTimes
+    from voxhost.scheduler.lanes import Lane
+
+    gate = threading.Event()
+    times = ServiceTimes()
+    for chars in (20, 100, 200):
+        times.record("scripted", Lane.INTERACTIVE.value, chars, 0.02 * chars)  # 2 s a 100-character line
+        times.record("fast", Lane.INTERACTIVE.value, chars, 0.001 * chars)
+
+    async def run():
+        scheduler = TtsScheduler(EngineExecutor("tts", workers=1, service_times=times,
+                                                wait_budgets={Lane.INTERACTIVE: 1.5}))
+        engine = ScriptedEngine(gate)
+        first = scheduler.stream(engine, CHUNKS[:1], VOICE, 1.0, CountingRenderer(), characters=100)
+        running = asyncio.ensure_future(first.__anext__())
+        await asyncio.sleep(0.05)
+        assert scheduler.executor.expected_wait(Lane.INTERACTIVE) == pytest.approx(2.0, abs=0.1)
+        refused = scheduler.refusal()
+        gate.set()
+        await running
+        await first.aclose()
+        scheduler.shutdown()
+        return refused
+
+    refused = asyncio.run(run())
+    assert refused is not None and refused.status_code == 429 and refused.retry_after == pytest.approx(2.0, abs=0.1)
+    assert times.estimate("fast", Lane.INTERACTIVE.value, 100) == pytest.approx(0.1)

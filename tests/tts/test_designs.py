@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from voxhost.errors import InvalidRequest
-from voxhost.tts.designs import VoiceDesign, DesignStore
+from voxhost.tts.designs import DesignStore, VoiceDesign
 
 
 def _design(name: str = "orc-captain", **fields) -> VoiceDesign:

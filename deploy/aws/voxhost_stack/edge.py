@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CfnParameter, Duration, RemovalPolicy
+from aws_cdk import ArnFormat, CfnParameter, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -17,6 +17,9 @@ from voxhost_stack.config import StackConfig
 SIZE_RULE = "SizeRestrictions_BODY"
 NO_USER_AGENT_RULE = "NoUserAgent_HEADER"
 SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
+# The dedicated layout's routing (ALB path patterns: at most 5 values per condition).
+TTS_PATHS = ("/v1/audio/speech", "/v1/audio/speech/*", "/v1/audio/voices", "/v1/audio/voices/*")
+STT_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations", "/v1/realtime", "/v1/realtime/*")
 
 
 def add_edge(stack, cfg: StackConfig):
@@ -45,26 +48,25 @@ def add_edge(stack, cfg: StackConfig):
             removal_policy=RemovalPolicy.RETAIN, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED)
         alb.log_access_logs(logs_bucket, prefix="alb")
 
-    target_group = elbv2.ApplicationTargetGroup(
-        stack, "Targets", vpc=stack.vpc, port=cfg.container_port, protocol=elbv2.ApplicationProtocol.HTTP,
-        target_type=elbv2.TargetType.IP,
-        # First step of a task's stop, before SIGTERM: the ALB sends nothing new and
-        # lets requests already sent finish (config.py: it plus stopTimeout fits the
-        # spot notice). docs/deploy.md has the whole sequence.
-        deregistration_delay=Duration.seconds(cfg.deregistration_delay_seconds),
-        health_check=elbv2.HealthCheck(path="/ready", healthy_http_codes="200", interval=Duration.seconds(15),
-                                       timeout=Duration.seconds(5), healthy_threshold_count=2,
-                                       unhealthy_threshold_count=2),
-    )
-    stack.service.attach_to_application_target_group(target_group)
+    target_group = _target_group(stack, cfg, "Targets", stack.service)
+    if cfg.pools == "dedicated":
+        stack.tts_target_group = _target_group(stack, cfg, "TtsTargets", stack.tts_service)
 
     cert_arn = cfg.certificate_arn or CfnParameter(
         stack, "CertificateArn", type="String", allowed_pattern=r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+",
         description="ACM certificate for the HTTPS listener (same region as the stack)").value_as_string
     certificate = acm.Certificate.from_certificate_arn(stack, "Certificate", cert_arn)
-    alb.add_listener("Https", port=443, protocol=elbv2.ApplicationProtocol.HTTPS, certificates=[certificate],
-                     ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS, open=False,
-                     default_action=elbv2.ListenerAction.forward([target_group]))
+    https = alb.add_listener("Https", port=443, protocol=elbv2.ApplicationProtocol.HTTPS, certificates=[certificate],
+                             ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS, open=False,
+                             default_action=elbv2.ListenerAction.forward([target_group]))
+    if cfg.pools == "dedicated":
+        # Speech and designed voices to the TTS pool; transcriptions, translations and live
+        # sessions to the STT pool, which is also the default (models, health, console, metrics).
+        for priority, (name, group, paths) in enumerate([("Tts", stack.tts_target_group, TTS_PATHS),
+                                                         ("Stt", target_group, STT_PATHS)], start=1):
+            elbv2.ApplicationListenerRule(stack, f"{name}Routes", listener=https, priority=10 * priority,
+                                          conditions=[elbv2.ListenerCondition.path_patterns(list(paths))],
+                                          action=elbv2.ListenerAction.forward([group]))
     alb.add_listener("Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=False,
                      default_action=elbv2.ListenerAction.redirect(protocol="HTTPS", port="443", permanent=True))
 
@@ -75,12 +77,41 @@ def add_edge(stack, cfg: StackConfig):
     return alb, target_group, web_acl
 
 
+def _target_group(stack, cfg: StackConfig, construct_id: str, service) -> elbv2.ApplicationTargetGroup:
+    target_group = elbv2.ApplicationTargetGroup(
+        stack, construct_id, vpc=stack.vpc, port=cfg.container_port, protocol=elbv2.ApplicationProtocol.HTTP,
+        target_type=elbv2.TargetType.IP,
+        # First step of a task's stop, before SIGTERM: the ALB sends nothing new and
+        # lets requests already sent finish (config.py: it plus stopTimeout fits the
+        # spot notice). docs/deploy.md has the whole sequence.
+        deregistration_delay=Duration.seconds(cfg.deregistration_delay_seconds),
+        # Least outstanding requests, not round robin: the only load-aware ALB algorithm. Round
+        # robin hands every task the same share of new sessions whatever it already holds, so one
+        # task fills (and refuses with 1013) while others have room. AWS does not document whether
+        # an upgraded WebSocket counts as outstanding, so the fleet also scales on sessions per seat
+        # (scaling.py), keeping "full" rare. docs/deploy.md "Placing sessions".
+        load_balancing_algorithm_type=elbv2.TargetGroupLoadBalancingAlgorithmType.LEAST_OUTSTANDING_REQUESTS,
+        # Every 5 s, out after 2 failures: a dead or draining task (/ready 503) leaves the rotation in
+        # ~10 s, not 30; with least outstanding requests a target that fails fast would otherwise draw
+        # *more* new sessions.
+        health_check=elbv2.HealthCheck(path="/ready", healthy_http_codes="200", interval=Duration.seconds(5),
+                                       timeout=Duration.seconds(4), healthy_threshold_count=2,
+                                       unhealthy_threshold_count=2),
+    )
+    service.attach_to_application_target_group(target_group)
+    return target_group
+
+
 def _waf_logging(stack, cfg: StackConfig, web_acl: wafv2.CfnWebACL) -> None:
     """The request log: every request WAF sees, with the query string (where a WebSocket
     client's `?api_key=` travels) and the Authorization header redacted."""
-    name = f"aws-waf-logs-{stack.stack_name}"  # WAF requires the prefix
+    # WAF requires the prefix. The name ends with this stack instance's id: the group is kept when
+    # the stack goes (the request log outlives a teardown), so a fixed name would make the next
+    # create of a stack with the same name (after a rollback or a teardown) fail with AlreadyExists.
+    stack_uuid = Fn.select(2, Fn.split("/", stack.stack_id))
+    name = f"aws-waf-logs-{stack.stack_name}-" + Fn.select(0, Fn.split("-", stack_uuid))
     group = logs.LogGroup(stack, "WafLogs", log_group_name=name, encryption_key=stack.key,
-                          retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.RETAIN)
+                          retention=stack._retention(cfg.log_retention_days), removal_policy=RemovalPolicy.RETAIN)
     field = wafv2.CfnLoggingConfiguration.FieldToMatchProperty
     stack.waf_logging = wafv2.CfnLoggingConfiguration(
         stack, "WafLogging", resource_arn=web_acl.attr_arn,

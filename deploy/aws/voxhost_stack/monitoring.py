@@ -1,15 +1,12 @@
-"""Backlog autoscaling, alarms, the budget and the dashboard.
+"""Autoscaling (scaling.py, per pool), alarms, the budget and the dashboard.
 
-The server publishes EMF metrics (serving area, ops/emf.py): namespace `voxhost`,
-dimension set [ServiceName] (plus [ServiceName, TaskId]), one datapoint per task
-per minute. `Sum` of QueueDepth over [ServiceName] is the service's backlog;
-divided by the desired task count (Container Insights) it is the backlog per task.
+The server publishes EMF metrics (ops/emf.py): namespace `voxhost`, dimension set
+[ServiceName] (plus [ServiceName, TaskId]), one datapoint per task per minute.
 """
 
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -19,86 +16,20 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 
 from voxhost_stack.config import StackConfig
+from voxhost_stack.scaling import add_scaling
 
 MINUTE = Duration.minutes(1)
 
 
-def backlog_per_task(stack, cfg: StackConfig) -> cw.MathExpression:
-    """Jobs queued across the service / tasks the service *wants*. Against the desired
-    count (not the running one), tasks still starting already count as capacity, so
-    the metric doesn't keep asking for more while they load a model (minutes on a GPU)."""
-    return cw.MathExpression(
-        expression="IF(tasks > 0, queue / tasks, queue)", label="backlog per task", period=MINUTE,
-        using_metrics={"queue": emf_metric(cfg, cfg.queue_metric, "Sum"), "tasks": desired_tasks(stack)})
-
-
-def desired_tasks(stack) -> cw.Metric:
-    return cw.Metric(namespace="ECS/ContainerInsights", metric_name="DesiredTaskCount",
-                     dimensions_map={"ClusterName": stack.cluster.cluster_name,
-                                     "ServiceName": stack.service.service_name},
-                     statistic="Average", period=MINUTE)
-
-
-def _scaling(stack, cfg: StackConfig) -> cw.MathExpression:
-    """Scale-out: target tracking on backlog per task, so the service goes straight to
-    backlog / target tasks (60 queued, target 10: 6 tasks), with a cooldown as long as a
-    task takes to start. Scale-in: the design's rule (below 2 per task for 10 minutes),
-    halving the surplus each cooldown rather than 10% at a time."""
-    scalable = appscaling.ScalableTarget(
-        stack, "TaskCount", service_namespace=appscaling.ServiceNamespace.ECS,
-        resource_id=f"service/{stack.cluster.cluster_name}/{stack.service.service_name}",
-        scalable_dimension="ecs:service:DesiredCount", min_capacity=cfg.min_tasks, max_capacity=cfg.max_tasks)
-    backlog = backlog_per_task(stack, cfg)
-    metric_stat = appscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty
-    metric = appscaling.CfnScalingPolicy.TargetTrackingMetricProperty
-    dims = appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty
-    query = appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty
-    stack.scale_out_policy = appscaling.CfnScalingPolicy(
-        stack, "ScaleOutOnBacklog", policy_name=f"{stack.stack_name}-backlog-per-task",
-        policy_type="TargetTrackingScaling", scaling_target_id=scalable.scalable_target_id,
-        target_tracking_scaling_policy_configuration=(
-            appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
-                target_value=cfg.scale_out_queue_per_task,
-                scale_out_cooldown=cfg.task_start_seconds,
-                disable_scale_in=True,  # scale-in is the step policy below
-                customized_metric_specification=appscaling.CfnScalingPolicy.CustomizedMetricSpecificationProperty(
-                    metrics=[
-                        query(id="queue", return_data=False, metric_stat=metric_stat(stat="Sum", metric=metric(
-                            namespace=cfg.metric_namespace, metric_name=cfg.queue_metric,
-                            dimensions=[dims(name="ServiceName", value=cfg.service_name)]))),
-                        query(id="tasks", return_data=False, metric_stat=metric_stat(stat="Average", metric=metric(
-                            namespace="ECS/ContainerInsights", metric_name="DesiredTaskCount",
-                            dimensions=[dims(name="ClusterName", value=stack.cluster.cluster_name),
-                                        dims(name="ServiceName", value=stack.service.service_name)]))),
-                        query(id="backlog", expression="IF(tasks > 0, queue / tasks, queue)",
-                              label="backlog per task", return_data=True),
-                    ]))))
-
-    scale_in = appscaling.StepScalingAction(
-        stack, "ScaleInOnBacklog", scaling_target=scalable,
-        adjustment_type=appscaling.AdjustmentType.PERCENT_CHANGE_IN_CAPACITY, min_adjustment_magnitude=1,
-        cooldown=Duration.seconds(cfg.scale_in_cooldown_seconds),
-        metric_aggregation_type=appscaling.MetricAggregationType.AVERAGE)
-    scale_in.add_adjustment(adjustment=-cfg.scale_in_percent, upper_bound=0)
-    stack.scale_in_alarm = cw.Alarm(
-        stack, "BacklogLow", metric=backlog, threshold=cfg.scale_in_queue_per_task,
-        comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
-        evaluation_periods=cfg.scale_in_minutes, datapoints_to_alarm=cfg.scale_in_minutes,
-        # No data (EMF not arriving) is not evidence of quiet: never scale in on it.
-        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-        alarm_description=f"Backlog per task < {cfg.scale_in_queue_per_task:g} for "
-                          f"{cfg.scale_in_minutes} min: remove {cfg.scale_in_percent}% of tasks")
-    stack.scale_in_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(scale_in))
-    return backlog
-
-
-def emf_metric(cfg: StackConfig, name: str, statistic: str, period: Duration = MINUTE) -> cw.Metric:
+def emf_metric(cfg: StackConfig, name: str, statistic: str, period: Duration = MINUTE,
+               service: str | None = None) -> cw.Metric:
     return cw.Metric(namespace=cfg.metric_namespace, metric_name=name,
-                     dimensions_map={"ServiceName": cfg.service_name}, statistic=statistic, period=period)
+                     dimensions_map={"ServiceName": service or cfg.service_name}, statistic=statistic, period=period)
 
 
 def add_monitoring(stack, cfg: StackConfig) -> None:
-    backlog = _scaling(stack, cfg)
+    for pool in stack.pools:
+        add_scaling(stack, cfg, pool)
 
     # Errors: 5xx share of requests (429/503 back-pressure is counted apart, as RejectedCount).
     five = Duration.minutes(5)
@@ -113,7 +44,7 @@ def add_monitoring(stack, cfg: StackConfig) -> None:
     if cfg.alarm_email:
         topic.add_subscription(subs.EmailSubscription(cfg.alarm_email))
     stack.error_alarm = cw.Alarm(
-        stack, "ErrorRateHigh", metric=error_rate, threshold=cfg.error_rate_percent,
+        stack, "ErrorRateHigh", alarm_name=stack.alarm_name("ErrorRateHigh"), metric=error_rate, threshold=cfg.error_rate_percent,
         comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD, evaluation_periods=1,
         treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         alarm_description=f"More than {cfg.error_rate_percent:g}% of requests failed (5xx) over 5 minutes")
@@ -134,16 +65,57 @@ def add_monitoring(stack, cfg: StackConfig) -> None:
         ("AlbTarget5xx", stack.alb.metrics.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=five),
          "targets returned 5xx as the ALB saw it (HTTPCode_Target_5XX_Count)"),
     ]:
-        alarm = cw.Alarm(stack, name, metric=metric, threshold=cfg.alb_5xx_per_5min,
+        alarm = cw.Alarm(stack, name, alarm_name=stack.alarm_name(name), metric=metric, threshold=cfg.alb_5xx_per_5min,
                          comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD, evaluation_periods=1,
                          treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                          alarm_description=f"More than {cfg.alb_5xx_per_5min} in 5 minutes: {what}")
         alarm.add_alarm_action(cw_actions.SnsAction(topic))
         stack.edge_5xx_alarms.append(alarm)
     stack.alarm_topic = topic
+    stack.slo_alarms = _slo_alarms(stack, cfg, topic)
     _budget(stack, cfg, topic)
 
-    _dashboard(stack, cfg, backlog, error_rate)
+    _dashboard(stack, cfg, error_rate)
+
+
+def _slo_alarms(stack, cfg: StackConfig, topic: sns.Topic) -> list[cw.Alarm]:
+    """The design's targets as alarms, each to the alarm topic: p95 latency per route (STT < 2 s,
+    TTS < 3 s), live sessions refused for want of a slot, a GPU busy above 90% for 15 minutes."""
+    alarms = []
+
+    def alarm(name: str, metric: cw.IMetric, threshold: float, minutes: int, what: str) -> None:
+        a = cw.Alarm(stack, name, alarm_name=stack.alarm_name(name), metric=metric, threshold=threshold,
+                     comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                     evaluation_periods=minutes, datapoints_to_alarm=minutes,
+                     treat_missing_data=cw.TreatMissingData.NOT_BREACHING, alarm_description=what)
+        a.add_alarm_action(cw_actions.SnsAction(topic))
+        alarms.append(a)
+
+    for name, route, target in [("SttLatencyP95", "/v1/audio/transcriptions", cfg.stt_latency_target_ms),
+                                ("TtsLatencyP95", "/v1/audio/speech", cfg.tts_latency_target_ms)]:
+        metric = cw.Metric(namespace=cfg.metric_namespace, metric_name=cfg.latency_metric, statistic="p95",
+                           period=Duration.minutes(1),
+                           dimensions_map={"ServiceName": cfg.service_name, "Route": route})
+        for pool in stack.pools:  # the dedicated layout: each route is served by its own pool
+            if pool.name in ("combined", "stt" if route.endswith("transcriptions") else "tts"):
+                metric = metric.with_(dimensions_map={"ServiceName": pool.emf_service_name, "Route": route})
+        alarm(name, metric, target, cfg.latency_alarm_minutes,
+              f"p95 of {route} above {target:g} ms (the design's target) for {cfg.latency_alarm_minutes} min")
+    for pool in stack.pools:
+        if pool.sessions:
+            alarm(f"{pool.prefix}LiveSessionsRefused", emf_metric(cfg, "LiveSessionsRefused", "Sum",
+                                                                 Duration.minutes(5), service=pool.emf_service_name),
+                  cfg.sessions_refused_per_5min, 1,
+                  f"More than {cfg.sessions_refused_per_5min} live sessions refused for want of a slot in 5 "
+                  "minutes: the fleet is full faster than it scales (max_tasks, quota, or start time)")
+    for asg_name, label in stack.gpu_groups:
+        gpu = cw.Metric(namespace=f"{cfg.metric_namespace}/gpu", metric_name="nvidia_smi_utilization_gpu",
+                        dimensions_map={"AutoScalingGroupName": asg_name}, statistic="Average",
+                        period=Duration.minutes(1))
+        alarm(f"{label}GpuBusy", gpu, cfg.gpu_busy_percent, cfg.gpu_busy_minutes,
+              f"{label or 'The '}GPU fleet above {cfg.gpu_busy_percent:g}% busy on average for "
+              f"{cfg.gpu_busy_minutes} min: latency targets are at risk (max_tasks, or the plan's GPU count)")
+    return alarms
 
 
 def _budget(stack, cfg: StackConfig, topic: sns.Topic) -> None:
@@ -169,7 +141,7 @@ def _budget(stack, cfg: StackConfig, topic: sns.Topic) -> None:
             for kind, percent in (("ACTUAL", 80), ("FORECASTED", 100))])
 
 
-def _dashboard(stack, cfg: StackConfig, queue: cw.MathExpression, error_rate: cw.MathExpression) -> None:
+def _dashboard(stack, cfg: StackConfig, error_rate: cw.MathExpression) -> None:
     gpu = cw.Metric(namespace=f"{cfg.metric_namespace}/gpu", metric_name="nvidia_smi_utilization_gpu",
                     dimensions_map={"AutoScalingGroupName": stack.asg.auto_scaling_group_name},
                     statistic="Average", period=MINUTE, label="GPU utilisation (mean)")
@@ -198,16 +170,25 @@ def _dashboard(stack, cfg: StackConfig, queue: cw.MathExpression, error_rate: cw
         cw.GraphWidget(title="TTS latency (ms)", width=6, left=route_latency("/v1/audio/speech", "TTS"),
                        left_annotations=[cw.HorizontalAnnotation(value=cfg.tts_latency_target_ms,
                                                                  label="TTS target")]),
-        cw.GraphWidget(title="Backlog per task (desired), tasks", left=[queue],
-                       right=[tasks], width=12, left_annotations=[
-                           cw.HorizontalAnnotation(value=cfg.scale_out_queue_per_task, label="scale out"),
-                           cw.HorizontalAnnotation(value=cfg.scale_in_queue_per_task, label="scale in")]),
+        *[cw.GraphWidget(title=f"{pool.label}load (% of target: larger of sessions and work), tasks",
+                         left=[pool.load], right=[tasks.with_(dimensions_map={
+                             "ClusterName": stack.cluster.cluster_name, "ServiceName": pool.service.service_name},
+                             label=f"{pool.label}running tasks")], width=12, left_annotations=[
+                             cw.HorizontalAnnotation(value=100, label="scale out above"),
+                             cw.HorizontalAnnotation(value=cfg.scale_in_load_percent, label="scale in below")])
+          for pool in stack.pools],
+        cw.GraphWidget(title="Live sessions and capacity", width=12, left=[
+            emf_metric(cfg, "LiveSessions", "Sum", service=pool.emf_service_name).with_(label="live sessions")
+            for pool in stack.pools if pool.sessions] + [
+            emf_metric(cfg, "LiveSessionsRefused", "Sum", service=pool.emf_service_name).with_(
+                label="refused (no slot)") for pool in stack.pools if pool.sessions]),
         cw.GraphWidget(title="Errors", left=[emf_metric(cfg, cfg.errors_metric, "Sum").with_(label="5xx"),
                                              emf_metric(cfg, "RejectedCount", "Sum").with_(label="429/503")],
                        right=[error_rate], width=12, right_annotations=[
                            cw.HorizontalAnnotation(value=cfg.error_rate_percent, label="alarm")]),
         cw.GraphWidget(title="Cost per request (USD)", left=[cost_per_request],
                        right=[emf_metric(cfg, cfg.requests_metric, "Sum").with_(label="requests/min")], width=12),
-        cw.AlarmStatusWidget(title="Alarms", alarms=[stack.scale_in_alarm,
+        cw.AlarmStatusWidget(title="Alarms", alarms=[*[pool.scale_in_alarm for pool in stack.pools],
+                                                     *stack.slo_alarms,
                                                      stack.error_alarm, *stack.edge_5xx_alarms], width=12),
     )

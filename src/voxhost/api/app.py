@@ -1,4 +1,4 @@
-"""The ASGI app: wires settings, engines, scheduler and routers together."""
+"""The ASGI app: the services (voxhost/services.py) behind routers and middleware."""
 
 from __future__ import annotations
 
@@ -8,34 +8,27 @@ import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.formparsers import MultiPartParser
 
 from voxhost import __version__
-from fastapi.openapi.utils import get_openapi
-
+from voxhost.api.admission import SessionGate
 from voxhost.api.errors import ERROR_RESPONSES, install_error_handlers, truthful_responses
-from voxhost.api.lifecycle import start_target_drain_watch
 from voxhost.api.forms import body_limit
+from voxhost.api.gateway.proxy import build_gateway
+from voxhost.api.lifecycle import start_target_drain_watch, start_task_protection
 from voxhost.api.middleware import PROBE_PATHS, BodySizeLimit, Gatekeeper, RequestAccounting
 from voxhost.api.origins import install_cors
-from voxhost.api.supervisor import mark_worker_ready
 from voxhost.api.routers import console, health, metrics, models, realtime, speech, transcriptions
 from voxhost.api.state import AppState
-from voxhost.cache.phrases import PhraseCache
-from voxhost.engines.stt.registry import SttRegistry
-from voxhost.engines.tts.registry import TtsRegistry
-from voxhost.gateway.proxy import build_gateway
+from voxhost.api.supervisor import mark_worker_ready
+from voxhost.engines.threads import limit_blas, usable_cores
 from voxhost.ops.auth import KeyStore, load_keys_file, parse_keys
-from voxhost.ops.cost import ComputeCost, resolve_instance_type
+from voxhost.ops.capacity import default_live_sessions
 from voxhost.ops.emf import EmfEmitter, task_id
 from voxhost.ops.memory import configure_allocator, trim_when_idle
-from voxhost.ops.metrics import Metrics
 from voxhost.ops.settings import Settings, get_settings
-from voxhost.realtime.silero_batch import batched_session
-from voxhost.scheduler.sessions import SessionGate
-from voxhost.scheduler.stt import SttScheduler
-from voxhost.scheduler.tts import TtsScheduler
-from voxhost.tts.service import SpeechService
+from voxhost.services import build_services
 
 log = logging.getLogger("voxhost")
 
@@ -44,12 +37,16 @@ TRIM_INTERVAL_S = 10.0  # how soon after load stops memory is handed back
 
 def _load_models(state: AppState) -> None:
     try:
-        state.stt.load_all()
-        if state.stt.engines:  # live sessions' VAD: the Silero graph rewritten for batching (~0.1 s)
-            batched_session()
-        state.tts.load_all()
-        for engine in state.stt.engines.values():  # schedulers (and their metric series) exist before traffic
-            state.stt_scheduler.executor_for(engine)
+        if state.settings.models_manifest is not None:  # a versioned release: every file as released
+            from voxhost.ops.model_manifest import verify_manifest
+
+            manifest = verify_manifest(state.settings.models_manifest)
+            log.info("models version %s verified (%d files)", manifest.get("version"), len(manifest["files"]))
+        state.services.load()
+        stt_engines = state.services.stt_engines
+        if stt_engines.engines:  # where the default engine really decodes
+            state.sessions.max_sessions = live_session_capacity(state.settings, stt_engines.get(None).device)
+            state.metrics.set_session_capacity(state.sessions.max_sessions)
         state.ready.set()
         mark_worker_ready()  # several workers: /ready waits for all (api/supervisor.py)
         log.info("voxhost ready")
@@ -58,49 +55,35 @@ def _load_models(state: AppState) -> None:
         log.exception("model loading failed")
 
 
+def live_session_capacity(settings: Settings, device: str) -> int:
+    """VOXHOST_MAX_LIVE_SESSIONS, or when unset what this host's cores take (ops/capacity.py)."""
+    if settings.max_live_sessions is not None:
+        return settings.max_live_sessions
+    return default_live_sessions(device, usable_cores(), settings.workers)
+
+
+def _planned_stt_device(settings: Settings) -> str:
+    """Where the default STT engine will decode, before it loads (refined once it has)."""
+    if not settings.stt_models:
+        return "cpu"
+    if settings.stt_models[0] == "simulated-gpu":
+        return "cuda"
+    from voxhost.engines.stt.whisper import resolve_device
+
+    return resolve_device(settings.stt_device)
+
+
 def build_state(settings: Settings) -> AppState:
     keys = parse_keys(settings.api_keys)
     if settings.api_keys_file:
         keys += load_keys_file(settings.api_keys_file)
-    metrics = Metrics()
-    cost = ComputeCost(resolve_instance_type(settings.instance_type), settings.instance_price_per_hour)
-    try:
-        cost.hourly  # noqa: B018 - fail at start-up, not on the first request
-    except KeyError:
-        raise ValueError(f"VOXHOST_INSTANCE_TYPE={settings.instance_type!r} has no price in ops/cost.py; "
-                         "set VOXHOST_INSTANCE_PRICE_PER_HOUR") from None
+    services = build_services(settings)
     state = AppState(
-        settings=settings,
-        stt=SttRegistry(settings),
-        stt_scheduler=None,  # type: ignore[arg-type]  # needs the state's factory, set below
-        tts=TtsRegistry(settings),
-        tts_scheduler=None,  # type: ignore[arg-type]
-        speech=None,  # type: ignore[arg-type]
-        metrics=metrics,
+        services=services,
+        sessions=SessionGate(max_sessions=live_session_capacity(settings, _planned_stt_device(settings)),
+                             max_per_key=settings.max_sessions_per_key,
+                             on_change=services.metrics.session_opened_or_closed),
         keys=KeyStore(keys, metrics_sha256=settings.metrics_api_key_sha256),
-        cost=cost,
-    )
-    def stt_executor(engine):
-        batching = settings.stt_batching
-        if batching is None:
-            batching = getattr(engine, "device", "cpu") == "cuda"
-        return state.make_executor(
-            # As many at once as the engine decodes in parallel: the setting, or when it is
-            # auto (0) the engine's resolved count (Whisper: engines/stt/whisper.py).
-            f"stt:{engine.name}", workers=max(1, settings.stt_num_workers or getattr(engine, "num_workers", 1)),
-            max_batch=settings.stt_max_batch_size if batching else 1,
-            max_wait_s=settings.stt_max_batch_wait_ms / 1000.0,
-        )
-
-    state.stt_scheduler = SttScheduler(stt_executor, batching=settings.stt_batching is not False)
-    state.tts_scheduler = TtsScheduler(state.make_executor(
-        "tts", workers=max(1, settings.tts_concurrency), max_queue=max(0, settings.tts_max_queue)))
-    state.speech = SpeechService(state.tts, state.tts_scheduler, PhraseCache.from_settings(settings),
-                                 max_input_chars=settings.max_text_chars,
-                                 first_chunk_words=settings.tts_first_chunk_words)
-    state.sessions = SessionGate(
-        max_sessions=settings.max_live_sessions, max_per_key=settings.max_sessions_per_key,
-        on_change=metrics.session_opened_or_closed,
     )
     state.gateway = build_gateway(state)  # migration gateway: None unless an upstream is configured
     return state
@@ -126,6 +109,7 @@ class _GatewayMiddleware:
 
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
     settings = settings or get_settings()
+    limit_blas()  # every other pool is sized where it is made (engines/threads.py)
     # Uploads stay in memory: Starlette would otherwise spool parts over 1 MB
     # to a temp file, and player audio must not touch disk unless configured.
     MultiPartParser.spool_max_size = body_limit(settings)
@@ -141,8 +125,11 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             # reports progress (ECS health checks start before models are warm).
             threading.Thread(target=_load_models, args=(state,), name="model-loader", daemon=True).start()
         emf_task = None
+        # What this process admits, as the gate enforces it (capacity owns how the default is derived).
+        # Set again once the default STT engine has loaded and its device is known (_load_models).
+        state.metrics.set_session_capacity(state.sessions.max_sessions)
         configure_allocator()
-        # After a burst, RSS must come back down (hostile probe: it stayed 2.7x up).
+        # After a burst, RSS must come back down (docs/benchmarks.md, "Hostile probe").
         trimmer = asyncio.create_task(trim_when_idle(lambda: state.http_in_flight == 0, TRIM_INTERVAL_S))
         if settings.emf_enabled:
             emitter = EmfEmitter(
@@ -150,19 +137,35 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
                 task=await asyncio.to_thread(task_id),
                 gauges=lambda: {"QueueDepth": state.metrics.total_queue_depth(),
                                 "InFlight": state.metrics.total_in_flight(),
-                                "LiveSessions": state.sessions.active if state.sessions else 0},
+                                "LiveSessions": state.sessions.active,
+                                # The task's, not this worker's: the service's Maximum is one task's capacity.
+                                "LiveSessionCapacity": state.sessions.max_sessions * settings.workers,
+                                "SttInFlight": state.metrics.work("stt", queued=False),
+                                "SttQueued": state.metrics.work("stt", queued=True),
+                                "TtsInFlight": state.metrics.work("tts", queued=False),
+                                "TtsQueued": state.metrics.work("tts", queued=True)},
+                counters=lambda: {"LiveSessionsRefused": state.metrics.sessions_refused()},
             )
             state.metrics.attach_emf(emitter)
             emf_task = asyncio.create_task(emitter.run(settings.emf_interval_s))
         target_watch = start_target_drain_watch(state)
+        agent = None
+        if settings.lb_agent_port:
+            from voxhost.api.lb_agent import serve_agent
+
+            agent = await serve_agent(state, settings.host, settings.lb_agent_port)
+        protection = start_task_protection(state)
         yield
+        if agent is not None:
+            agent.close()
+        if protection is not None:
+            protection.cancel()
         trimmer.cancel()
         if emf_task is not None:
             emf_task.cancel()
         if target_watch is not None:
             target_watch.cancel()
-        state.stt_scheduler.shutdown()
-        state.tts_scheduler.shutdown()
+        state.services.shutdown()
         if state.gateway is not None:
             await state.gateway.aclose()
 
@@ -173,7 +176,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
     )
-    app.openapi = _truthful_openapi(app)
+    app.openapi = _truthful_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     app.state.voxhost = state
     install_error_handlers(app)
     # Added innermost first: accounting wraps everything, then keys/drain, then

@@ -3,15 +3,17 @@
 voxhost/errors.py says what an error is (OpenAI body, status, retry delay,
 WebSocket close code); this module renders it for HTTP: the exception
 handlers FastAPI calls, `send_error` for raw-ASGI middleware (413, 401,
-429, 503 before the app runs), the Retry-After header, and the error schema
-the OpenAPI document promises. Nothing else builds an error response.
+429, 503 before the app runs) and the migration gateway, the Retry-After header,
+and the error schema the OpenAPI document promises. Nothing else builds an error
+response.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Mapping
+import math
+from collections.abc import Mapping, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -69,26 +71,39 @@ def truthful_responses(schema: dict, open_paths: frozenset[str]) -> dict:
 
 
 def error_headers(exc: VoxhostError) -> dict[str, str]:
-    """Retry-After (whole seconds, at least 1) for errors a client should retry."""
+    """Retry-After for errors a client should retry: whole seconds, rounded up (never
+    sooner than meant), at least 1; and the same in milliseconds as `retry-after-ms`,
+    which the OpenAI SDKs read first (an expected queue wait of 2.3 s waits 2.3 s)."""
     if exc.retry_after is None:
         return {}
-    return {"Retry-After": str(max(1, int(round(exc.retry_after))))}
+    seconds = max(1.0, float(exc.retry_after))
+    return {"Retry-After": str(math.ceil(seconds)), "retry-after-ms": str(round(seconds * 1000))}
 
 
 def error_response(exc: VoxhostError, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers={**(headers or {}), **error_headers(exc)})
 
 
-async def send_error(send, exc: VoxhostError, *, websocket_denial: bool = False) -> None:
+async def send_error(send, exc: VoxhostError, *, websocket_denial: bool = False,
+                     extra_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     """The same response as the exception handlers, for raw-ASGI middleware that
     answers before the app runs. `websocket_denial`: as a WebSocket handshake
     denial (`websocket.http.response`), which carries an HTTP status and body."""
-    body = json.dumps(exc.to_dict()).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(name.lower().encode(), value.encode()) for name, value in error_headers(exc).items()]
+    await send_error_body(send, exc.status_code, exc.to_dict(), error_headers(exc),
+                          websocket_denial=websocket_denial, extra_headers=extra_headers)
+
+
+async def send_error_body(send, status: int, body: dict, headers: Mapping[str, str] | None = None, *,
+                          websocket_denial: bool = False, extra_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """An OpenAI error body with its status, as raw ASGI messages: `send_error`'s, and the
+    migration gateway's relay of an upstream's own error (its status, body and Retry-After)."""
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    raw += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    raw += list(extra_headers)
     prefix = "websocket.http.response" if websocket_denial else "http.response"
-    await send({"type": f"{prefix}.start", "status": exc.status_code, "headers": headers})
-    await send({"type": f"{prefix}.body", "body": body})
+    await send({"type": f"{prefix}.start", "status": status, "headers": raw})
+    await send({"type": f"{prefix}.body", "body": data})
 
 
 class _RouteError(VoxhostError):
@@ -100,19 +115,24 @@ class _RouteError(VoxhostError):
         self.error_type = "invalid_request_error" if status_code < 500 else "server_error"
 
 
-def _voxhost_error(_: Request, exc: VoxhostError) -> JSONResponse:
+# Starlette calls each handler only with its own exception class (the isinstance checks say so to the
+# type checker, whose view of add_exception_handler takes any Exception).
+def _voxhost_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VoxhostError)
     return error_response(exc)
 
 
-def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
     return error_response(invalid_request(exc.errors()))
 
 
-def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return error_response(_RouteError(exc.status_code, str(exc.detail)), headers=getattr(exc, "headers", None))
+def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(_RouteError(exc.status_code, str(exc.detail)), headers=exc.headers)
 
 
-def _client_gone(_: Request, exc: ClientDisconnected) -> Response:
+def _client_gone(_: Request, exc: Exception) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)  # for the log and metrics; the client is gone
 
 

@@ -9,8 +9,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from voxhost.errors import invalid_request
-from voxhost.errors import InvalidRequest, PayloadTooLarge
+from voxhost.errors import InvalidRequest, PayloadTooLarge, invalid_request
 from voxhost.ops.settings import Settings
 
 # Multipart overhead allowed on top of the audio itself.
@@ -54,7 +53,7 @@ def text_field(form: FormData, name: str, default: str | None = None, max_chars:
 def list_field(form: FormData, name: str) -> list[str]:
     """OpenAI's SDK sends arrays as repeated `name[]` fields."""
     values = [*form.getlist(f"{name}[]"), *form.getlist(name)]
-    out = []
+    out: list[str] = []
     for value in values:
         if isinstance(value, UploadFile):
             raise InvalidRequest(f"'{name}' must be text.", param=name)

@@ -17,14 +17,22 @@ import time
 
 import uvicorn
 
+from voxhost.api.state import AppState
+
 log = logging.getLogger("voxhost.lifecycle")
 
 
-async def drain(state, timeout_s: float, poll_s: float = 0.05) -> bool:
-    """Refuse new work and wait for accepted work; True if everything finished."""
+async def drain(state: AppState, timeout_s: float, poll_s: float = 0.05) -> bool:
+    """Refuse new work and wait for accepted work; True if everything finished.
+    With `drain_grace_s`, first tell the load balancer (/ready 503, agent 0%) and
+    keep serving for that long, so it stops sending here before anything is refused."""
+    grace_s = state.settings.drain_grace_s
+    if grace_s > 0 and not state.draining.is_set():
+        state.leaving.set()
+        log.info("leaving: /ready 503 for %.1fs before the drain refuses new work", grace_s)
+        await asyncio.sleep(grace_s)
     state.draining.set()
-    if state.sessions is not None:
-        state.sessions.draining = True
+    state.sessions.draining = True
     deadline = time.monotonic() + timeout_s
     log.info("draining: %d requests/sessions in flight", state.http_in_flight)
     while time.monotonic() < deadline:
@@ -39,7 +47,7 @@ async def drain(state, timeout_s: float, poll_s: float = 0.05) -> bool:
 class DrainingServer(uvicorn.Server):
     """uvicorn.Server whose exit signal starts a drain instead of stopping at once."""
 
-    def __init__(self, config: uvicorn.Config, state, drain_timeout_s: float):
+    def __init__(self, config: uvicorn.Config, state: AppState, drain_timeout_s: float):
         super().__init__(config)
         self.state = state
         self.drain_timeout_s = drain_timeout_s
@@ -67,7 +75,7 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
 
 
-def start_target_drain_watch(state) -> asyncio.Task | None:
+def start_target_drain_watch(state: AppState) -> asyncio.Task | None:
     """With VOXHOST_DRAIN_TARGET_GROUP_ARN set: drain when the ALB starts
     deregistering this task, before ECS's SIGTERM (see ops/target_drain.py)."""
     settings = state.settings
@@ -79,3 +87,16 @@ def start_target_drain_watch(state) -> asyncio.Task | None:
         settings.drain_target_group_arn, settings.port,
         lambda: drain(state, settings.drain_timeout_s), interval_s=settings.drain_poll_interval_s)
     return asyncio.create_task(watcher.run(), name="target-drain-watch")
+
+
+def start_task_protection(state: AppState) -> asyncio.Task | None:
+    """On ECS (ECS_AGENT_URI set): protect this task from scale-in while it holds live sessions
+    (ops/task_protection.py); released when they end or the drain starts."""
+    from voxhost.ops.task_protection import from_environment
+
+    keeper = from_environment(state.settings.task_protection_minutes, lambda: state.sessions.active,
+                              lambda: state.sessions.draining)
+    if keeper is None:
+        return None
+    state.sessions.subscribe(keeper.changed)
+    return asyncio.create_task(keeper.run(), name="task-protection")

@@ -9,6 +9,7 @@ from starlette.datastructures import Headers, QueryParams
 
 from voxhost.api.errors import send_error
 from voxhost.api.origins import check_websocket_origin
+from voxhost.api.state import AppState
 from voxhost.errors import (
     AuthenticationError,
     CloseCode,
@@ -90,17 +91,28 @@ PROBE_PATHS = frozenset({"/health", "/ready"})
 METRICS_PATH = "/metrics"
 
 
+def is_console_asset(scope) -> bool:
+    """The browser console's page and static files (api/routers/console.py): public, so that
+    its API-key box can be reached; nothing secret is in them, and every API call the page
+    makes carries the key typed there."""
+    path = scope.get("path", "")
+    return scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and (
+        path == "/" or path.startswith("/web/"))
+
+
 class RequestAccounting:
     """Outermost: one RequestContext per request (HTTP or WebSocket).
 
     Assigns the request id, tracks in-flight work for drain, writes
     `X-Request-Id`, `X-Queue-Ms`, `X-Compute-Ms`, `X-Cost-USD` on the
     response, and reports the finished request to metrics and the log.
-    For streamed responses the headers leave before the work is done, so
-    they carry what was known then; metrics get the full figures.
+    A response whose headers leave before its work is done (streamed speech,
+    SSE; `RequestContext.work_after_headers`) gets no figures in them: its
+    SSE stream states them in its last event, and metrics and the log get them
+    when it ends.
     """
 
-    def __init__(self, app, *, state):
+    def __init__(self, app, *, state: AppState):
         self.app = app
         self.state = state
 
@@ -124,12 +136,13 @@ class RequestAccounting:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers += [
-                    (b"x-request-id", ctx.request_id.encode()),
-                    (b"x-queue-ms", f"{ctx.queue_seconds * 1000:.1f}".encode()),
-                    (b"x-compute-ms", f"{ctx.compute_seconds * 1000:.1f}".encode()),
-                    (b"x-cost-usd", f"{ctx.cost_usd:.8f}".encode()),
-                ]
+                headers.append((b"x-request-id", ctx.request_id.encode()))
+                if not ctx.work_after_headers:  # else unknown yet: omitted, never a false 0
+                    headers += [
+                        (b"x-queue-ms", f"{ctx.queue_seconds * 1000:.1f}".encode()),
+                        (b"x-compute-ms", f"{ctx.compute_seconds * 1000:.1f}".encode()),
+                        (b"x-cost-usd", f"{ctx.cost_usd:.8f}".encode()),
+                    ]
                 message = {**message, "headers": headers}
             elif message["type"] == "websocket.http.response.start":
                 status = message["status"]
@@ -147,8 +160,9 @@ class RequestAccounting:
             state.metrics.http_in_flight.set(state.http_in_flight)
             method = scope.get("method", "WS")
             state.metrics.observe_request(ctx, method, status, elapsed)
-            if ctx.key_name and ctx.audio_seconds and not ctx.abandoned and state.key_for(ctx.key_name):
-                state.rate_limiter.charge_audio(state.key_for(ctx.key_name), ctx.audio_seconds)
+            key = state.key_for(ctx.key_name) if ctx.key_name else None
+            if key is not None and ctx.audio_seconds and not ctx.abandoned:
+                state.rate_limiter.charge_audio(key, ctx.audio_seconds)
             request_log.info(
                 "%s %s %s", method, ctx.route, status,
                 extra={"request_id": ctx.request_id, "route": ctx.route, "status": status,
@@ -167,7 +181,7 @@ class Gatekeeper:
     handshake denial (same JSON); rate limit or drain gets accept + close 1013.
     """
 
-    def __init__(self, app, *, state):
+    def __init__(self, app, *, state: AppState):
         self.app = app
         self.state = state
 
@@ -175,22 +189,24 @@ class Gatekeeper:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
-        if path in PROBE_PATHS:
+        if path in PROBE_PATHS or is_console_asset(scope):
             return await self.app(scope, receive, send)
         state = self.state
         headers = Headers(scope=scope)
         websocket = scope["type"] == "websocket"
         # ?api_key= only on the WebSocket handshake (browsers can't set its
-        # headers): on plain HTTP it would land in proxy/ALB logs and history.
-        query = QueryParams(scope.get("query_string", b"")) if websocket else {}
-        presented = extract_api_key(headers, query)
+        # headers): on plain HTTP it would land in proxy/ALB logs and history,
+        # so it is refused there even beside a good header (the client must stop sending it).
+        # QueryParams decodes the names: `api%5Fkey` is `api_key`.
+        query = QueryParams(scope.get("query_string", b""))
+        presented = extract_api_key(headers, query if websocket else {})
         try:
             if websocket:
                 check_websocket_origin(headers, state.settings.cors_origins)
-            if presented is None and not websocket and b"api_key=" in scope.get("query_string", b""):
+            elif any(name.strip().lower() == "api_key" for name in query):
                 raise AuthenticationError(
                     "API keys in the URL are accepted only on the WebSocket handshake; send "
-                    "'Authorization: Bearer <key>' or 'X-API-Key'."
+                    "'Authorization: Bearer <key>' or 'X-API-Key', and take the key out of the URL."
                 )
             if path == METRICS_PATH:
                 state.keys.authenticate_metrics(presented)

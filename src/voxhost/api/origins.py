@@ -18,7 +18,7 @@ from voxhost.errors import OriginNotAllowed
 
 # What a browser client needs to send and read (request ids, cost, backoff).
 ALLOW_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "OpenAI-Beta"]
-EXPOSE_HEADERS = ["X-Request-Id", "X-Queue-Ms", "X-Compute-Ms", "X-Cost-USD", "Retry-After"]
+EXPOSE_HEADERS = ["X-Request-Id", "X-Queue-Ms", "X-Compute-Ms", "X-Cost-USD", "Retry-After", "retry-after-ms"]
 
 
 def install_cors(app: FastAPI, origins: list[str]) -> None:

@@ -21,6 +21,7 @@ each child, without the drain that ECS stop and the ALB rely on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -62,11 +63,10 @@ class Supervisor:
             return
         self.stopping = True
         for proc, _ in self.procs.values():
-            if proc.exitcode is None:
-                try:
+            if proc.exitcode is None and proc.pid is not None:
+                # exited since: reaped by the loop
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGTERM)  # each worker drains (lifecycle.DrainingServer)
-                except ProcessLookupError:  # exited since: reaped by the loop
-                    pass
 
     def _reap(self, index: int, proc: BaseProcess, started: float) -> None:
         _mark_dead(proc.pid)
@@ -139,10 +139,9 @@ def _mark_dead(pid: int | None) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid, path)
-    try:
+    # died before it was ready
+    with contextlib.suppress(FileNotFoundError):
         os.remove(os.path.join(path, f"{_READY_PREFIX}{pid}"))
-    except FileNotFoundError:  # died before it was ready
-        pass
 
 
 # ---- group readiness: /ready turns 200 once every worker has loaded ----------

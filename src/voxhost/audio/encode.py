@@ -9,11 +9,15 @@ are the maximum (the final length isn't known yet), as OpenAI sends it.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from fractions import Fraction
+from typing import cast
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
+from av.container import OutputContainer
 
 from voxhost.errors import InvalidRequest
 
@@ -82,15 +86,16 @@ class StreamEncoder:
         self._pts = 0
         self._closed = False
         self._header_sent = False
+        self._container: OutputContainer | None = None
+        self._resampler: av.AudioResampler | None = None
         if fmt in ("wav", "pcm"):
-            self._container = None
             self._resampler = None if input_rate == OUTPUT_RATE else av.AudioResampler("s16", "mono", OUTPUT_RATE)
             return
         container_fmt, codec, bit_rate = _CODECS[fmt]
         self._sink = _Sink()
         self._container = av.open(self._sink, mode="w", format=container_fmt,
                                   options=_MUXER_OPTIONS.get(fmt, {}))
-        self._stream = self._container.add_stream(codec, rate=OUTPUT_RATE)
+        self._stream = cast(AudioStream, self._container.add_stream(codec, rate=OUTPUT_RATE))
         ctx = self._stream.codec_context
         ctx.layout = "mono"
         ctx.format = _pick_format(codec)
@@ -100,7 +105,8 @@ class StreamEncoder:
             ctx.options = {"application": "voip", "frame_duration": "20"}
         ctx.open()
         frame_size = ctx.frame_size or None
-        self._resampler = av.AudioResampler(ctx.format.name, "mono", OUTPUT_RATE, frame_size=frame_size)
+        self._resampler = av.AudioResampler(self._stream.codec_context.format.name, "mono", OUTPUT_RATE,
+                                            frame_size=frame_size)
 
     # --- feeding ------------------------------------------------------------------------------
 
@@ -118,6 +124,7 @@ class StreamEncoder:
             return self._raw_header()
         if self._container is None:
             return self._raw_header() + self._raw(pcm)
+        assert self._resampler is not None  # made with the container
         for out in self._resampler.resample(self._frame(pcm)):
             self._mux(out)
         return self._sink.drain()
@@ -132,6 +139,7 @@ class StreamEncoder:
             if self._resampler is not None:
                 tail = b"".join(_s16_bytes(f) for f in self._resampler.resample(None))
             return self._raw_header() + tail
+        assert self._resampler is not None
         for out in self._resampler.resample(None):
             self._mux(out)
         for packet in self._stream.encode(None):
@@ -143,15 +151,15 @@ class StreamEncoder:
         """Release native resources when the response stops early."""
         if not self._closed and self._container is not None:
             self._closed = True
-            try:
+            # nothing to salvage from a half-written stream
+            with contextlib.suppress(Exception):
                 self._container.close()
-            except Exception:  # noqa: BLE001 - nothing to salvage from a half-written stream
-                pass
 
     # --- internals ----------------------------------------------------------------------------
 
     def _mux(self, frame: av.AudioFrame) -> None:
         frame.pts = None  # let the encoder number frames on its own time base
+        assert self._container is not None
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 

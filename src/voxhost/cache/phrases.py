@@ -35,12 +35,15 @@ _TMP_PREFIX = ".tmp-"
 _STALE_TMP_SECONDS = 3600
 
 
-def phrase_key(*, text: str, voice_fingerprint: str, engine_version: str, speed: float, fmt: str) -> str:
-    payload = json.dumps(
-        {"v": CACHE_SCHEMA, "text": text, "voice": voice_fingerprint, "engine": engine_version,
-         "speed": round(float(speed), 4), "format": fmt},
-        sort_keys=True, ensure_ascii=False,
-    )
+def phrase_key(*, text: str, voice_fingerprint: str, engine_version: str, speed: float, fmt: str,
+               languages: list[str] | None = None) -> str:
+    """`languages`: each chunk's language. The same text read in another language is other audio;
+    an all-English line keys as it always has, so caches warmed before languages existed still hit."""
+    fields = {"v": CACHE_SCHEMA, "text": text, "voice": voice_fingerprint, "engine": engine_version,
+              "speed": round(float(speed), 4), "format": fmt}
+    if languages and set(languages) != {"en"}:
+        fields["languages"] = languages
+    payload = json.dumps(fields, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -135,7 +138,7 @@ class DiskTier:
             self.evict()
 
     def _entries(self) -> list[tuple[float, int, Path]]:
-        out = []
+        out: list[tuple[float, int, Path]] = []
         if not self.dir.is_dir():
             return out
         now = time.time()
@@ -240,7 +243,7 @@ class PhraseCache:
         }
 
     @classmethod
-    def from_settings(cls, settings) -> "PhraseCache | None":
+    def from_settings(cls, settings) -> PhraseCache | None:
         if not settings.tts_cache_enabled:
             return None
         return cls(settings.tts_cache_dir, memory_bytes=settings.tts_cache_memory_bytes,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from voxhost.cli.common import console, progress_bar
+
+if TYPE_CHECKING:
+    from voxhost.services import Services
 
 app = typer.Typer(help="The TTS phrase cache (synthesised lines, shared by every server on this disk).",
                         no_args_is_help=True)
@@ -42,26 +46,15 @@ def warm(
     """Synthesise every line into the phrase cache, so the game's requests are hits."""
     import asyncio
 
-    from voxhost.cache.phrases import PhraseCache
-    from voxhost.engines.tts.registry import TtsRegistry
     from voxhost.errors import VoxhostError
-    from voxhost.ops.settings import get_settings
-    from voxhost.scheduler.executor import EngineExecutor
-    from voxhost.scheduler.tts import TtsScheduler
-    from voxhost.tts.service import SpeechService
 
-    settings = get_settings()
-    cache = PhraseCache.from_settings(settings)
+    services = _speech_services()
+    service, cache = services.speech, services.speech.cache
     if cache is None:
         console.print("[red]The phrase cache is disabled (VOXHOST_TTS_CACHE_ENABLED=false).[/red]")
         raise typer.Exit(code=1)
     rows = _read_lines(lines)
-    registry = TtsRegistry(settings)
-    with console.status("Loading TTS engines..."):
-        registry.load_all(warm_up=False)
-    scheduler = TtsScheduler(EngineExecutor("tts", workers=1, max_queue=1))
-    service = SpeechService(registry, scheduler, cache, max_input_chars=settings.max_text_chars,
-                            first_chunk_words=settings.tts_first_chunk_words)
+    _load_tts(services)
     counts = {"hit": 0, "miss": 0, "failed": 0}
 
     async def run(progress, task) -> None:
@@ -79,12 +72,84 @@ def warm(
     with progress_bar() as progress:
         task = progress.add_task("Warming", total=len(rows) * len(fmt))
         asyncio.run(run(progress, task))
-    scheduler.shutdown()
+    services.shutdown()
     if cache.disk is not None:
         cache.disk.enforce()
     console.print(f"synthesised {counts['miss']}, already cached {counts['hit']}, failed {counts['failed']}")
     if counts["failed"]:
         raise typer.Exit(code=1)
+
+
+@app.command("publish")
+def publish(
+    lines: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV of voice,text rows (barks, dialogue)."),
+    to: str = typer.Option(..., "--to", help="s3://bucket/prefix: the stack's CDN bucket (output LinesBucketName)."),
+    model: str = typer.Option("tts-1", help="Model to render with (tts-1, tts-1-hd, an engine name)."),
+    fmt: str = typer.Option("mp3", "--format", "-f", help="Audio format of the published files."),
+    speed: float = typer.Option(1.0, help="Speed to render at."),
+    endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="An S3-compatible endpoint instead of "
+                                            "AWS (a local stand-in); AWS credentials come from the usual chain."),
+) -> None:
+    """Render every line (or take it from the phrase cache) and publish it to S3, content-addressed,
+    with a manifest a game looks lines up in (docs/deploy.md "Pre-rendered lines on a CDN")."""
+    import asyncio
+
+    from voxhost.cache.publish import Destination, Rendered
+    from voxhost.cache.publish import publish as publish_lines
+
+    try:
+        destination = Destination.parse(to)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        import boto3
+    except ImportError:
+        console.print("[red]publishing needs boto3: pip install 'voxhost[aws]'[/red]")
+        raise typer.Exit(code=1) from None
+    rows = _read_lines(lines)
+    services = _speech_services()
+    _load_tts(services)
+    service = services.speech
+    s3 = boto3.client("s3", endpoint_url=endpoint_url)
+
+    async def render(voice: str, text: str) -> Rendered:
+        job = service.prepare(model=model, voice=voice, text=text, speed=speed, fmt=fmt)
+        audio, outcome = await service.synthesize(job)
+        return Rendered(voice, text, audio, job.engine.name, job.engine.model_version, job.voice.fingerprint,
+                        job.key, outcome)
+
+    counts = {"hit": 0, "miss": 0, "failed": 0}
+    with progress_bar() as progress:
+        task = progress.add_task("Publishing", total=len(rows))
+
+        def on_row(line, error) -> None:
+            counts["failed" if line is None else line.cache] += 1
+            if error:
+                progress.console.print(f"[red]{error}[/red]")
+            progress.advance(task)
+
+        manifest = asyncio.run(publish_lines(rows, render, s3, destination, model=model, fmt=fmt, speed=speed,
+                                             on_row=on_row))
+    services.shutdown()
+    console.print(f"published {len(manifest['lines'])} lines ({manifest['uploaded']} new files; rendered "
+                  f"{counts['miss']}, from the phrase cache {counts['hit']}, failed {counts['failed']}) to "
+                  f"s3://{destination.bucket}/{destination.key('manifest.json')}")
+    if manifest["failed"]:
+        raise typer.Exit(code=1)
+
+
+def _speech_services() -> Services:
+    """The server's own speech path (same engines, voices, scheduler and cache keys), from the
+    composition root; nothing loaded yet (`_load_tts`)."""
+    from voxhost.ops.settings import get_settings
+    from voxhost.services import build_services
+
+    return build_services(get_settings())
+
+
+def _load_tts(services: Services) -> None:
+    with console.status("Loading TTS engines..."):
+        services.tts_engines.load_all(warm_up=False)
 
 
 @app.command("stats")

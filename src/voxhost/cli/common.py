@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -10,15 +9,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True)  # results go to stdout, everything else here
 
 
-def require_plotting() -> None:
-    """Stop a drawing command before it does any work if matplotlib (an extra) is missing."""
+def can_plot() -> bool:
+    """Whether matplotlib (the `plot` extra) is here. Without it a drawing command still does
+    its work and prints its text, and says (now, before the work) how to get the plot too."""
     from voxhost.plotting import PlottingUnavailable, pyplot
 
     try:
         pyplot()
     except PlottingUnavailable as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(code=2) from None
+        console.print(f"[yellow]no plot this time: {escape(str(exc))}[/yellow]")
+        return False
+    return True
 
 
 def progress_bar() -> Progress:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 
@@ -15,8 +14,8 @@ app = typer.Typer(help="API keys (stored as sha256 digests only).", no_args_is_h
 @app.command("create")
 def create(
     name: str = typer.Argument(..., help="A name for the key (shown in logs and metrics)."),
-    rpm: Optional[int] = typer.Option(None, help="Requests per minute allowed."),
-    audio_minutes_per_day: Optional[float] = typer.Option(None, help="Audio minutes per UTC day allowed."),
+    rpm: int | None = typer.Option(None, help="Requests per minute allowed."),
+    audio_minutes_per_day: float | None = typer.Option(None, help="Audio minutes per UTC day allowed."),
 ) -> None:
     """Print a new key once, and the hashed entry to add to VOXHOST_API_KEYS_FILE."""
     from voxhost.ops.auth import new_entry

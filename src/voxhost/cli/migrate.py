@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,10 +19,10 @@ def migrate() -> None:
 
 @app.command()
 def report(
-    shadow_log: Optional[Path] = typer.Option(None, "--shadow-log", "-l",
+    shadow_log: Path | None = typer.Option(None, "--shadow-log", "-l",
                                               help="Shadow log (JSON lines; default VOXHOST_ROUTE_SHADOW_LOG)."),
     out: Path = typer.Option(Path("migration"), "--out", "-o", help="Directory for migration.md and .png."),
-    current_share: Optional[float] = typer.Option(None, min=0.0, max=1.0,
+    current_share: float | None = typer.Option(None, min=0.0, max=1.0,
                                                   help="Local share now (default VOXHOST_ROUTE_LOCAL_SHARE)."),
     min_agreement: float = typer.Option(0.90, min=0.0, max=1.0, help="Least agreement (1 - WER) to move on."),
     max_p95_s: float = typer.Option(2.0, min=0.0, help="Most local p95 latency (s) to move on."),
@@ -31,7 +30,7 @@ def report(
     min_samples: int = typer.Option(50, min=1, help="Fewest shadow samples for a recommendation."),
 ) -> None:
     """Markdown and PNG: agreement, latency, cost; and the next phase, if earned."""
-    from voxhost.gateway.report import Criteria, load, render, render_plot
+    from voxhost.api.gateway.report import Criteria, load, render, render_plot
     from voxhost.ops.settings import get_settings
 
     settings = get_settings()

@@ -43,8 +43,8 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         return
     table = Table("model", "task", "configured", "default", "source")
     for row in rows:
-        table.add_row(row["id"], row["task"], "yes" if row["configured"] else "", "yes" if row["default"] else "",
-                      row["source"])
+        table.add_row(str(row["id"]), str(row["task"]), "yes" if row["configured"] else "",
+                      "yes" if row["default"] else "", str(row["source"]))
     Console().print(table)
 
 
@@ -85,3 +85,28 @@ def assemble() -> None:
     with console.status(f"Fetching Kokoro's English voices (npm pack kokoro-js@{VERSION})..."):
         path = assemble_kokoro_voices(models_dir)
     console.print(f"kokoro voices: {path}")
+
+
+def models_manifest(
+    directory: str = typer.Argument(..., help="The models directory of one release (what VOXHOST_STT_DOWNLOAD_ROOT "
+                                              "points at)."),
+    version: str = typer.Option(..., "--version", help="The release's models version (e.g. 2026-12-06)."),
+    check: bool = typer.Option(False, "--check", help="Verify DIR/manifest.json instead of writing it."),
+) -> None:
+    """Write (or check) a release's model manifest: every file's sha256 (docs/deploy.md "Model updates")."""
+    from pathlib import Path
+
+    from voxhost.ops.model_manifest import NAME, ManifestMismatch, verify_manifest, write_manifest
+
+    root = Path(directory)
+    try:
+        if check:
+            manifest = verify_manifest(root / NAME)
+            console.print(f"models version {manifest.get('version')}: {len(manifest['files'])} files verified")
+            return
+        with console.status("Hashing model files...") as status:
+            manifest = write_manifest(root, version, progress=lambda p: status.update(f"Hashed {p.name}"))
+    except ManifestMismatch as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=1) from None
+    console.print(f"wrote {root / NAME}: version {version}, {len(manifest['files'])} files")

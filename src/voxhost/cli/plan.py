@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from voxhost.cli.common import console, progress_bar, require_plotting
+from voxhost.cli.common import can_plot, console, progress_bar
 
 
 def plan(
-    inputs: Optional[list[Path]] = typer.Option(
+    inputs: list[Path] | None = typer.Option(
         None, "--inputs", "-i", help="Plan YAML file(s), merged in order (e.g. deploy/plan.example.yaml, bench.yaml)."
     ),
     out: Path = typer.Option(Path("plan"), "--out", "-o", help="Directory for plan.md and plan.png."),
     burst: bool = typer.Option(False, "--burst", help="Also plan burst-to-cloud fleets (burst.md): sized below "
                                "the peak, the overflow sent to the cloud API by the gateway."),
-    daily_curve: Optional[str] = typer.Option(None, help="With --burst: the load over a day, comma-separated "
+    daily_curve: str | None = typer.Option(None, help="With --burst: the load over a day, comma-separated "
                                               "(e.g. 24 hourly figures); default: smooth, peak_to_average."),
 ) -> None:
     """Cost and capacity plan: cloud API against self-hosted, GPUs at the peak."""
@@ -30,7 +29,7 @@ def plan(
     from voxhost.planner.plot import render_plot
     from voxhost.planner.report import max_tasks_warnings, render_report, summary_rows
 
-    require_plotting()
+    plotting = can_plot()
     try:
         plan_inputs = load_inputs(inputs or [])
         tiers = make_plan(plan_inputs)
@@ -38,15 +37,16 @@ def plan(
         console.print(f"[red]invalid plan input: {exc}[/red]")
         raise typer.Exit(code=2)
     out.mkdir(parents=True, exist_ok=True)
-    render_plot(plan_inputs, out / "plan.png")
-    (out / "plan.md").write_text(render_report(plan_inputs, plot_name="plan.png"))
+    if plotting:
+        render_plot(plan_inputs, out / "plan.png")
+    (out / "plan.md").write_text(render_report(plan_inputs, plot_name="plan.png" if plotting else None))
     table = Table("", *[f"{t.players:,} players" for t in tiers])
     for row in summary_rows(tiers):
         table.add_row(*row)
     Console().print(table)
     for warning in max_tasks_warnings(plan_inputs, tiers):
         console.print(f"[yellow]warning: {warning}[/yellow]")
-    console.print(f"wrote {out / 'plan.md'} and {out / 'plan.png'}")
+    console.print(f"wrote {out / 'plan.md'}" + (f" and {out / 'plan.png'}" if plotting else ""))
     if burst:
         _burst(plan_inputs, daily_curve, out)
 
@@ -76,22 +76,28 @@ def _burst(plan_inputs, daily_curve: str | None, out: Path) -> None:
 
 def bench(
     out: Path = typer.Option(Path("bench.yaml"), "--out", "-o", help="Planner-input YAML to write."),
-    stt_model: Optional[list[str]] = typer.Option(
+    stt_model: list[str] | None = typer.Option(
         None, "--stt-model", help="STT model(s) to measure (default: VOXHOST_STT_MODELS)."
     ),
     clips: int = typer.Option(3, min=1, help="Eval clips (English, <= 15 s) per measurement."),
     concurrency: str = typer.Option("1,2", help="Comma-separated concurrencies for the streams figure."),
-    tts_engine: Optional[list[str]] = typer.Option(
-        None, "--tts-engine", help="TTS engine factory module:callable (optional, repeatable)."
+    tts_engine: list[str] | None = typer.Option(
+        None, "--tts-engine", help="TTS engine to measure, by name: hibari, kokoro, piper or a plugin's "
+                                   "(optional, repeatable)."
     ),
     tts_sentences: int = typer.Option(3, min=1, help="TTS sentences per engine."),
-    gpu: Optional[str] = typer.Option(None, help="Device label for the planner (default: detected GPU or cpu)."),
-    capacity: Optional[Path] = typer.Option(
+    gpu: str | None = typer.Option(None, help="Device label for the planner (default: detected GPU or cpu)."),
+    capacity: Path | None = typer.Option(
         None, exists=True, dir_okay=False,
         help="bench/capacity.py --json results: add the server's CPU per live session and per REST request "
              "(the planner's cpu: section)."),
 ) -> None:
     """Measure STT (and TTS) throughput on this machine, as planner input."""
+    # Thread pools as the server sizes them (engines/threads.py), before numpy and CTranslate2 load.
+    from voxhost.engines.threads import configure_environment, limit_blas
+
+    configure_environment()
+    limit_blas()
     from voxhost.ops.settings import get_settings
     from voxhost.planner.bench import run_bench
 

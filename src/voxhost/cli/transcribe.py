@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -27,18 +26,19 @@ def _collect(paths: list[Path]) -> list[Path]:
 def transcribe(
     inputs: list[Path] = typer.Argument(..., help="Audio files or directories."),
     fmt: str = typer.Option("txt", "--format", "-f", help="txt, srt, vtt or json."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for outputs (default: print)."),
-    model: Optional[str] = typer.Option(None, help="STT model (default: first of VOXHOST_STT_MODELS)."),
-    language: Optional[str] = typer.Option(None, help="Language code; detected when omitted."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Directory for outputs (default: print)."),
+    model: str | None = typer.Option(None, help="STT model (default: first of VOXHOST_STT_MODELS)."),
+    language: str | None = typer.Option(None, help="Language code; detected when omitted."),
     translate: bool = typer.Option(False, help="Translate to English."),
 ) -> None:
-    """Transcribe files locally, without a server."""
+    """Transcribe files locally, without a server: through the same STT service as a REST request
+    (its defaults, checks, decode policy and lanes)."""
+    import asyncio
+
     from voxhost.api.protocol.transcriptions import render
-    from voxhost.audio.decode import decode_audio
-    from voxhost.engines.stt.registry import SttRegistry
     from voxhost.errors import VoxhostError
     from voxhost.ops.settings import get_settings
-    from voxhost.stt.service import options_from, resolve_engine
+    from voxhost.services import build_services
 
     formats = {"txt": "text", "srt": "srt", "vtt": "vtt", "json": "verbose_json"}
     if fmt not in formats:
@@ -47,25 +47,28 @@ def transcribe(
     if not files:
         raise typer.BadParameter("no audio files found")
     settings = get_settings()
-    registry = SttRegistry(settings)
+    services = build_services(settings)
+    service = services.transcription
+    name = model or settings.stt_models[0]
     try:  # the server's defaults and checks (language tags, English-only models)
-        options = options_from(settings, task="translate" if translate else "transcribe", language=language,
-                               word_timestamps=fmt == "json")
-        with console.status(f"Loading {model or settings.stt_models[0]}..."):
-            registry.load(model or settings.stt_models[0], warm_up=False)
-        engine = resolve_engine(registry, model or settings.stt_models[0], options)
+        options = service.options(task="translate" if translate else "transcribe", language=language,
+                                  word_timestamps=fmt == "json")
+        with console.status(f"Loading {name}..."):
+            services.stt_engines.load(name, warm_up=False)
+        engine = service.engine(name, options)
     except VoxhostError as exc:
         raise typer.BadParameter(exc.message, param_hint=f"--{exc.param or 'model'}") from None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    with progress_bar() as progress:
-        task = progress.add_task("Transcribing", total=len(files))
+
+    async def run(progress, task) -> int:
+        failures = 0
         for path in files:
             progress.update(task, description=path.name[:40])
             try:
-                audio = decode_audio(path.read_bytes(), max_seconds=settings.max_audio_seconds)
-                transcript = engine.transcribe(audio, options)
+                audio = await service.decode(path.read_bytes())
+                # txt is a json/text response's text: the REST policy may drop timestamps for it.
+                transcript = await service.transcribe(engine, audio, options, timestamps_needed=fmt != "txt")
                 text = render(transcript, formats[fmt], task=options.task,
                               granularities={"word", "segment"} if fmt == "json" else set())
                 if out:
@@ -77,5 +80,10 @@ def transcribe(
                 failures += 1
                 progress.console.print(f"[red]{path}: {exc.message}[/red]")
             progress.advance(task)
+        return failures
+
+    with progress_bar() as progress:
+        failures = asyncio.run(run(progress, progress.add_task("Transcribing", total=len(files))))
+    services.shutdown()
     if failures:
         raise typer.Exit(code=1)

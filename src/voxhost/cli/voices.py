@@ -1,14 +1,14 @@
 """`voxhost voices`: designed voices in VOXHOST_VOICES_DIR, without a server.
 
 Servers sharing the directory pick changes up within a second; the same
-checks apply as for POST /v1/audio/voices (the registry does both).
+checks apply as for POST /v1/audio/voices (the voice catalog does both).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -16,28 +16,31 @@ from rich.table import Table
 
 from voxhost.cli.common import console
 
+if TYPE_CHECKING:
+    from voxhost.tts.voices import VoiceCatalog
+
 app = typer.Typer(help="Designed voices (a base voice plus pitch, formant, pace and an effect), saved by name.",
                   no_args_is_help=True)
 
 
-def _registry():
-    from voxhost.engines.tts.registry import TtsRegistry
+def _catalog() -> VoiceCatalog:
     from voxhost.ops.settings import get_settings
+    from voxhost.services import build_services
 
-    registry = TtsRegistry(get_settings())
+    services = build_services(get_settings())
     with console.status("Loading TTS engines (to check base voices)..."):
-        registry.load_all(warm_up=False)
-    return registry
+        services.tts_engines.load_all(warm_up=False)
+    return services.voices
 
 
-def _create(registry, data: dict, replace: bool) -> None:
+def _create(catalog: VoiceCatalog, data: dict, replace: bool) -> None:
     from voxhost.tts.designs import VoiceDesign
 
     design = VoiceDesign.parse(data)
-    if replace and registry.designs.get(design.name) is not None:
-        registry.designs.delete(design.name)
-    registry.create_design(design)
-    console.print(f"saved {design.name} in {registry.designs.dir}")
+    if replace and catalog.designs.get(design.name) is not None:
+        catalog.designs.delete(design.name)
+    catalog.create_design(design)
+    console.print(f"saved {design.name} in {catalog.designs.dir}")
 
 
 def _fail(exc) -> None:
@@ -52,7 +55,7 @@ def create(
     pitch: float = typer.Option(0.0, "--pitch", help="Semitones, -12..12."),
     formant: float = typer.Option(0.0, "--formant", help="Formant shift, -0.3..0.3 (negative: bigger)."),
     speed: float = typer.Option(1.0, help="Pace, 0.5..2."),
-    effect: Optional[str] = typer.Option(None, help="radio, helmet, cave, robot, giant, goblin or ghost."),
+    effect: str | None = typer.Option(None, help="radio, helmet, cave, robot, giant, goblin or ghost."),
     description: str = typer.Option("", help="What the voice is for."),
     replace: bool = typer.Option(False, help="Overwrite a voice of that name."),
 ) -> None:
@@ -62,7 +65,7 @@ def create(
     data = {"name": name, "base": base, "pitch_semitones": pitch, "formant_shift": formant, "speed": speed,
             "effect": effect, "description": description}
     try:
-        _create(_registry(), data, replace)
+        _create(_catalog(), data, replace)
     except VoxhostError as exc:
         _fail(exc)
 
@@ -83,11 +86,11 @@ def import_cast(
         loaded = [{"name": name, **(design or {})} for name, design in loaded.items()]
     if not isinstance(loaded, list) or not all(isinstance(item, dict) for item in loaded):
         raise typer.BadParameter(f"{cast}: expected a list of designs or a mapping name -> design")
-    registry = _registry()
+    catalog = _catalog()
     failed = 0
     for item in loaded:
         try:
-            _create(registry, item, replace)
+            _create(catalog, item, replace)
         except VoxhostError as exc:
             failed += 1
             console.print(f"[red]{item.get('name', '?')}: {exc.message}[/red]")

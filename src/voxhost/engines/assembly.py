@@ -10,9 +10,9 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 from voxhost.ops.locks import file_lock
 
@@ -41,7 +41,7 @@ def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def _verified(path: Path, size: int | None, sha256: str | None) -> bool:
+def verified(path: Path, size: int | None, sha256: str | None) -> bool:
     if not path.is_file():
         return False
     if size is not None and path.stat().st_size != size:
@@ -63,10 +63,10 @@ def assemble_file(
     parts: Sequence[Path], dest: Path, *, size: int | None = None, sha256: str | None = None
 ) -> Path:
     """Concatenate `parts` into `dest` once; verify size and/or sha256."""
-    if _verified(dest, size, sha256):
+    if verified(dest, size, sha256):
         return dest
     with file_lock(dest.with_name(dest.name + ".lock")):
-        if _verified(dest, size, sha256):  # another process finished first
+        if verified(dest, size, sha256):  # another process finished first
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent)
@@ -87,7 +87,7 @@ def assemble_file(
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _verified(dest, size, sha256)  # write the hash stamp
+        verified(dest, size, sha256)  # write the hash stamp
     return dest
 
 

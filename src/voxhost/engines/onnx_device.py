@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
+from voxhost.engines.threads import OnnxThreads
+
 log = logging.getLogger("voxhost.engines")
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -22,8 +24,9 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
 
-def providers(device: Device, engine: str, available: list[str] | None = None) -> list[str]:
-    """The provider list for `engine`'s session; `available` defaults to this onnxruntime's."""
+def providers(device: Device | str, engine: str, available: list[str] | None = None) -> list[str]:
+    """The provider list for `engine`'s session (`device`: auto, cpu or cuda); `available`
+    defaults to this onnxruntime's."""
     if device == "cpu":
         return [CPU]
     if available is None:
@@ -40,22 +43,51 @@ def providers(device: Device, engine: str, available: list[str] | None = None) -
     return [CPU]
 
 
-def session_options(threads: int, *, cpu_mem_arena: bool = False):
-    """SessionOptions for a TTS engine's session: `threads` intra- and inter-op, quiet logs.
+def session_options(pools: OnnxThreads, *, cpu_mem_arena: bool = True):
+    """SessionOptions for a TTS engine's session: its thread pools as the thread policy sizes
+    them (engines/threads.py `tts_threads`), quiet logs, and onnxruntime's CPU memory arena.
 
-    The CPU memory arena is off by default. With it, onnxruntime keeps the largest
-    intermediate buffers any synthesis ever needed (they grow with the input's length)
-    for the session's life: Kokoro's RSS rose by about 220 MiB over two sentences
-    and stayed there; without it those buffers go back to malloc, which the server
-    trims when idle (ops/memory.py). Latency and memory side by side:
-    bench/onnx_arena.py, docs/benchmarks.md."""
+    The arena makes a synthesis's many intermediate buffers cheap: without it each is a fresh
+    mmap (ops/memory.py keeps buffers over 256 KiB out of the heap) and a page fault per page
+    touched. Left alone, though, it keeps the largest buffers any synthesis ever needed for
+    the session's life (Kokoro's RSS rose and stayed up). So every run shrinks it
+    back (`ShrinkingSession`): buffers are reused within a run and handed back after it.
+    Latency and memory of the three, side by side: bench/onnx_arena.py, docs/benchmarks.md."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = threads
+    options = pools.apply(ort.SessionOptions())
     options.log_severity_level = 3
     options.enable_cpu_mem_arena = cpu_mem_arena
     return options
+
+
+# Run option: after the run, the CPU arena frees the regions nothing uses any more.
+ARENA_SHRINKAGE = ("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+
+class ShrinkingSession:
+    """An InferenceSession whose every run hands the CPU arena's free regions back afterwards.
+    Everything else is the session's own; libraries that call `run` themselves (piper) get
+    the shrinking through it unchanged."""
+
+    def __init__(self, session, shrink: bool = True):
+        import onnxruntime as ort
+
+        self.session = session
+        self.shrink = shrink
+        self._template = ort.RunOptions()
+        if shrink:
+            self._template.add_run_config_entry(*ARENA_SHRINKAGE)
+
+    def run(self, output_names, input_feed, run_options=None):
+        if run_options is None:
+            run_options = self._template
+        elif self.shrink:
+            run_options.add_run_config_entry(*ARENA_SHRINKAGE)
+        return self.session.run(output_names, input_feed, run_options)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
 
 
 def on_cuda(session) -> bool:

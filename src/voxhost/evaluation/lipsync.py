@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 
 import numpy as np
 
 
 def _key(word: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", word.lower())
+    # Letters of any alphabet ("derrumbó", "à"), so other languages' words pair as English ones do.
+    return re.sub(r"[\W_]", "", unicodedata.normalize("NFKC", word).lower())
 
 
 def start_errors(ours: list[tuple[str, float]], reference: list[tuple[str, float]]) -> list[float]:

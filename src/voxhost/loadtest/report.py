@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from voxhost.plotting import pyplot
 from voxhost.errors import CloseCode
 from voxhost.loadtest.runner import LoadResult
+from voxhost.plotting import pyplot
 
 OK = {200, 1000}
 REJECTED = {429, 503, CloseCode.TRY_AGAIN}
@@ -32,6 +32,7 @@ def summarize(result: LoadResult) -> list[dict]:
                 "throughput_rps": round(len(ok) / span, 2),
                 "rejected": sum(s.status in REJECTED for s in samples),
                 "errors": sum(s.status not in OK | REJECTED for s in samples),
+                "retried": sum(s.retries > 0 for s in samples),  # SDK retries (REST), reconnects (live)
                 "p50_ms": _pct(ok, 50), "p95_ms": _pct(ok, 95), "p99_ms": _pct(ok, 99),
                 "max_queue_depth": max((d for t, d in result.depth if stage.started <= t <= stage.ended), default=0),
             })
@@ -61,8 +62,10 @@ def plot(result: LoadResult, rows: list[dict], path: Path, title: str = "voxhost
         ax2.plot(t, d, color="tab:red", lw=1)
     for stage in result.stages:
         ax2.axvspan(stage.started, stage.ended, alpha=0.08, color="tab:blue")
-        ax2.text(stage.started, 0, f" {stage.offered_rps:.1f}/s", fontsize=7, va="bottom")
+        ax2.text(stage.started, 0, f" {stage.offered_rps:.1f}/s", fontsize=7, va="bottom", clip_on=True)
     ax2.set_xlabel("time (s); shaded: stages, labelled with offered load")
+    # Never below 0 (an empty queue autoscaled to -0.05..0.05), and a whole job at least.
+    ax2.set_ylim(0, max(1.0, max((d for _, d in result.depth), default=0.0)) * 1.1)
     ax2.set_ylabel("queued jobs (all engines, lanes)")
     ax2.set_title("Queue depth over time")
     ax2.grid(alpha=0.3)

@@ -9,6 +9,7 @@ protocol, push-to-talk over REST, or an NPC line through TTS. Bounded by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -56,10 +57,8 @@ async def _scrape_depth(client: httpx.AsyncClient, out: list, t0: float, stop: a
             out.append((time.monotonic() - t0, depth))
         except (httpx.HTTPError, ValueError):
             pass
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
-        except asyncio.TimeoutError:
-            pass
 
 
 async def run_load(base_url: str, scenarios: list[tuple[Scenario, float]], *, players: list[int],
@@ -74,7 +73,7 @@ async def run_load(base_url: str, scenarios: list[tuple[Scenario, float]], *, pl
         stop = asyncio.Event()
         scraper = asyncio.create_task(_scrape_depth(client, depth, t0, stop, 0.5))
         budget = [max_requests]
-        stages = []
+        stages: list[Stage] = []
         for count in players:
             stage = Stage(players=count, started=time.monotonic() - t0, offered_rps=count / think_s)
             end = time.monotonic() + stage_seconds
@@ -103,3 +102,37 @@ async def run_load(base_url: str, scenarios: list[tuple[Scenario, float]], *, pl
         stop.set()
         await scraper
     return LoadResult(stages, depth, t0, [s for s, _ in scenarios])
+
+
+async def run_roles(base_url: str, roles: list[tuple[Scenario, int]], *, stop: asyncio.Event, think_s: float,
+                    api_key: str | None = None, seed: int = 7, on_sample=None,
+                    allow_remote: bool = False) -> list[Sample]:
+    """Fixed players until `stop`: `count` players per scenario, each a closed loop of its
+    scenario's turns and think time (an open-mic player's turn is a whole session). For
+    tests of a fleet, where each kind of traffic must be there throughout an event."""
+    check_local(base_url, allow_remote)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    samples: list[Sample] = []
+    players = sum(count for _, count in roles)
+    limits = httpx.Limits(max_connections=players * 2 + 4)
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=300, limits=limits) as client:
+        async def player(scenario: Scenario, index: int) -> None:
+            rng = random.Random(seed * 1000 + index)
+            await asyncio.sleep(rng.uniform(0, think_s))
+            while not stop.is_set() and scenario.enabled:
+                sample = await scenario.turn(client, rng)
+                if sample is not None:
+                    samples.append(sample)
+                    if on_sample:
+                        on_sample(sample)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), rng.expovariate(1.0 / think_s))
+
+        index = 0
+        tasks = []
+        for scenario, count in roles:
+            for _ in range(count):
+                tasks.append(player(scenario, index))
+                index += 1
+        await asyncio.gather(*tasks)
+    return samples

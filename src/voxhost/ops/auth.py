@@ -19,9 +19,9 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import yaml
 
@@ -75,8 +75,8 @@ def extract_api_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str
             proto = proto.strip()
             if proto.startswith(WS_PROTOCOL_PREFIX):
                 return proto[len(WS_PROTOCOL_PREFIX):]
-    value = query.get("api_key")
-    return value or None
+    from_query = query.get("api_key")
+    return from_query or None
 
 
 def parse_keys(entries: Iterable) -> list[ApiKey]:

@@ -34,11 +34,19 @@ class RequestContext:
     # The client hung up before the response: its work was cancelled, and it
     # is counted as abandoned, never priced or charged to the key's quota.
     abandoned: bool = False
+    # The response's headers leave before its work is done (streamed speech, SSE): they
+    # cannot carry its queue, compute or cost, so they carry none rather than a false 0.
+    work_after_headers: bool = False
 
     def add_job(self, queue_seconds: float, compute_seconds: float, cost_usd: float) -> None:
         self.queue_seconds += queue_seconds
         self.compute_seconds += compute_seconds
         self.cost_usd += cost_usd
+
+    def figures(self) -> dict[str, float]:
+        """Queue, compute and cost so far, as the headers and SSE events state them."""
+        return {"queue_ms": round(self.queue_seconds * 1000, 1), "compute_ms": round(self.compute_seconds * 1000, 1),
+                "cost_usd": round(self.cost_usd, 8)}
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("voxhost_request", default=None)
@@ -77,3 +85,16 @@ def note_audio_seconds(seconds: float) -> None:
     ctx = current()
     if ctx is not None:
         ctx.audio_seconds += seconds
+
+
+def note_work_after_headers() -> None:
+    """The response streams while its work runs: its figures go to the stream's last event,
+    /metrics and the request log, not to headers."""
+    ctx = current()
+    if ctx is not None:
+        ctx.work_after_headers = True
+
+
+def figures() -> dict[str, float] | None:
+    ctx = current()
+    return ctx.figures() if ctx is not None else None

@@ -36,6 +36,7 @@ INSTANCE_PRICES_PER_HOUR = {
     "g5.xlarge": 1.006,
     "g6.xlarge": 0.805,
     "c7i.xlarge": 0.1785,
+    "c6i.xlarge": 0.17,
 }
 
 
@@ -100,6 +101,7 @@ INSTANCE_GPUS = {
     "g5.xlarge": "A10G",
     "g6.xlarge": "L4",
     "c7i.xlarge": "cpu",
+    "c6i.xlarge": "cpu",
 }
 
 # vCPUs per instance type: the planner's CPU budget (TTS and live sessions run on
@@ -110,6 +112,7 @@ INSTANCE_VCPUS = {
     "g5.xlarge": 4,
     "g6.xlarge": 4,
     "c7i.xlarge": 4,
+    "c6i.xlarge": 4,
 }
 
 # Memory (GiB) per instance type: the planner's memory budget (each server
@@ -120,6 +123,7 @@ INSTANCE_MEMORY_GB = {
     "g5.xlarge": 16,
     "g6.xlarge": 16,
     "c7i.xlarge": 8,
+    "c6i.xlarge": 8,
 }
 
 # Typical discounts off the on-demand price (assumptions, not quotes: spot
@@ -147,6 +151,14 @@ AWS_PRICES = {
     "waf_per_million_requests": 0.60,
     "secrets_manager_per_secret_month": 0.40,
     "kms_key_per_month": 1.00,
+    # Global routing (several regions): Route 53 latency records with HTTPS health checks.
+    "route53_hosted_zone_per_month": 0.50,
+    "route53_latency_per_million_queries": 0.70,
+    "route53_health_check_per_month": 1.50,  # AWS endpoint $0.50 + HTTPS $1.00
+    # Pre-rendered lines on a CDN: CloudFront from a private S3 origin (origin access control).
+    "cloudfront_per_gb": 0.085,  # first 10 TB/month, North America and Europe
+    "cloudfront_per_10k_requests": 0.01,  # HTTPS
+    "s3_standard_per_gb_month": 0.023,
 }
 
 

@@ -7,6 +7,12 @@ line into metrics without an agent or API calls. Dimension sets are
 [ServiceName] (what the autoscaling alarms use) and [ServiceName, TaskId];
 latency also goes out per route, one more line per route with [ServiceName,
 Route], so STT and TTS read against their own targets.
+
+The fleet scales and places on these (deploy/aws monitoring.py): LiveSessions and
+LiveSessionCapacity (the sessions the task admits: its Maximum over the service is one
+task's capacity), SttQueued/SttInFlight and TtsQueued/TtsInFlight (each pool's work),
+and LiveSessionsRefused (sessions refused for want of a slot in the interval: demand
+the fleet could not place).
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import socket
 import sys
 import time
 import urllib.request
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from voxhost.ops.context import RequestContext
 
@@ -28,6 +35,12 @@ UNITS = {
     "QueueDepth": "Count",
     "InFlight": "Count",
     "LiveSessions": "Count",
+    "LiveSessionCapacity": "Count",
+    "LiveSessionsRefused": "Count",
+    "SttInFlight": "Count",
+    "SttQueued": "Count",
+    "TtsInFlight": "Count",
+    "TtsQueued": "Count",
     "Requests": "Count",
     "ErrorCount": "Count",
     "RejectedCount": "Count",
@@ -53,11 +66,15 @@ def task_id(environ=os.environ) -> str:
 
 class EmfEmitter:
     def __init__(self, *, namespace: str, service_name: str, task: str,
-                 gauges: Callable[[], dict[str, float]], out: TextIO | None = None):
+                 gauges: Callable[[], dict[str, float]], out: TextIO | None = None,
+                 counters: Callable[[], dict[str, float]] | None = None):
         self.namespace = namespace
         self.service_name = service_name
         self.task = task
-        self.gauges = gauges  # QueueDepth, InFlight, LiveSessions: read at emit time
+        self.gauges = gauges  # QueueDepth, InFlight, LiveSessions...: read at emit time
+        # Cumulative counts kept elsewhere (Prometheus counters): each line carries the interval's increase.
+        self.counters = counters or dict
+        self._counted = dict(self.counters())
         self.out = out
         self._reset()
 
@@ -83,6 +100,9 @@ class EmfEmitter:
 
     def document(self, now: float | None = None) -> dict:
         values: dict[str, float | list[float]] = dict(self.gauges())
+        totals = self.counters()
+        values.update({name: max(0.0, total - self._counted.get(name, 0.0)) for name, total in totals.items()})
+        self._counted = dict(totals)
         values.update(Requests=self.requests, ErrorCount=self.errors, RejectedCount=self.rejected,
                       CostUSD=round(self.cost, 9))
         if self.latencies_ms:
@@ -99,8 +119,7 @@ class EmfEmitter:
             "ServiceName": self.service_name,
             "TaskId": self.task,
         }
-        doc.update(values)
-        return doc
+        return {**doc, **values}
 
     def route_documents(self, now: float | None = None) -> list[dict]:
         timestamp = int((now if now is not None else time.time()) * 1000)

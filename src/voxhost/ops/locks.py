@@ -4,9 +4,9 @@ cache (cache/), neither of which should import the other for it."""
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 @contextmanager

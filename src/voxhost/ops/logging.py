@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 import time
+from urllib.parse import unquote_plus
 
 # Every way a key can appear in text: a query parameter (uvicorn logs each
 # WebSocket handshake's path with its query string), the browser subprotocol,
@@ -26,8 +27,25 @@ _SECRETS = re.compile(
 )
 
 
+# A URL's query string in a log line (uvicorn logs each WebSocket handshake's path with it).
+# Its values are dropped except for these names: a key can hide under any spelling of its
+# parameter's name (`api%5Fkey`, `API_KEY`) and any format of its value (a studio's own keys).
+_QUERY = re.compile(r"\?([^\s\"'#]+)")
+_LOGGED_QUERY_VALUES = frozenset({"intent", "model"})
+
+
+def _query_without_values(match: re.Match) -> str:
+    pairs = []
+    for pair in match.group(1).split("&"):
+        name, sep, _ = pair.partition("=")
+        keep = unquote_plus(name).strip().lower() in _LOGGED_QUERY_VALUES
+        pairs.append(pair if keep or not sep else f"{name}=[redacted]")
+    return "?" + "&".join(pairs)
+
+
 def redact(text: str) -> str:
-    """`text` with any API key replaced by `[redacted]`."""
+    """`text` with any API key replaced by `[redacted]`, and every query value but the harmless ones."""
+    text = _QUERY.sub(_query_without_values, text)
     return _SECRETS.sub(lambda m: next(g for g in m.groups() if g) + "[redacted]", text)
 
 

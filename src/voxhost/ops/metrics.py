@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from voxhost.ops.context import RequestContext
 
@@ -30,7 +31,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-SUM_LIVE = "livesum"  # a gauge's value over several workers: the sum over those still running
+SUM_LIVE: Final = "livesum"  # a gauge's value over several workers: the sum over those still running
 
 
 class Metrics:
@@ -59,6 +60,21 @@ class Metrics:
                                    multiprocess_mode=SUM_LIVE)
         self.sessions_rejected = Counter("voxhost_live_sessions_rejected", "Live sessions refused (1013).",
                                          ["reason"], registry=r)
+        # The fleet's scaling and placement signals (deploy/aws monitoring.py): sessions against
+        # the sessions this process admits, and REST/TTS work apart, so each pool scales on its own.
+        self.live_session_capacity = Gauge(
+            "voxhost_live_session_capacity", "Live sessions this process admits (effective max_live_sessions).",
+            registry=r, multiprocess_mode=SUM_LIVE)
+        self.stt_in_flight = Gauge("voxhost_stt_in_flight", "Speech-to-text jobs (or batches) running now.",
+                                   registry=r, multiprocess_mode=SUM_LIVE)
+        self.stt_queued = Gauge("voxhost_stt_queued", "Speech-to-text jobs waiting in the scheduler.", registry=r,
+                                multiprocess_mode=SUM_LIVE)
+        self.tts_in_flight = Gauge("voxhost_tts_in_flight", "Text-to-speech jobs running now.", registry=r,
+                                   multiprocess_mode=SUM_LIVE)
+        self.tts_queued = Gauge("voxhost_tts_queued", "Text-to-speech jobs waiting in the scheduler.", registry=r,
+                                multiprocess_mode=SUM_LIVE)
+        self._queued: dict[tuple[str, str], float] = {}
+        self._running: dict[str, float] = {}
         self.speculative_finals = Counter(
             "voxhost_live_speculative_finals", "Final decodes started during a pause: used as the turn's "
             "final, or dropped because speech resumed (wasted compute).", ["outcome"], registry=r)
@@ -71,6 +87,9 @@ class Metrics:
                                     buckets=BATCH_BUCKETS, registry=r)
         self.job_wait = Histogram("voxhost_scheduler_wait_seconds", "Queue wait per job, per engine and lane.",
                                   ["engine", "lane"], buckets=LATENCY_BUCKETS, registry=r)
+        self.audio_memory = Gauge("voxhost_audio_memory_bytes", "Decoded audio held by REST requests "
+                                  "(decoding, queued, transcribed), against VOXHOST_AUDIO_MEMORY_BUDGET_MB.",
+                                  registry=r, multiprocess_mode=SUM_LIVE)
         self.rejections = Counter("voxhost_scheduler_rejections", "Jobs shed by the scheduler.",
                                   ["engine", "lane", "reason"], registry=r)
         self._gpu = None
@@ -87,9 +106,30 @@ class Metrics:
     # ---- SchedulerObserver ---------------------------------------------
     def queue_depth_changed(self, engine: str, lane: str, depth: int) -> None:
         self.queue_depth.labels(engine, lane).set(depth)
+        self._queued[(engine, lane)] = depth
+        self.stt_queued.set(self.work("stt", queued=True))
+        self.tts_queued.set(self.work("tts", queued=True))
 
     def in_flight_changed(self, engine: str, count: int) -> None:
         self.in_flight.labels(engine).set(count)
+        self._running[engine] = count
+        self.stt_in_flight.set(self.work("stt", queued=False))
+        self.tts_in_flight.set(self.work("tts", queued=False))
+
+    def work(self, kind: str, *, queued: bool) -> float:
+        """Jobs queued or running for one kind of work: executors are named `stt:<model>` and `tts`."""
+        if queued:
+            return sum(n for (engine, _), n in self._queued.items() if _kind(engine) == kind)
+        return sum(n for engine, n in self._running.items() if _kind(engine) == kind)
+
+    def set_session_capacity(self, sessions: int) -> None:
+        self.live_session_capacity.set(sessions)
+
+    def sessions_refused(self) -> float:
+        """Live sessions refused for want of a slot so far (not drain or rate limits): demand the
+        fleet could not place, so the scaling signal counts it."""
+        return sum(s.value for m in self.sessions_rejected.collect() for s in m.samples
+                   if s.name.endswith("_total") and s.labels.get("reason") == "capacity")
 
     def observe_batch(self, engine: str, size: int) -> None:
         self.batch_size.labels(engine).observe(size)
@@ -100,7 +140,7 @@ class Metrics:
     def rejected(self, engine: str, lane: str, reason: str) -> None:
         self.rejections.labels(engine, lane, reason).inc()
 
-    def observer(self) -> "SchedulerMetrics":
+    def observer(self) -> SchedulerMetrics:
         return SchedulerMetrics(self)
 
     # ---- requests --------------------------------------------------------
@@ -149,6 +189,10 @@ class Metrics:
 
     def total_in_flight(self) -> float:
         return sum(s.value for m in self.in_flight.collect() for s in m.samples)
+
+
+def _kind(engine: str) -> str:
+    return engine.split(":", 1)[0]
 
 
 class SchedulerMetrics:

@@ -23,7 +23,8 @@ import json
 import logging
 import os
 import urllib.request
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger("voxhost.target_drain")
 

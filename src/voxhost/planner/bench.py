@@ -7,9 +7,10 @@ CPU: the process time (all threads) of each request's engine path (decoding the
 upload, features, the engine call) and of each TTS line, per request and per
 character: the planner's CPU budget. On a GPU that is the host's share only; on
 a CPU run it includes the model, as the planner expects of a "cpu" row.
-TTS is pluggable (engines live on another branch): any `module:factory` whose
-factory returns an object with `name` and `synthesize(text) -> (samples,
-sample_rate)` is timed over the eval TTS sentences.
+TTS: each engine named (hibari, kokoro, piper, or a plugin's name), loaded by the
+server's own registry with the server's settings, speaks the eval TTS sentences in
+its default voice, each prepared (normalised, chunked) by the speech service as a
+request would be; the engine's synthesis is timed.
 
 Output: YAML in the planner's input format (a `throughput:` list), so
 `voxhost plan -i plan.yaml -i bench.yaml` uses the measured figures.
@@ -18,15 +19,14 @@ Output: YAML in the planner's input format (a `throughput:` list), so
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
 
 import numpy as np
 import yaml
@@ -35,13 +35,6 @@ from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.evaluation.dataset import Utterance, load_manifest, tts_sentences
 
 Progress = Callable[[str, int], None]  # (description, steps done) callback
-
-
-class TtsBenchEngine(Protocol):
-    name: str
-
-    def synthesize(self, text: str) -> tuple[np.ndarray, int]: ...
-
 
 @dataclass(frozen=True)
 class SttResult:
@@ -100,13 +93,13 @@ def bench_options(settings, clips: list[Utterance]) -> list:
 def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progress: Progress | None = None,
               settings=None) -> SttResult:
     from voxhost.audio.decode import decode_audio
-    from voxhost.engines.stt.registry import SttRegistry
     from voxhost.ops.settings import get_settings
+    from voxhost.services import build_services
 
     base = settings or get_settings()
     # One engine with as many CTranslate2 workers as the highest concurrency.
     s = base.model_copy(update={"stt_models": [model], "stt_num_workers": max(concurrency)})
-    engine = SttRegistry(s).load(model, warm_up=True)
+    engine = build_services(s).stt_engines.load(model, warm_up=True)
     uploads = [c.audio.read_bytes() for c in clips]
     audios = [decode_audio(u) for u in uploads]
     seconds = sum(len(a) for a in audios) / WHISPER_RATE
@@ -136,49 +129,58 @@ def bench_stt(model: str, clips: list[Utterance], concurrency: list[int], progre
     return SttResult(model, rtf, max(by_concurrency.values()), by_concurrency, seconds, len(clips), cpu_per_request)
 
 
-def load_tts_engine(spec: str) -> TtsBenchEngine:
-    """`package.module:factory` -> the engine the factory returns."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"--tts-engine wants module:factory, got {spec!r}")
-    return getattr(importlib.import_module(module_name), attr)()
+def bench_tts(name: str, sentences: list[str], progress: Progress | None = None, settings=None) -> TtsResult:
+    """Engine `name`, loaded by the server's registry (warmed up), speaking `sentences` in its default voice."""
+    from voxhost.ops.settings import get_settings
+    from voxhost.services import build_services
 
-
-def bench_tts(engine: TtsBenchEngine, sentences: list[str], progress: Progress | None = None) -> TtsResult:
-    engine.synthesize(sentences[0])  # warm-up, not timed
+    s = (settings or get_settings()).model_copy(update={"tts_engines": [name]})
+    services = build_services(s)
+    engine = services.tts_engines.load(name, warm_up=True)
+    jobs = [services.speech.prepare(model=name, voice=engine.default_voice, text=text, fmt="pcm")
+            for text in sentences]
     compute = audio_s = 0.0
     chars = 0
     cpu_started = time.process_time()
-    for text in sentences:
+    for job in jobs:
         started = time.perf_counter()
-        samples, rate = engine.synthesize(text)
+        samples = sum(pcm.size for pcm in engine.stream(job.chunks, job.voice, job.speed))
         compute += time.perf_counter() - started
-        audio_s += len(samples) / float(rate)
-        chars += len(text)
+        audio_s += samples / float(engine.sample_rate)
+        chars += len(job.text)
         if progress:
-            progress(f"{engine.name}: synthesis", 1)
+            progress(f"{name}: synthesis", 1)
     cpu = time.process_time() - cpu_started
     if audio_s <= 0:
-        raise ValueError(f"{engine.name} produced no audio")
-    return TtsResult(engine.name, compute / audio_s, chars / audio_s, audio_s, len(sentences), cpu / max(1, chars))
+        raise ValueError(f"{name} produced no audio")
+    return TtsResult(name, compute / audio_s, chars / audio_s, audio_s, len(sentences), cpu / max(1, chars))
 
 
 def cpu_from_capacity(stages: list[dict]) -> dict:
     """The planner's `cpu:` figures from bench/capacity.py's --json stages (the whole
     server's CPU on the simulated GPU: everything but the model): the median over the
-    live stages of CPU per streamed second, and over the REST stages of CPU per request."""
+    live stages of CPU per streamed second, and over the REST stages of CPU per request.
+
+    Only stages measured as production runs the server count: unpinned, on all cores (a
+    pinned core hides what idle thread pools burn on the others), and of the tree itself,
+    not a `--baseline` beside it. Stages from before the option existed were all pinned. A
+    stage in which sessions or requests failed measured less than the work: left out."""
+    stages = [s for s in stages if "pinned" in s and s["pinned"] is None
+              and not str(s.get("side", "")).startswith("baseline")
+              and not s.get("live_errors") and not s.get("rest_errors")]
     live = [s["cpu_s_per_player_minute"] / 60.0 for s in stages if s.get("kind") == "live"]
     rest = [s["cpu_ms_per_request"] / 1000.0 for s in stages if s.get("kind") == "rest"]
     if not live and not rest:
-        raise ValueError("no live or rest stages in the capacity results")
+        raise ValueError("no unpinned live or rest stages in the capacity results "
+                         "(run bench/capacity.py without --pin)")
     loads = [s["load_avg"] for s in stages if s.get("kind") in ("live", "rest")]
     out: dict = {}
     if live:
         out["vcpu_per_live_stream"] = round(float(np.median(live)), 5)
     if rest:
         out["cpu_s_per_rest_request"] = round(float(np.median(rest)), 5)
-    out["source"] = (f"measured: bench/capacity.py (simulated GPU), {len(live)} live and {len(rest)} REST stage(s), "
-                     f"median; load average {min(loads):.1f}-{max(loads):.1f}")
+    out["source"] = (f"measured: bench/capacity.py (simulated GPU, unpinned), {len(live)} live and {len(rest)} "
+                     f"REST stage(s), median; load average {min(loads):.1f}-{max(loads):.1f}")
     return out
 
 
@@ -187,12 +189,12 @@ def to_plan_yaml(gpu: str, stt: list[SttResult], tts: list[TtsResult], cpu: dict
     today = dt.date.today().isoformat()
     cores = os.cpu_count()
     rows = []
-    for r in stt:
-        conc = ", ".join(f"{c}: {v:.2f}" for c, v in sorted(r.by_concurrency.items()))
-        rows.append({"model": r.model, "kind": "stt", "gpu": gpu, "rtf": round(r.rtf, 5),
-                     "streams": round(r.streams, 3), "cpu_s_per_request": round(r.cpu_s_per_request, 5),
-                     "source": f"measured: voxhost bench {today} on {gpu} ({cores} CPU cores), {r.clips} clip(s), "
-                               f"{r.audio_seconds:.1f} s audio; audio s per s by concurrency {{{conc}}}"})
+    for s in stt:
+        conc = ", ".join(f"{c}: {v:.2f}" for c, v in sorted(s.by_concurrency.items()))
+        rows.append({"model": s.model, "kind": "stt", "gpu": gpu, "rtf": round(s.rtf, 5),
+                     "streams": round(s.streams, 3), "cpu_s_per_request": round(s.cpu_s_per_request, 5),
+                     "source": f"measured: voxhost bench {today} on {gpu} ({cores} CPU cores), {s.clips} clip(s), "
+                               f"{s.audio_seconds:.1f} s audio; audio s per s by concurrency {{{conc}}}"})
     for r in tts:
         rows.append({"model": r.model, "kind": "tts", "gpu": gpu, "rtf": round(r.rtf, 5),
                      "cpu_s_per_char": round(r.cpu_s_per_char, 7),
@@ -206,19 +208,18 @@ def to_plan_yaml(gpu: str, stt: list[SttResult], tts: list[TtsResult], cpu: dict
     return header + yaml.safe_dump(doc, sort_keys=False, width=120)
 
 
-def run_bench(out: Path, stt_models: list[str], clips: int, concurrency: list[int], tts_specs: list[str],
+def run_bench(out: Path, stt_models: list[str], clips: int, concurrency: list[int], tts_engines: list[str],
               tts_sentence_count: int, gpu: str | None = None, progress_factory=None,
               capacity: Path | None = None) -> str:
     """Everything `voxhost bench` does; returns the YAML it wrote."""
     cpu = cpu_from_capacity(json.loads(capacity.read_text())) if capacity else None
     chosen = pick_clips(clips)
     sentences = tts_sentences()[:tts_sentence_count]
-    engines = [load_tts_engine(spec) for spec in tts_specs]
     total = len(stt_models) * len(chosen) * (1 + len([c for c in set(concurrency) if c != 1])) + \
-        len(engines) * len(sentences)
+        len(tts_engines) * len(sentences)
     with (progress_factory(total) if progress_factory else _null_progress()) as progress:
         stt = [bench_stt(m, chosen, concurrency, progress) for m in stt_models]
-        tts = [bench_tts(e, sentences, progress) for e in engines]
+        tts = [bench_tts(name, sentences, progress) for name in tts_engines]
     text = to_plan_yaml(gpu or device_label(), stt, tts, cpu)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

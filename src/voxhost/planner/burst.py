@@ -12,8 +12,8 @@ Fleets here run all month (no autoscaling), as peak provisioning does.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -93,13 +93,14 @@ def burst_row(inputs: PlanInputs, players: int, curve: np.ndarray) -> BurstRow:
     def fleet_cost(gpus: int) -> float:
         return self_hosted_cost(inputs, capacity(inputs, players, gpus_override=gpus)).on_demand
 
-    best = None
+    best: tuple[float, int, float, float] | None = None
     for gpus in range(f.min_gpus, peak_needed + 1):
         share = overflow_share(curve, average_load, gpus * f.target_utilisation)
         fleet = fleet_cost(gpus)
         total = fleet + share * cloud
         if best is None or total < best[0] - 1e-9:
             best = (total, gpus, fleet, share)
+    assert best is not None  # the range holds peak_needed at least
     _, gpus, fleet, share = best
     return BurstRow(players, peak_needed, fleet_cost(peak_needed), gpus, fleet, share * cloud, share)
 

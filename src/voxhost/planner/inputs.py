@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from voxhost.ops import cost
+from voxhost.ops.capacity import LIVE_CORES_PER_PLAYER
 
 
 class _Model(BaseModel):
@@ -96,7 +97,7 @@ class CloudPricing(_Model):
     prices: dict[str, float] = Field(default_factory=lambda: dict(cost.CLOUD_PRICES))
 
     @model_validator(mode="after")
-    def _known(self) -> "CloudPricing":
+    def _known(self) -> CloudPricing:
         for key in (f"{self.stt_model}_per_minute", f"{self.tts_model}_per_million_chars"):
             if key not in self.prices:
                 raise ValueError(f"no cloud price '{key}' (known: {', '.join(self.prices)})")
@@ -116,12 +117,13 @@ class CpuCost(_Model):
     its own, from its throughput row). A measured throughput row's `cpu_s_per_request`
     / `cpu_s_per_char` wins over the REST and TTS defaults here."""
 
-    # measured: live STT sessions on the H200 run (docs/benchmarks.md, 32 sessions,
-    # 947% process CPU with the clients in the same process: an upper bound).
-    vcpu_per_live_stream: float = Field(default=0.30, ge=0)
-    # measured: bench/capacity.py on the simulated GPU (everything but the model), REST
-    # stages: 18-25 ms of server CPU per ~3.3 s clip (docs/benchmarks.md, "Capacity").
-    cpu_s_per_rest_request: float = Field(default=0.025, ge=0)
+    # measured: a live session's server CPU outside the model, unpinned on all cores as production
+    # runs it (bench/capacity.py on the simulated GPU; docs/benchmarks.md "Live CPU per player,
+    # unpinned"); the same figure sizes the server's default session capacity (ops/capacity.py).
+    vcpu_per_live_stream: float = Field(default=LIVE_CORES_PER_PLAYER["cuda"], ge=0)
+    # measured: the same benchmark's REST stage, server CPU per ~3.3 s push-to-talk clip outside
+    # the model, unpinned (docs/benchmarks.md "Live CPU per player, unpinned").
+    cpu_s_per_rest_request: float = Field(default=0.013, ge=0)
     # REST CPU that grows with the clip, on top of the per-request figure (which
     # already covers a rest_clip_seconds clip): 0 unless measured apart.
     cpu_s_per_stt_audio_s: float = Field(default=0.0, ge=0)
@@ -135,7 +137,7 @@ class CpuCost(_Model):
 class MemoryCost(_Model):
     """What the server holds in host memory: each worker process its models, each live session its buffers."""
 
-    # measured: the default server (all models) after warm-up, 965 MB VmHWM (issue 12).
+    # The default server (all models) after warm-up, VmHWM: docs/benchmarks.md, "Text-to-speech".
     server_gb: float = Field(default=0.965, gt=0)
     workers: int = Field(default=1, ge=1)  # VOXHOST_WORKERS: each loads its own models
     # assumed: a live session's audio ring, turn buffers and decoder state (30 s of
@@ -204,18 +206,33 @@ class Platform(_Model):
     """The fixed AWS pieces the CDK stack creates (keep in step with deploy/aws)."""
 
     egress: Literal["nat", "endpoints"] = "nat"  # CDK context `egress`
-    nat_gateways: int = 1
-    azs: int = 2
+    nat_gateways: int = 3  # one per AZ (the stack's nat_per_az): an AZ outage keeps the others' egress
+    azs: int = 3  # the stack's max_azs
     interface_endpoints: int = 8  # ecr.api, ecr.dkr, logs, monitoring, secretsmanager, ecs, ecs-agent, ecs-telemetry
     egress_gb_per_month: float = 50.0  # image pulls, model downloads, logs (assumed)
     efs_gb: float = 10.0  # large-v3-turbo (1.6 GB) + TTS voices + headroom
     log_gb_per_month: float = 5.0
     custom_metrics: int = 10  # EMF metrics x dimension sets at the service level
-    alarms: int = 6  # 4 of ours + 2 of ECS managed scaling (target tracking)
+    # ours (error rate, 5xx x2, no healthy targets, scale-in, p95 x2, refusals, GPU) + 2 of target tracking
+    alarms: int = 11
     waf_rules: int = 5  # rate limit, 3 managed groups, the body-size rule (deploy/aws edge.py)
     secrets: int = 1
     kms_keys: int = 1
     prices: dict[str, float] = Field(default_factory=lambda: dict(cost.AWS_PRICES))
+
+
+class Layout(_Model):
+    """What `voxhost plan` compares across deployment layouts (planner/layouts.py; deploy/aws context
+    `pools`, `regions`, `cdn`)."""
+
+    tts_instance_type: str = "c7i.xlarge"  # the dedicated layout's TTS pool (deploy/aws tts_instance_types)
+    min_tasks_per_pool: int = Field(default=2, ge=1)  # the stack's floor: two tasks in two AZs, per pool
+    # assumed: share of TTS characters that are fixed lines (barks, scripted dialogue) published to
+    # the CDN with `voxhost cache publish`, fetched by the game instead of synthesised.
+    cdn_share: float = Field(default=0.5, ge=0, le=1)
+    cdn_catalogue_gb: float = Field(default=5.0, ge=0)  # the published lines kept in S3 (assumed)
+    chars_per_line: float = Field(default=60.0, gt=0)  # assumed: a bark or a line of dialogue
+    dns_queries_per_request: float = Field(default=0.05, ge=0)  # assumed: clients reuse connections (TTL 60 s)
 
 
 class DesignClaims(_Model):
@@ -224,9 +241,9 @@ class DesignClaims(_Model):
     gpus: dict[int, int] = Field(default_factory=lambda: {50: 1, 500: 3, 5000: 10})
     break_even_months: dict[int, float] = Field(default_factory=lambda: {50: 2.3, 500: 1.1, 5000: 0.4})
     # Its cloud column, and its self-hosted totals (GPUs at 720 h, ALB, EBS, transfer).
-    cloud_stt: dict[int, float] = Field(default_factory=lambda: {50: 1080, 500: 10_800, 5000: 108_000})
-    cloud_tts: dict[int, float] = Field(default_factory=lambda: {50: 23, 500: 230, 5000: 2300})
-    self_hosted: dict[int, float] = Field(default_factory=lambda: {50: 471, 500: 1367, 5000: 4549})
+    cloud_stt: dict[int, float] = Field(default_factory=lambda: {50: 1080.0, 500: 10_800.0, 5000: 108_000.0})
+    cloud_tts: dict[int, float] = Field(default_factory=lambda: {50: 23.0, 500: 230.0, 5000: 2300.0})
+    self_hosted: dict[int, float] = Field(default_factory=lambda: {50: 471.0, 500: 1367.0, 5000: 4549.0})
     table_savings_pct: tuple[float, float] = (57.0, 96.0)
     summary_savings_pct: tuple[float, float] = (60.0, 85.0)
 
@@ -250,6 +267,7 @@ class PlanInputs(_Model):
     stt_model: str = "large-v3-turbo"
     tts_model: str = "hibari"  # what tts-1 runs on the server (VOXHOST_TTS_MODEL_ALIASES), on the CPU
     cpu: CpuCost = Field(default_factory=CpuCost)
+    layout: Layout = Field(default_factory=Layout)
     memory: MemoryCost = Field(default_factory=MemoryCost)
     # AWS bills 730 h a month; the design document prices 720 h (30 days). Both are shown.
     hours_per_month: float = Field(default=cost.HOURS_PER_MONTH, gt=0)

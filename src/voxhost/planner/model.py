@@ -150,26 +150,26 @@ def capacity(inputs: PlanInputs, players: int, gpus_override: int | None = None)
         + rest_audio_rate / u.rest_clip_seconds * per_request + rest_audio_rate * c.cpu_s_per_stt_audio_s \
         + tts_rate * u.chars_per_audio_second * per_char
     vcpu_peak = vcpu * u.peak_to_average
-    gpu_bound = _gpus(stt_load + tts_load, f.target_utilisation, f.min_gpus)
-    cpu_bound = _gpus(vcpu_peak / f.vcpus, c.target_utilisation, f.min_gpus)
+    gpu_bound = instances_needed(stt_load + tts_load, f.target_utilisation, f.min_gpus)
+    cpu_bound = instances_needed(vcpu_peak / f.vcpus, c.target_utilisation, f.min_gpus)
     # Memory: each instance's servers (one per worker) first, live sessions in the rest.
     live_peak = audio_rate * u.live_share * u.peak_to_average
     free_gb = f.memory_gb - f.gpus_per_instance * m.workers * m.server_gb - m.reserved_gb
     if free_gb <= 0:
         raise ValueError(f"{f.instance_type} has {f.memory_gb:g} GB: no room beside {m.workers} server(s) of "
                          f"{m.server_gb:g} GB and {m.reserved_gb:g} GB reserved")
-    memory_bound = _gpus(live_peak * m.gb_per_live_stream / free_gb * f.gpus_per_instance, m.target_utilisation,
+    memory_bound = instances_needed(live_peak * m.gb_per_live_stream / free_gb * f.gpus_per_instance, m.target_utilisation,
                          f.min_gpus)
-    average = max(_gpus((stt_load + tts_load) / u.peak_to_average, f.target_utilisation, f.min_gpus),
-                  _gpus(vcpu / f.vcpus, c.target_utilisation, f.min_gpus),
-                  _gpus(live_peak / u.peak_to_average * m.gb_per_live_stream / free_gb * f.gpus_per_instance,
+    average = max(instances_needed((stt_load + tts_load) / u.peak_to_average, f.target_utilisation, f.min_gpus),
+                  instances_needed(vcpu / f.vcpus, c.target_utilisation, f.min_gpus),
+                  instances_needed(live_peak / u.peak_to_average * m.gb_per_live_stream / free_gb * f.gpus_per_instance,
                         m.target_utilisation, f.min_gpus))
     peak = max(gpu_bound, cpu_bound, memory_bound)
     return Capacity(players, stt_rate, tts_rate, stt_load, tts_load, vcpu_peak, gpu_bound, cpu_bound,
                     gpus_override if gpus_override is not None else peak, average, live_peak, memory_bound)
 
 
-def _gpus(load: float, utilisation: float, minimum: int) -> int:
+def instances_needed(load: float, utilisation: float, minimum: int) -> int:
     # round() first so 2.0000000001 from float noise does not buy a third GPU
     return max(minimum, math.ceil(round(load / utilisation, 9)))
 

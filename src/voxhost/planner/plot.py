@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from voxhost.plotting import pyplot
 from voxhost.planner.inputs import PlanInputs
 from voxhost.planner.model import tier
+from voxhost.plotting import pyplot
 
 
 def break_even_players(inputs: PlanInputs, self_cost: str = "on_demand", lo: int = 1, hi: int = 100_000) -> int | None:
@@ -22,7 +22,7 @@ def break_even_players(inputs: PlanInputs, self_cost: str = "on_demand", lo: int
     # Not strictly monotone (GPU steps), so scan coarsely then refine.
     grid = np.unique(np.geomspace(lo, hi, 400).astype(int))
     first = next(int(n) for n in grid if cheaper(int(n)))
-    prev = int(grid[max(0, np.searchsorted(grid, first) - 1)])
+    prev = int(grid[max(0, int(np.searchsorted(grid, first)) - 1)])
     return next(n for n in range(prev, first + 1) if cheaper(n))
 
 

@@ -222,7 +222,35 @@ def summary_rows(tiers: list[Tier]) -> list[list[str]]:
 # Each section renders from the inputs and the tiers; a planner module adds its
 # own table by appending to this list (or passing `sections`).
 Section = Callable[[PlanInputs, list[Tier]], str]
-SECTIONS: list[Section] = [_inputs_section, _money_tables, _claims_section, _stack_section, _alternatives]
+def _layouts_section(inputs: PlanInputs, tiers: list[Tier]) -> str:
+    from voxhost.planner.layouts import cheapest, compare
+
+    rows = []
+    for players, costs in compare(inputs).items():
+        best = cheapest(costs)
+        for c in costs:
+            pools = ", ".join(f"{n} {pool}" for pool, n in c.instances.items())
+            rows.append([f"{players:,}", c.name + (" **(cheapest)**" if c is best else ""), pools,
+                         dollars(c.on_demand), dollars(c.spot_mix),
+                         f"{dollars(c.reserved_base)} ({c.reserved_instances} reserved)"])
+    lay = inputs.layout
+    return "\n".join([
+        "## Layouts: combined or dedicated pools, one or two regions, CDN",
+        "",
+        f"Each pool at least {lay.min_tasks_per_pool} tasks (the stack's floor, two AZs); dedicated puts TTS on "
+        f"{lay.tts_instance_type} (CPU engines); each region a whole stack sized for its share at the same peak, "
+        f"plus Route 53 latency records and a health check per region; CDN: {lay.cdn_share:.0%} of the TTS "
+        "characters as published lines from CloudFront. Reserved base: the instances the average load keeps "
+        "running all month on 1-year reserved prices, the rest at the stack's spot mix (planner/layouts.py).",
+        "",
+        _table(["players", "layout", "instances at the peak", "on demand / month", "spot mix / month",
+                "reserved base + spot / month"], rows),
+        "",
+    ])
+
+
+SECTIONS: list[Section] = [_inputs_section, _money_tables, _claims_section, _stack_section, _alternatives,
+                           _layouts_section]
 
 
 def render_report(inputs: PlanInputs, plot_name: str | None = None,

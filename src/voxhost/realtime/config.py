@@ -33,3 +33,8 @@ class SessionLimits:
     # server_vad: start the final decode this long into a pause, while the silence
     # timer still runs; used if the pause ends the turn. 0: decode only at the stop.
     speculative_final_ms: int = 200
+    # A final's audio runs at least this far past the start of the pause that ended its turn,
+    # padded with silence where less was heard (a speculative final, a short silence_duration_ms):
+    # Whisper drops a turn's last words when its audio stops ~150 ms after them
+    # (docs/benchmarks.md, "Trailing silence of live finals"). 0: decode only what was heard.
+    final_trailing_ms: int = 500

@@ -8,31 +8,35 @@ without a session.
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
 
 from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.base import Transcript, TranscriptionOptions
+from voxhost.engines.stt.windows import encoder_window
 from voxhost.realtime.config import SessionConfig, SessionLimits
 
 CONTEXT_S = 4.0  # audio of the previous turn decoded before a continuing turn
 CONTEXT_MAX_GAP_S = 2.0  # turns closer than this are treated as one utterance
 MAX_FINAL_WITH_CONTEXT_S = 28.0  # context + turn must fit one Whisper window
 CONTEXT_WORD_SLACK_S = 0.25  # within the last turn's trailing silence (>= 0.5 s by default)
+# Encoder windows sized to the turn (VOXHOST_REALTIME_SHORT_WINDOW). A partial is the turn plus a
+# second; a final the turn plus 5 s, at least 15 s: shorter final windows made Whisper repeat or
+# stop early, from 15 s the WER held, and `repeats` catches the rest by decoding again at 30 s
+# (docs/benchmarks.md, "Live speech-to-text").
+PARTIAL_WINDOW_PAD_S, PARTIAL_WINDOW_FLOOR_S = 1.0, 5
+FINAL_WINDOW_PAD_S, FINAL_WINDOW_FLOOR_S = 5.0, 15
 
 
 def window_seconds(seconds: float) -> int:
-    """Encoder window for a partial: the turn plus a second, in 5 s steps, at most Whisper's 30 s."""
-    return int(min(30, max(5, math.ceil((seconds + 1.0) / 5.0) * 5)))
+    """Encoder window for a partial of a `seconds` turn."""
+    return encoder_window(seconds, pad_s=PARTIAL_WINDOW_PAD_S, floor_s=PARTIAL_WINDOW_FLOOR_S)
 
 
 def final_window_seconds(seconds: float) -> int:
-    """Encoder window for a final: the turn plus 5 s, at least 15 s. Whisper's
-    30 s window costs ~2x more on CPU; windows under 15 s made finals repeat or
-    stop early, 15 s+ kept the WER (docs/benchmarks.md), and `repeats` catches the rest."""
-    return int(min(30, max(15, math.ceil((seconds + 5.0) / 5.0) * 5)))
+    """Encoder window for a final of a `seconds` turn."""
+    return encoder_window(seconds, pad_s=FINAL_WINDOW_PAD_S, floor_s=FINAL_WINDOW_FLOOR_S)
 
 
 _WORDS = re.compile(r"[^\w']+")
@@ -52,7 +56,8 @@ def repeats(text: str, n: int = 4) -> bool:
 
 
 def turn_options(config: SessionConfig, limits: SessionLimits, seconds: float, *, final: bool,
-                 full_window: bool = False, speech_heard: bool = False) -> TranscriptionOptions:
+                 full_window: bool = False, speech_heard: bool = False,
+                 language_hint: str | None = None) -> TranscriptionOptions:
     """Options for decoding `seconds` of a turn: greedy and text-only for a
     partial, beam search with timestamps and fallback for a final.
 
@@ -60,7 +65,10 @@ def turn_options(config: SessionConfig, limits: SessionLimits, seconds: float, *
     every field here is a live-decoding choice (its own beam setting,
     VOXHOST_REALTIME_FINAL_BEAM_SIZE; the VAD gate unless the session heard speech; windows sized to the turn),
     and taking REST's stt_beam_size or stt_vad_filter would change live results.
-    The language was already mapped to Whisper's code when the session was updated."""
+    The language was already mapped to Whisper's code when the session was updated. Without one,
+    each turn is detected on its own, with `language_hint` (the language the session's last
+    turn was in) kept unless Whisper is sure of another: players may switch, but one short
+    turn heard alone is a poor guess (engines/stt/base.py LANGUAGE_SWITCH_CONFIDENCE)."""
     window = None
     if limits.short_window and not full_window:
         window = final_window_seconds(seconds) if final else window_seconds(seconds)
@@ -68,17 +76,18 @@ def turn_options(config: SessionConfig, limits: SessionLimits, seconds: float, *
     # Whisper repeat it ("word, word" -> "word, word, word, word or word").
     return TranscriptionOptions(
         language=config.language,
+        language_hint=language_hint if config.language is None else None,
         prompt=config.prompt,
         hotwords=config.hotwords,
         beam_size=limits.final_beam_size if final else 1,
-        # Whisper decodes more accurately in its timestamp mode (trained so):
-        # on the eval set, text-only finals lost ~3 WER points. Partials trade it for speed.
+        # Whisper decodes more accurately in its timestamp mode (trained so): text-only
+        # finals lost words on the eval set. Partials trade it for speed.
         without_timestamps=not final,
         # Speech runs ~3 tokens/s; anything far beyond is a repetition loop.
         max_new_tokens=int(16 + 8 * seconds),
         temperature_fallback=final,
         # Whisper encodes 30 s whatever the turn's length; a window sized to the turn
-        # makes partials ~3x and finals ~2x cheaper on CPU.
+        # makes partials and finals cheaper on CPU (docs/benchmarks.md, "Live speech-to-text").
         chunk_length=window,
         # The gate: a noise-only turn returns "" instead of a hallucinated "Thank you.".
         # Not needed when the session's VAD already heard speech in the turn.

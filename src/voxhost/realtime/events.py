@@ -27,6 +27,11 @@ class SpeechStopped:
 class Committed:
     item_id: str
     previous_item_id: str | None
+    # The committed audio on this session's clock (ms since its first append): what the
+    # final will cover. A client that resumes the session elsewhere trims its replay
+    # buffer by it, whoever committed (VAD, the client, the turn limit, a drain).
+    audio_start_ms: int | None = None
+    audio_end_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class TranscriptCompleted:
     item_id: str
     transcript: str
     audio_seconds: float
+    # Whisper's code of the language the transcript is in (the session's, or the one detected
+    # for this turn); None when nothing was said.
+    language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ decode starts on the turn so far; if the pause ends the turn, that decode is
 its final (most of it already done while the silence timer ran), and if speech
 resumes it is dropped. Like partials it never waits for a worker.
 
+A final's audio runs at least `final_trailing_ms` past the pause's start: what
+was heard, then silence. Whisper drops a turn's last words when the audio stops
+soon after them, as a speculative final's did 200 ms into the pause
+("in being comparatively modern." -> "in being"), so the speculation decodes
+as much trailing audio as the final at the stop would.
+
 While a turn is open, a partial decode (greedy) runs every
 `partial_interval_ms` of new audio, but only when a decode worker is free:
 partials are skipped, never queued, so they cannot delay anyone's final.
@@ -26,27 +32,34 @@ events (realtime/events.py) through the async `emit` callback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Awaitable, Callable
 
 import numpy as np
 
 from voxhost.audio.pcm import WHISPER_RATE
-from voxhost.engines.stt.features import IncrementalMel, after_context, tail, with_features
+from voxhost.engines.stt.base import SpeechToText, Transcript
+from voxhost.engines.stt.features import AudioWithFeatures, IncrementalMel, after_context, tail, with_features
 from voxhost.errors import InvalidRequest, Overloaded, VoxhostError
 from voxhost.ids import new_id
 from voxhost.realtime import events as ev
 from voxhost.realtime.audio import PcmInput
 from voxhost.realtime.buffer import AudioBuffer
 from voxhost.realtime.config import SessionConfig, SessionLimits
-from voxhost.realtime.decoding import (CONTEXT_MAX_GAP_S, CONTEXT_S, fits_with_context, repeats, turn_options,
-                                       words_after_context)
+from voxhost.realtime.decoding import (
+    CONTEXT_MAX_GAP_S,
+    CONTEXT_S,
+    fits_with_context,
+    repeats,
+    turn_options,
+    words_after_context,
+)
 from voxhost.realtime.partials import LocalAgreement
+from voxhost.realtime.scheduling import Decoder
 from voxhost.realtime.vad import WINDOW, TurnDetector
 from voxhost.realtime.vad_batch import SileroStream
-# SchedulerDecoder is re-exported: api/routers/realtime.py builds sessions with it.
-from voxhost.realtime.scheduling import Decoder, SchedulerDecoder  # noqa: F401
 from voxhost.stt.languages import check_model_language
 
 log = logging.getLogger("voxhost.realtime")
@@ -64,6 +77,18 @@ class _Speculation:
     task: asyncio.Task
 
 
+@dataclass(frozen=True)
+class Final:
+    """A turn's final transcript and the language it is in (None: nothing was said)."""
+
+    text: str
+    language: str | None
+
+    @classmethod
+    def of(cls, text: str, transcript: Transcript) -> Final:
+        return cls(text, transcript.info.language if text else None)
+
+
 def _retrieve(task: asyncio.Task) -> None:
     if not task.cancelled():
         task.exception()
@@ -74,6 +99,10 @@ def _ms(samples: int) -> int:
 
 
 MIN_DECODE_LEAD_MS = 600  # audio decoded before a detected speech start
+# Silero's LSTM state after a turn can keep it deaf to the next speaker for seconds (a French
+# line after a Spanish one was heard 3.5 s late, its start lost); after this long idle the
+# stream starts afresh, as at a session's start (docs/benchmarks.md "Speech-to-text per language").
+VAD_FRESH_AFTER_IDLE_MS = 1000
 
 
 class TranscriptionSession:
@@ -87,9 +116,10 @@ class TranscriptionSession:
         self._buffer = AudioBuffer()
         self._vad = SileroStream()  # scored with every live session's windows (realtime/vad_batch.py)
         self._vad_pos = 0  # absolute sample up to which VAD has scored
+        self._idle_since: int | None = None  # where the last turn stopped, until the VAD state is fresh
         self._detector: TurnDetector | None = None
-        self._set_turn_detection()
         self._item_id: str | None = None  # the turn in progress
+        self._set_turn_detection()
         self._turn_start = 0
         self._turn_peak = 0.0  # the highest VAD probability heard in the turn so far
         self._mel: IncrementalMel | None = None  # the turn's features, each frame computed once
@@ -100,14 +130,18 @@ class TranscriptionSession:
         self._finals: list[asyncio.Task] = []
         self._tail: np.ndarray | None = None  # the last turn's final seconds (context for the next)
         self._tail_end = 0
+        # The language of the turn the tail ends (resolved when its final is decoded): with no
+        # session language, a turn decoded after that tail is told it (TranscriptionOptions.language_hint).
+        self._tail_language: asyncio.Future | None = None
         self._speculation: _Speculation | None = None
+        self._language: str | None = None  # of the last turn with words: the next turn's hint
         self.speculative_used = 0
         self.speculative_dropped = 0
         self._closed = False
         self.turns = 0
 
     # --- configuration -------------------------------------------------
-    def validate(self, config: SessionConfig):
+    def validate(self, config: SessionConfig) -> SpeechToText:
         """The engine for `config`; raises InvalidRequest/ModelNotFound if unusable."""
         PcmInput(config.input_rate)
         try:
@@ -136,7 +170,7 @@ class TranscriptionSession:
         # VAD scores audio from here on; a turn already open carries on.
         self._vad.reset()
         self._vad_pos = self._buffer.end
-        if self._detector is not None and getattr(self, "_item_id", None) is not None:
+        if self._detector is not None and self._item_id is not None:
             self._detector.active = True
 
     # --- client commands -----------------------------------------------
@@ -163,7 +197,7 @@ class TranscriptionSession:
 
     async def clear(self) -> None:
         self._buffer.clear()
-        self._tail = None  # cleared audio is no context for what follows
+        self._tail = self._tail_language = None  # cleared audio is no context for what follows
         self._end_turn()
         if self._detector is not None:
             self._detector.reset()
@@ -173,10 +207,9 @@ class TranscriptionSession:
         """The server is draining: commit the turn in progress (if it holds enough
         audio) and wait until every final transcript has been sent."""
         if self._item_id is not None:
-            try:
+            # under the minimum commit: nothing to transcribe
+            with contextlib.suppress(InvalidRequest):
                 await self.commit()
-            except InvalidRequest:  # under the minimum commit: nothing to transcribe
-                pass
         pending = [t for t in self._finals if not t.done()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
@@ -195,6 +228,11 @@ class TranscriptionSession:
         self._buffer.clear()
 
     @property
+    def speaking(self) -> bool:
+        """Server VAD has a turn open: the player is mid-sentence."""
+        return self._detector is not None and self._item_id is not None
+
+    @property
     def pending_tasks(self) -> int:
         return sum(1 for t in [self._partial_task, *self._finals] if t is not None and not t.done())
 
@@ -203,10 +241,9 @@ class TranscriptionSession:
         self._buffer.append(audio)
         max_turn = int(self.limits.max_turn_seconds * WHISPER_RATE)
         if self._detector is None:
-            if self._item_id is None:
-                self._open_turn(self._buffer.start)
+            item_id = self._item_id or self._open_turn(self._buffer.start)
             if self._buffer.end - self._turn_start >= max_turn:
-                await self._commit(self._item_id, self._turn_start, self._buffer.end)
+                await self._commit(item_id, self._turn_start, self._buffer.end)
             return
 
         prefix = self._detector.config.prefix_padding_ms * WHISPER_RATE // 1000
@@ -222,10 +259,11 @@ class TranscriptionSession:
                     self._detector.silence_since != self._speculation.pause_start:
                 self._drop_speculation()  # speech resumed: that pause did not end the turn
             if change is not None and change[0] == "start":
-                self._open_turn(max(self._buffer.start, change[1] - lead))
+                item_id = self._open_turn(max(self._buffer.start, change[1] - lead))
                 reported = max(self._buffer.start, change[1] - prefix)
-                await self._emit(ev.SpeechStarted(self._item_id, _ms(reported)))
+                await self._emit(ev.SpeechStarted(item_id, _ms(reported)))
             elif change is not None and self._item_id is not None:  # stop
+                self._idle_since = change[1]
                 await self._emit(ev.SpeechStopped(self._item_id, _ms(change[1])))
                 await self._commit(self._item_id, self._turn_start, change[1], pause_start=pause_start)
             elif self._item_id is not None and self._vad_pos - self._turn_start >= max_turn:
@@ -242,17 +280,24 @@ class TranscriptionSession:
         if self._item_id is None:
             # Idle: keep only what the next turn's lead can reach.
             self._buffer.drop_before(self._vad_pos - lead)
+            if self._idle_since is not None and \
+                    self._vad_pos - self._idle_since >= VAD_FRESH_AFTER_IDLE_MS * WHISPER_RATE // 1000:
+                self._vad.forget()
+                self._idle_since = None
+        else:
+            self._idle_since = None
 
-    def _open_turn(self, start: int) -> None:
-        self._item_id = new_id("item")
+    def _open_turn(self, start: int) -> str:
+        self._item_id = item_id = new_id("item")
         self._turn_start = start
         self._partial_mark = start
         self._turn_peak = 0.0
-        n_mels = getattr(self._engine, "n_mels", None)  # engines that compute Whisper features
+        n_mels = self._engine.n_mels  # engines that compute Whisper features
         # Built after the context its final will be decoded after, so that final reuses its frames.
         self._mel = IncrementalMel(n_mels, self._context_for(start)) if n_mels else None
         self._agreement = LocalAgreement()
         self._buffer.drop_before(start)
+        return item_id
 
     def _end_turn(self) -> None:
         self._drop_speculation()
@@ -264,6 +309,7 @@ class TranscriptionSession:
         self._partial_task = None
 
     async def _commit(self, item_id: str, start: int, end: int, *, pause_start: int | None = None) -> None:
+        """`pause_start`: where the pause that ended the turn began (server VAD), else None."""
         audio = self._turn_audio(start, end)
         self._buffer.drop_before(end)
         speculation = self._speculation
@@ -275,7 +321,7 @@ class TranscriptionSession:
         self._end_turn()
         previous, self._last_item_id = self._last_item_id, item_id
         self.turns += 1
-        await self._emit(ev.Committed(item_id, previous))
+        await self._emit(ev.Committed(item_id, previous, _ms(start), _ms(end)))
         # A turn that starts right after the last one is usually the same
         # sentence cut at a pause: decode it after the last turn's tail so
         # Whisper hears the context (then keep only this turn's words).
@@ -283,8 +329,28 @@ class TranscriptionSession:
         # The context rolls across adjacent turns: after a short turn ("um") it
         # still holds the words before it.
         decoded_audio = audio if context is None else after_context(context, audio)
+        context_language = self._tail_language if context is not None else None
         self._tail, self._tail_end = tail(decoded_audio, int(CONTEXT_S * WHISPER_RATE)), end
-        self._start_final(item_id, audio, context, decoded, heard)
+        self._tail_language = asyncio.get_running_loop().create_future()
+        final = audio if pause_start is None else self._trailing(audio, end - pause_start)
+        self._start_final(item_id, final, context, decoded, heard, context_language, self._tail_language,
+                          seconds=audio.size / WHISPER_RATE)
+
+    def _trailing(self, audio: np.ndarray, after_pause: int) -> np.ndarray:
+        """`audio`, which ends `after_pause` samples into the pause that ends its turn, padded
+        with silence to run as far into it as a final needs: at least `final_trailing_ms`,
+        and for a speculation as far as the final at the stop would (`silence_duration_ms`)."""
+        want = self.limits.final_trailing_ms * WHISPER_RATE // 1000
+        if self._detector is not None:
+            want = max(want, self._detector.silence_samples)
+        missing = want - after_pause if self.limits.final_trailing_ms > 0 else 0
+        if missing <= 0:
+            return audio
+        padded = np.concatenate([np.asarray(audio), np.zeros(missing, np.float32)])
+        if type(audio) is not AudioWithFeatures:
+            return padded
+        # The turn's feature cache settles only what was heard; the padding's frames are this decode's.
+        return with_features(padded, audio.features_cache, audio.features_offset, heard=audio.size)
 
     def _turn_audio(self, start: int, end: int) -> np.ndarray:
         """The buffer's audio in [start, end); when it begins where the open turn
@@ -311,9 +377,10 @@ class TranscriptionSession:
             return
         if self.decoder.busy(self._engine):
             return  # never queue: a speculation must not delay anyone's final
-        audio = self._turn_audio(self._turn_start, self._vad_pos)
-        task = asyncio.create_task(self._decode_final(audio, self._context_for(self._turn_start),
-                                                      self._speech_heard()))
+        audio = self._trailing(self._turn_audio(self._turn_start, self._vad_pos), self._vad_pos - pause_start)
+        context = self._context_for(self._turn_start)
+        task = asyncio.create_task(self._decode_final(audio, context, self._speech_heard(),
+                                                      self._tail_language if context is not None else None))
         task.add_done_callback(_retrieve)  # a dropped one's error is nobody's to report
         self._speculation = _Speculation(self._item_id, pause_start, task)
 
@@ -326,7 +393,7 @@ class TranscriptionSession:
     # --- decoding ------------------------------------------------------
     def _options(self, seconds: float, *, final: bool, full_window: bool = False, speech_heard: bool = False):
         return turn_options(self.config, self.limits, seconds, final=final, full_window=full_window,
-                            speech_heard=speech_heard)
+                            speech_heard=speech_heard, language_hint=self._language)
 
     def _speech_heard(self) -> bool:
         """Whether this session's own VAD already heard speech in the turn at the
@@ -334,7 +401,7 @@ class TranscriptionSession:
         over the whole turn on every partial and final to find out: over half of
         a live player's CPU outside the model (docs/benchmarks.md, capacity).
         An engine without a gate threshold keeps its gate."""
-        threshold = getattr(getattr(self._engine, "gate_options", None), "threshold", None)
+        threshold = self._engine.gate_threshold
         return threshold is not None and self._turn_peak >= threshold
 
     def _maybe_partial(self) -> None:
@@ -369,38 +436,52 @@ class TranscriptionSession:
             await self._emit(ev.TranscriptDelta(item_id, delta))
 
     def _start_final(self, item_id: str, audio: np.ndarray, context: np.ndarray | None = None,
-                     decoded: asyncio.Task | None = None, speech_heard: bool = False) -> None:
+                     decoded: asyncio.Task | None = None, speech_heard: bool = False,
+                     context_language: asyncio.Future | None = None,
+                     language_out: asyncio.Future | None = None, seconds: float | None = None) -> None:
         self._finals = [t for t in self._finals if not t.done()]
         overloaded = len(self._finals) >= self.limits.max_pending_turns and decoded is None
         previous = self._finals[-1] if self._finals else None
         self._finals.append(asyncio.create_task(
-            self._final(item_id, audio, previous, overloaded, context, decoded, speech_heard)))
+            self._final(item_id, audio, previous, overloaded, context, decoded, speech_heard,
+                        context_language, language_out, seconds)))
 
-    async def _decode_final(self, audio: np.ndarray, context: np.ndarray | None, speech_heard: bool = False) -> str:
-        text = await self._decode_final_in(audio, context, full_window=False, speech_heard=speech_heard)
-        if self.limits.short_window and repeats(text):  # 2% of finals
-            text = await self._decode_final_in(audio, context, full_window=True, speech_heard=speech_heard)
-        return text
+    async def _decode_final(self, audio: np.ndarray, context: np.ndarray | None, speech_heard: bool = False,
+                            context_language: asyncio.Future | None = None) -> Final:
+        final = await self._decode_final_in(audio, context, full_window=False, speech_heard=speech_heard,
+                                            context_language=context_language)
+        if self.limits.short_window and repeats(final.text):  # rare: a short window's repetition loop
+            final = await self._decode_final_in(audio, context, full_window=True, speech_heard=speech_heard,
+                                                context_language=context_language)
+        return final
 
     async def _decode_final_in(self, audio: np.ndarray, context: np.ndarray | None, *, full_window: bool,
-                               speech_heard: bool = False) -> str:
+                               speech_heard: bool = False,
+                               context_language: asyncio.Future | None = None) -> Final:
         seconds = audio.size / WHISPER_RATE
-        if not fits_with_context(context, audio):
+        if context is None or not fits_with_context(context, audio):
             options = self._options(seconds, final=True, full_window=full_window, speech_heard=speech_heard)
             transcript = await self.decoder.transcribe(self._engine, audio, options)
-            return transcript.text
+            return Final.of(transcript.text, transcript)
         offset = context.size / WHISPER_RATE
         options = replace(self._options(offset + seconds, final=True, full_window=full_window,
                                         speech_heard=speech_heard),
-                          word_timestamps=True)
+                          word_timestamps=True, detect_language_from=offset)
+        if self.config.language is None and context_language is not None:
+            # The context's own language, once its turn is decoded (usually long before; under
+            # load a moment more): the engine leaves a context in another language out.
+            language = await asyncio.shield(context_language)
+            options = replace(options, language_hint=language or options.language_hint)
         transcript = await self.decoder.transcribe(self._engine, after_context(context, audio), options)
-        return words_after_context(transcript, offset)
+        return Final.of(words_after_context(transcript, offset), transcript)
 
     async def _final(self, item_id: str, audio: np.ndarray, previous: asyncio.Task | None, overloaded: bool,
                      context: np.ndarray | None = None, decoded: asyncio.Task | None = None,
-                     speech_heard: bool = False) -> None:
-        seconds = audio.size / WHISPER_RATE
+                     speech_heard: bool = False, context_language: asyncio.Future | None = None,
+                     language_out: asyncio.Future | None = None, seconds: float | None = None) -> None:
+        seconds = audio.size / WHISPER_RATE if seconds is None else seconds  # what was heard, not padding
         event: ev.Event
+        language = None
         try:
             if overloaded:
                 raise Overloaded(
@@ -408,14 +489,21 @@ class TranscriptionSession:
                     "transcription; the server is not keeping up. Turn dropped.",
                     retry_after=1.0,
                 )
-            text = await decoded if decoded is not None else await self._decode_final(audio, context, speech_heard)
-            event = ev.TranscriptCompleted(item_id, text, seconds)
+            final = await decoded if decoded is not None else await self._decode_final(
+                audio, context, speech_heard, context_language)
+            event = ev.TranscriptCompleted(item_id, final.text, seconds, final.language)
+            language = final.language
         except VoxhostError as exc:
             event = ev.TranscriptFailed(item_id, exc)
         except Exception as exc:  # never let one turn take the session down
             log.exception("live transcription failed")
             event = ev.TranscriptFailed(item_id, VoxhostError(f"Transcription failed: {type(exc).__name__}"))
+        finally:
+            if language_out is not None and not language_out.done():
+                language_out.set_result(language)  # also when it failed or was cancelled: no language
         if previous is not None:
             await asyncio.wait({previous})  # completed events follow commit order
+        if language:
+            self._language = language  # in commit order, as the events
         if not self._closed:
             await self._emit(event)

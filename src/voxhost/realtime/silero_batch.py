@@ -108,12 +108,12 @@ def batched_graph(model: onnx.ModelProto) -> onnx.ModelProto:
 @functools.lru_cache
 def batched_session():
     """One onnxruntime session of the rewritten graph per process, built on first use
-    (thread-safe to run; options as faster-whisper's own VAD session)."""
+    (thread-safe to run; options as faster-whisper's own VAD session; its threads: engines/threads.py)."""
     import onnxruntime
 
-    opts = onnxruntime.SessionOptions()
-    opts.inter_op_num_threads = 1
-    opts.intra_op_num_threads = 1
+    from voxhost.engines.threads import VAD
+
+    opts = VAD.apply(onnxruntime.SessionOptions())
     opts.enable_cpu_mem_arena = False
     opts.log_severity_level = 4
     model = batched_graph(onnx.load(bundled_model_path()))

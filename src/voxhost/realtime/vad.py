@@ -33,6 +33,9 @@ class StreamingSilero:
     def reset(self) -> None:
         self._stream.reset()
 
+    def forget(self) -> None:
+        self._stream.forget()
+
     def feed(self, audio: np.ndarray) -> np.ndarray:
         """Speech probability for every window completed by `audio`."""
         rows = self._stream.rows(audio)

@@ -10,7 +10,7 @@ state, it would have had alone (`StreamingSilero`, checked equal in tests).
 Why batch: one call per session per append paid onnxruntime's and Python's
 fixed cost per call for ~3 windows (100 ms appends); batched, the convolutions
 and the LSTM's matrix products run on all sessions' windows together
-(docs/benchmarks.md, issue 12).
+(docs/benchmarks.md, "Silero VAD batched across live sessions").
 
 Why on the event loop and not a worker thread: the call is short (about 50 us
 of CPU a window, a few ms for dozens of sessions) and the per-session VAD it
@@ -45,6 +45,12 @@ class SileroStream:
         # state back over the fresh one (the tick scores it all the same).
         self.generation = getattr(self, "generation", 0) + 1
         self.waiting = False
+
+    def forget(self) -> None:
+        """A fresh LSTM state, the audio position kept (the samples short of a window and the
+        last window's context stay): what a new stream would hear from here on."""
+        self.h = np.zeros(HIDDEN, dtype=np.float32)
+        self.c = np.zeros(HIDDEN, dtype=np.float32)
 
     def rows(self, audio: np.ndarray) -> np.ndarray:
         """The model's rows [count, 576] (context + window) for every window `audio`

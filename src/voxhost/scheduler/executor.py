@@ -3,6 +3,9 @@
 - Bounded queues per priority lane (live > interactive > bulk). A full lane
   rejects at admission with Overloaded (429 + Retry-After); a job that was
   admitted is never dropped for load.
+- Admission by expected wait (scheduler/expected_wait.py): a lane with a wait
+  budget refuses a job whose expected queue wait, from the measured service
+  time of the work ahead, is past it; Retry-After says that wait.
 - A per-job deadline: a job still queued when its deadline passes is failed
   with DeadlineExceeded instead of running late (its result would be useless).
 - Cancellation: if the awaiting caller is cancelled (client went away), a
@@ -20,16 +23,20 @@ Knows nothing of HTTP or models: callers hand it plain callables.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Hashable, Iterator, Protocol, Sequence, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from voxhost.errors import DeadlineExceeded, Overloaded
 from voxhost.ops import context
 from voxhost.ops.cost import ComputeCost
+from voxhost.scheduler.expected_wait import ServiceTimes, expected_start, retry_after_s
 from voxhost.scheduler.lanes import LANES, Lane
 
 T = TypeVar("T")
@@ -62,8 +69,15 @@ class _Job:
     batch_fn: Callable[[list], Sequence[Any]] | None = None
     deadline: float | None = None  # time.monotonic()
     enqueued: float = field(default_factory=time.monotonic)
-    future: asyncio.Future | None = None
+    # Jobs are made inside the coroutines that submit them, so on the loop that awaits them.
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     stop: threading.Event | None = None  # set when the waiter goes away while the job runs
+    # Admission: the job's size (seconds of audio, characters of text; None: unknown), what
+    # else its service time depends on (the engine, where one executor serves several),
+    # and the service seconds expected of it (ServiceTimes), set when it is admitted.
+    units: float | None = None
+    kind: Hashable = None
+    estimate: float = 0.0
     # Filled when it runs, read by the waiter for accounting.
     started: float = 0.0
     compute_s: float = 0.0
@@ -82,7 +96,12 @@ class EngineExecutor:
         deadline_s: float | None = None,
         cost: ComputeCost | None = None,
         observer: SchedulerObserver | None = None,
+        wait_budgets: Mapping[Lane, float] | None = None,
+        service_times: ServiceTimes | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
+        """`wait_budgets`: per lane, the longest expected queue wait (seconds) a new
+        job may have; a lane without one admits up to `max_queue` waiting."""
         self.name = name
         self.workers = max(1, workers)
         self.max_queue = max_queue  # per lane
@@ -91,11 +110,16 @@ class EngineExecutor:
         self.deadline_s = deadline_s
         self.cost = cost
         self.observer: SchedulerObserver = observer or _NullObserver()
+        self.wait_budgets: dict[Lane, float] = dict(wait_budgets or {})
+        self.service_times = service_times or ServiceTimes()
+        self._clock = clock
+        self._arriving: dict[Lane, int] = {lane: 0 for lane in LANES}
+        self._active: dict[int, tuple[float, float]] = {}  # running batch -> (started, expected seconds)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"engine-{name}")
         self._queues: dict[Lane, deque[_Job]] = {lane: deque() for lane in LANES}
         self._running = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
+        self._wake = asyncio.Event()  # made anew for each loop the executor is used from
         self._dispatcher: asyncio.Task | None = None
         self._closed = False
         for lane in LANES:  # every series exists from the start: dashboards see 0, not "no data"
@@ -128,28 +152,90 @@ class EngineExecutor:
         waiting_if_added = max(0, len(self._queues[lane]) + 1 - max(0, free - ahead))
         return waiting_if_added <= self.max_queue
 
+    def expected_wait(self, lane: Lane) -> float:
+        """Seconds a job admitted to `lane` now is expected to wait before it starts:
+        the running work's estimated remainder, then every queued (or arriving) job
+        of this lane and the more urgent ones, each on the worker that frees first."""
+        now = self._clock()
+        running = [self.service_times.remaining(expected, now - started) for started, expected in self._active.values()]
+        ahead: list[float] = []
+        for other in LANES[: LANES.index(lane) + 1]:
+            ahead += [job.estimate for job in self._queues[other] if not job.future.done()]
+            if self._arriving[other]:
+                ahead += [self.service_times.estimate(None, other.value)] * self._arriving[other]
+        return expected_start(self.workers, running, ahead)
+
+    def refusal(self, lane: Lane, *, check_wait: bool = True) -> Overloaded | None:
+        """Why a new job in `lane` would be refused now (None: it would be admitted)."""
+        refused = self._refusal(lane, check_wait)
+        return refused[1] if refused else None
+
+    def admit(self, lane: Lane, *, check_wait: bool = True) -> None:
+        """Raise the refusal a new job in `lane` would get now (counted), if any."""
+        refused = self._refusal(lane, check_wait)
+        if refused is not None:
+            reason, error = refused
+            self.observer.rejected(self.name, lane.value, reason)
+            raise error
+
+    def _refusal(self, lane: Lane, check_wait: bool) -> tuple[str, Overloaded] | None:
+        if self._closed:
+            return "shutdown", Overloaded(f"The {self.name} engine is shutting down.", retry_after=5.0)
+        if not self.has_room(lane):
+            return "queue_full", Overloaded(
+                f"The {self.name} {lane.value} queue is full ({self.max_queue} waiting); retry shortly.",
+                retry_after=retry_after_s(self.expected_wait(lane)),
+            )
+        budget = self.wait_budgets.get(lane) if check_wait else None
+        if budget:  # None or 0: no budget
+            wait = self.expected_wait(lane)
+            if wait > budget:
+                return "wait_budget", Overloaded(
+                    f"The {self.name} {lane.value} queue holds about {wait:.1f} s of work, over this "
+                    f"server's {budget:g} s budget for waiting; retry in {math.ceil(wait)} s or use another instance.",
+                    retry_after=retry_after_s(wait),
+                )
+        return None
+
+    @contextmanager
+    def arriving(self, lane: Lane) -> Iterator[None]:
+        """Count a job that was admitted but is not queued yet (its audio still
+        decoding) in the expected wait of the jobs after it, as the lane's mean job:
+        a burst is refused at the door, before each request's decode is paid for."""
+        self._arriving[lane] += 1
+        try:
+            yield
+        finally:
+            self._arriving[lane] -= 1
+
     # ---- public API ----------------------------------------------------
     async def run(self, fn: Callable[..., T], *args, lane: Lane = Lane.INTERACTIVE,
-                  deadline_s: float | None = None, stop: threading.Event | None = None) -> T:
+                  deadline_s: float | None = None, stop: threading.Event | None = None,
+                  units: float | None = None, kind: Hashable = None, check_wait: bool = True) -> T:
         """Run `fn(*args)` on the engine's pool in priority order. `stop`, if given,
-        is set when the caller is cancelled while `fn` runs, for `fn` to end early."""
-        job = _Job(lane=lane, call=lambda: fn(*args), stop=stop)
-        return await self._submit(job, deadline_s)
+        is set when the caller is cancelled while `fn` runs, for `fn` to end early.
+        `units`/`kind`: the job's size and kind, for its expected service time;
+        `check_wait=False`: the caller already admitted it (`admit`)."""
+        job = _Job(lane=lane, call=lambda: fn(*args), stop=stop, units=units, kind=kind)
+        return await self._submit(job, deadline_s, check_wait)
 
     async def run_batched(self, batch_fn: Callable[[list], Sequence[Any]], item: Any, key: Hashable, *,
-                          lane: Lane = Lane.INTERACTIVE, deadline_s: float | None = None) -> Any:
+                          lane: Lane = Lane.INTERACTIVE, deadline_s: float | None = None,
+                          units: float | None = None, kind: Hashable = None, check_wait: bool = True) -> Any:
         """Run `item` through `batch_fn([items...])` together with queued jobs of the same `key`.
 
         `batch_fn` returns one result per item, in order; an Exception instance
         as a result fails only that item.
         """
         if self.max_batch <= 1:
-            return await self.run(lambda: _unwrap(batch_fn([item])[0]), lane=lane, deadline_s=deadline_s)
-        job = _Job(lane=lane, call=None, item=item, batch_key=key, batch_fn=batch_fn)
-        return await self._submit(job, deadline_s)
+            return await self.run(lambda: _unwrap(batch_fn([item])[0]), lane=lane, deadline_s=deadline_s,
+                                  units=units, kind=kind, check_wait=check_wait)
+        job = _Job(lane=lane, call=None, item=item, batch_key=key, batch_fn=batch_fn, units=units, kind=kind)
+        return await self._submit(job, deadline_s, check_wait)
 
     async def stream(self, produce: Callable[[], Iterator[T]], *, lane: Lane = Lane.INTERACTIVE,
-                     deadline_s: float | None = None) -> AsyncIterator[T]:
+                     deadline_s: float | None = None, units: float | None = None, kind: Hashable = None,
+                     check_wait: bool = True) -> AsyncGenerator[T, None]:
         """Drain a blocking iterator on the pool (one worker slot), yielding items as they come.
 
         If the consumer stops early (client gone), the producer stops at its next item.
@@ -171,7 +257,8 @@ class EngineExecutor:
             loop.call_soon_threadsafe(queue.put_nowait, (done, None))
 
         # The job finishes when the producer is exhausted; items flow meanwhile.
-        finished = asyncio.ensure_future(self._submit(_Job(lane=lane, call=pump), deadline_s))
+        finished = asyncio.ensure_future(self._submit(_Job(lane=lane, call=pump, units=units, kind=kind),
+                                                      deadline_s, check_wait))
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
@@ -187,6 +274,9 @@ class EngineExecutor:
                 if item is done:
                     break
                 yield item
+            # The last item can arrive before the job's own completion: wait for it, so
+            # the job's compute and cost reach the request (cancelling it lost them).
+            await finished
         finally:
             stop.set()
             if not finished.done():
@@ -208,20 +298,13 @@ class EngineExecutor:
             self._wake = asyncio.Event()
             self._dispatcher = loop.create_task(self._dispatch(), name=f"scheduler-{self.name}")
 
-    async def _submit(self, job: _Job, deadline_s: float | None) -> Any:
+    async def _submit(self, job: _Job, deadline_s: float | None, check_wait: bool = True) -> Any:
         self._ensure_dispatcher()
-        if self._closed:
-            raise Overloaded(f"The {self.name} engine is shutting down.", retry_after=5.0)
-        if not self.has_room(job.lane):
-            self.observer.rejected(self.name, job.lane.value, "queue_full")
-            raise Overloaded(
-                f"The {self.name} {job.lane.value} queue is full ({self.max_queue} waiting); retry shortly.",
-                retry_after=self._retry_after(),
-            )
+        self.admit(job.lane, check_wait=check_wait)
+        job.estimate = self.service_times.estimate(job.kind, job.lane.value, job.units)
         limit = deadline_s if deadline_s is not None else self.deadline_s
         if limit is not None:
             job.deadline = job.enqueued + limit
-        job.future = asyncio.get_running_loop().create_future()
         self._queues[job.lane].append(job)
         self._report_depth(job.lane)
         self._wake.set()
@@ -249,9 +332,6 @@ class EngineExecutor:
         if ctx is not None:
             ctx.add_job(queue_s, job.compute_s, usd)
 
-    def _retry_after(self) -> float:
-        return 1.0 + min(30.0, self.queued / max(1, self.workers * self.max_batch))
-
     def _report_depth(self, lane: Lane) -> None:
         self.observer.queue_depth(self.name, lane.value, len(self._queues[lane]))
 
@@ -270,7 +350,7 @@ class EngineExecutor:
                     job.future.set_exception(DeadlineExceeded(
                         f"The request waited longer than its {job.deadline - job.enqueued:.0f} s deadline "
                         f"in the {self.name} queue; retry shortly.",
-                        retry_after=self._retry_after(),
+                        retry_after=retry_after_s(self.expected_wait(lane)),
                     ))
                     continue
                 return job
@@ -308,7 +388,7 @@ class EngineExecutor:
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), left)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         break
                     batch += self._take_compatible(job.batch_key, self.max_batch - len(batch))
                 batch = [j for j in batch if not j.future.done()]  # cancelled during the window
@@ -318,6 +398,9 @@ class EngineExecutor:
             self._running += 1
             self.observer.in_flight(self.name, self._running)
             asyncio.get_running_loop().create_task(self._execute(batch, free))
+            # Let go of it here: this loop would otherwise hold the last job (its audio)
+            # until the next one arrives.
+            del job, batch
 
     async def _execute(self, batch: list[_Job], free: asyncio.Semaphore) -> None:
         loop = asyncio.get_running_loop()
@@ -325,13 +408,15 @@ class EngineExecutor:
         for job in batch:
             job.started = started
             job.batch_size = len(batch)
+        self._active[id(batch)] = (self._clock(), sum(job.estimate for job in batch))
         try:
-            if batch[0].batch_key is None:
-                outcome = await _capture(loop.run_in_executor(self._pool, batch[0].call))
+            call, fn = batch[0].call, batch[0].batch_fn
+            if call is not None:
+                outcome = await _capture(loop.run_in_executor(self._pool, call))
                 outcomes = [outcome]
             else:
+                assert fn is not None  # a job carries its call, or its batch's function
                 self.observer.batch(self.name, len(batch))
-                fn = batch[0].batch_fn
                 items = [j.item for j in batch]
                 outcome = await _capture(loop.run_in_executor(self._pool, fn, items))
                 if isinstance(outcome, BaseException):
@@ -339,19 +424,32 @@ class EngineExecutor:
                 else:
                     outcomes = list(outcome)
             compute_s = time.monotonic() - started
-            for job, result in zip(batch, outcomes):
+            shares = _shares(batch)
+            for job, result, share in zip(batch, outcomes, shares):
                 job.compute_s = compute_s
                 self.observer.job_done(self.name, job.lane.value, started - job.enqueued, compute_s)
-                if job.future.done():  # the waiter is gone: drop the result
+                if job.future.done():  # the waiter is gone: drop the result (its run may have stopped early)
                     continue
+                if not isinstance(result, BaseException):
+                    self.service_times.record(job.kind, job.lane.value, job.units, compute_s * share, job.estimate)
                 if isinstance(result, BaseException):
                     job.future.set_exception(result)
                 else:
                     job.future.set_result(result)
         finally:
+            self._active.pop(id(batch), None)
             self._running -= 1
             self.observer.in_flight(self.name, self._running)
             free.release()
+
+
+def _shares(batch: list[_Job]) -> list[float]:
+    """Each job's share of its batch's wall time: by size where every job has one."""
+    sizes = [job.units for job in batch]
+    if all(size is not None for size in sizes) and sum(sizes) > 0:  # type: ignore[arg-type]
+        total = float(sum(sizes))  # type: ignore[arg-type]
+        return [size / total for size in sizes]  # type: ignore[operator]
+    return [1.0 / len(batch)] * len(batch)
 
 
 async def _capture(awaitable) -> Any:

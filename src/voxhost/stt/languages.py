@@ -1,8 +1,8 @@
 """Client language tags -> Whisper language codes, checked before any work.
 
 Clients send BCP-47 tags (`en-US`, `pt_BR`, `zh-Hant-TW`, deprecated `iw`);
-Whisper knows ~100 bare codes (its tokenizer's list). An unknown code used to
-reach faster-whisper and come back as a 500 on every request (and on every
+Whisper knows ~100 bare codes (its tokenizer's list). An unknown code would
+reach faster-whisper and fail there as a 500 on every request (and on every
 turn of a live session), so it is refused here with a 400 instead.
 """
 

@@ -17,9 +17,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from voxhost.errors import InvalidRequest, echo, invalid_request
 
@@ -71,6 +71,10 @@ class VoiceDesign(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     base: str = Field(min_length=1, max_length=200)
+    # Another base for lines in a language (ISO 639-1 -> voice), e.g. {"es": "em_alex"}: the
+    # character's Spanish lines in a native Spanish voice; other languages speak with `base`.
+    bases: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=dict,
+                                                                                  max_length=8)
     pitch_semitones: float = Field(default=0.0, ge=-12, le=12, allow_inf_nan=False)
     formant_shift: float = Field(default=0.0, ge=-0.3, le=0.3, allow_inf_nan=False)  # -0.1: 10% lower formants
     speed: float = Field(default=1.0, ge=0.5, le=2.0, allow_inf_nan=False)
@@ -79,8 +83,18 @@ class VoiceDesign(BaseModel):
     method: Literal["designed", "matched"] = "designed"
     match: MatchRecord | None = None
 
+    @field_validator("bases")
     @classmethod
-    def parse(cls, data: object) -> "VoiceDesign":
+    def _languages(cls, bases: dict[str, str]) -> dict[str, str]:
+        from voxhost.tts.language_id import SPOKEN
+
+        unknown = sorted(code for code in bases if code not in SPOKEN)
+        if unknown:
+            raise ValueError(f"'bases' takes language codes ({', '.join(SPOKEN)}), not {unknown[0][:16]!r}")
+        return bases
+
+    @classmethod
+    def parse(cls, data: object) -> VoiceDesign:
         """Validated design from a client's JSON, or a 400 naming the first offending field."""
         if isinstance(data, dict) and (data.get("method", "designed") != "designed" or "match" in data):
             # Only the server measures a sample; a client cannot label its design "matched".
@@ -96,11 +110,16 @@ class VoiceDesign(BaseModel):
         return bool(self.pitch_semitones or self.formant_shift or self.effect)
 
     def shaping_key(self) -> str:
-        """Everything but the labels: what changes the audio."""
-        return json.dumps(self.model_dump(exclude={"name", "description", "method", "match"}), sort_keys=True)
+        """Everything but the labels and the bases: what the shaping does to the audio (the bases
+        a line uses are in its voice's own fingerprint)."""
+        return json.dumps(self.model_dump(exclude={"name", "description", "method", "match", "bases"}),
+                          sort_keys=True)
 
     def describe(self) -> dict:
-        out = {"id": self.name, "object": "voice", **self.model_dump(exclude={"match"} if self.match is None else None)}
+        exclude = {"match"} if self.match is None else set()
+        if not self.bases:
+            exclude.add("bases")  # as designs without per-language bases have always been described
+        out = {"id": self.name, "object": "voice", **self.model_dump(exclude=exclude or None)}
         if self.method == "matched":
             out["type"] = "audio_sample"  # OpenAI's field for voices made from a sample
         return out

@@ -11,25 +11,27 @@ from __future__ import annotations
 import logging
 import math
 import time
+import unicodedata
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from voxhost.audio.encode import StreamEncoder, check_format
 from voxhost.audio.stitch import shape, silence
 from voxhost.cache.phrases import PhraseCache, phrase_key
-from voxhost.ops import context
 from voxhost.engines.tts import text as frontend
-from voxhost.engines.tts.base import TimedAudio, TtsEngine, VoiceSelection
-from voxhost.engines.tts.registry import TtsRegistry
+from voxhost.engines.tts.base import SpokenWord, TimedAudio, TtsEngine, VoiceSelection
 from voxhost.engines.tts.text import TextChunk, Unpronounceable
 from voxhost.errors import InvalidRequest
+from voxhost.ops import context
 from voxhost.scheduler.lanes import Lane
-from voxhost.scheduler.tts import TtsScheduler
+from voxhost.scheduler.tts import Synthesis, TtsScheduler
+from voxhost.tts import language_id
 from voxhost.tts.designs import VoiceDesign
 from voxhost.tts.shaping import Shaper
 from voxhost.tts.timing import Marks, Timeline
+from voxhost.tts.voices import VoiceCatalog
 
 log = logging.getLogger("voxhost.tts")
 
@@ -48,6 +50,7 @@ class SpeechJob:
     format: str
     key: str
     timestamps: bool = False  # lip-sync events in the stream (tts/timing.py)
+    design: VoiceDesign | None = None  # a designed voice's shaping, applied around the engine
 
     @property
     def input_tokens(self) -> int:
@@ -77,7 +80,7 @@ class FirstChunkTiming:
 @dataclass
 class SpeechStream:
     cache: str  # "hit" | "miss"
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes | Marks, None]
     data: bytes | None = None  # the whole audio, on a hit
     timing: FirstChunkTiming | None = None  # on a miss
 
@@ -102,10 +105,12 @@ class _Renderer:
         self._parts: list[bytes] = []
         self._on_complete = on_complete
 
-    def feed(self, pcm: np.ndarray | TimedAudio) -> Iterator[bytes | Marks]:
-        words = ()
-        if isinstance(pcm, TimedAudio):
-            pcm, words = pcm.audio, pcm.words
+    def feed(self, chunk_audio: np.ndarray | TimedAudio) -> Iterator[bytes | Marks]:
+        words: tuple[SpokenWord, ...] = ()
+        if isinstance(chunk_audio, TimedAudio):
+            pcm, words = chunk_audio.audio, chunk_audio.words
+        else:
+            pcm = chunk_audio
         if not self.timing.synthesised:
             self.timing.synthesised = time.perf_counter()
         chunk = self._chunks[min(self._index, len(self._chunks) - 1)]
@@ -165,39 +170,63 @@ class _Renderer:
 
 
 class SpeechService:
-    def __init__(self, registry: TtsRegistry, scheduler: TtsScheduler, cache: PhraseCache | None,
+    def __init__(self, voices: VoiceCatalog, scheduler: TtsScheduler, cache: PhraseCache | None,
                  *, max_input_chars: int = frontend.MAX_INPUT_CHARS,
                  first_chunk_words: int = frontend.FIRST_CHUNK_WORDS):
-        self.registry = registry
+        self.voices = voices
         self.scheduler = scheduler
         self.cache = cache
         self.max_input_chars = max_input_chars
         self.first_chunk_words = first_chunk_words
 
+    def load(self) -> None:
+        """Language identification's model now: every line is read by it, so the first line
+        should not be the one to wait for it."""
+        language_id.load()
+
     def prepare(self, *, model: str | None, voice: str | VoiceDesign, text: str, speed: float = 1.0,
-                fmt: str = "mp3", timestamps: bool = False) -> SpeechJob:
+                fmt: str = "mp3", timestamps: bool = False, language: str | None = None) -> SpeechJob:
         """Validate everything a request can get wrong, before any work is queued.
-        `voice` is a name (or blend), or an unsaved design being auditioned."""
+        `voice` is a name (or blend), or an unsaved design being auditioned; `language`
+        forces the language of the whole text (else each sentence's is detected)."""
         check_format(fmt)
         if not isinstance(speed, (int, float)) or not math.isfinite(speed) or not MIN_SPEED <= speed <= MAX_SPEED:
             raise InvalidRequest(f"'speed' must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}.",
                                  param="speed", code="invalid_value")
-        if isinstance(voice, VoiceDesign):
-            engine, selection = self.registry.resolve_design(model, voice)
-        else:
-            engine, selection = self.registry.resolve(model, voice)
+        forced = language_id.spoken_language(language)
+        resolved = self.voices.resolve(model, voice)  # a bad voice is a 400 before the text is read
+        spoken, chunks = self._chunks(text, forced)
+        languages = frozenset(c.language for c in chunks)
+        if languages != {"en"}:  # the voice for each language, on an engine that reads them all
+            resolved = self.voices.resolve(model, voice, languages)
+        engine, selection, design = resolved.engine, resolved.selection, resolved.design
         if timestamps and not engine.timed:
             engine.synthesize_timed("", selection)  # raises its 400: this engine has no timings
-        if selection.design is not None:  # a designed voice's pace multiplies the request's
-            speed = min(MAX_SPEED, max(MIN_SPEED, speed * selection.design.speed))
-        spoken = frontend.prepare(text, self.max_input_chars)
-        chunks = tuple(frontend.split(spoken, first_word_limit=self.first_chunk_words))
-        if not chunks:
-            raise Unpronounceable("'input' has nothing to pronounce.", param="input")
+        if design is not None:  # a designed voice's pace multiplies the request's
+            speed = min(MAX_SPEED, max(MIN_SPEED, speed * design.speed))
         # Keyed on the chunks, not just the text: where the line is cut changes the audio.
         key = phrase_key(text="\x1f".join(c.text for c in chunks), voice_fingerprint=selection.fingerprint,
-                         engine_version=engine.model_version, speed=speed, fmt=fmt)
-        return SpeechJob(engine, selection, spoken, chunks, float(speed), fmt, key, timestamps)
+                         engine_version=engine.model_version, speed=speed, fmt=fmt,
+                         languages=[c.language for c in chunks])
+        return SpeechJob(engine, selection, spoken, chunks, float(speed), fmt, key, timestamps, design)
+
+    def _chunks(self, text: str, forced: str | None) -> tuple[str, tuple[TextChunk, ...]]:
+        """The spoken text and its chunks, each in its language: the text's runs of sentences in
+        one language (tts/language_id.py), each normalised and split the way its language is."""
+        frontend.validate(text, self.max_input_chars)
+        chunks: list[TextChunk] = []
+        spoken: list[str] = []
+        for code, run in language_id.runs(unicodedata.normalize("NFKC", text), forced):
+            normalised = frontend.normalize(run, code)
+            if not frontend.speakable(normalised):
+                continue
+            spoken.append(normalised)
+            chunks += frontend.split(normalised, first_word_limit=self.first_chunk_words, language=code,
+                                     leading=not chunks)
+        if not chunks:
+            raise Unpronounceable("'input' has nothing to pronounce (only emoji, symbols or punctuation).",
+                                  param="input")
+        return " ".join(spoken), tuple(chunks)
 
     def cached(self, job: SpeechJob) -> bytes | None:
         return self.cache.get(job.key) if self.cache is not None else None
@@ -211,12 +240,13 @@ class SpeechService:
             return SpeechStream("hit", _once(data), data)
         context.note_characters(len(job.text))
         timing = FirstChunkTiming(opened=time.perf_counter())
-        on_complete = (lambda blob: self.cache.put(job.key, blob)) if self.cache is not None else None
+        cache = self.cache
+        on_complete = (lambda blob: cache.put(job.key, blob)) if cache is not None else None
         renderer = _Renderer(job.chunks, job.format, job.engine.sample_rate, on_complete, timing,
-                             Shaper.for_design(job.voice.design, job.engine.sample_rate))
-        engine = _TimedEngine(job.engine) if job.timestamps else job.engine
+                             Shaper.for_design(job.design, job.engine.sample_rate))
+        engine: Synthesis = _TimedEngine(job.engine) if job.timestamps else job.engine
         stream = self.scheduler.stream(engine, _timed(job.chunks, timing), job.voice, job.speed, renderer,
-                                       lane=lane)
+                                       lane=lane, characters=len(job.text))
         try:
             first = await stream.__anext__()
         except StopAsyncIteration:  # pragma: no cover - the renderer raises first
@@ -229,7 +259,7 @@ class SpeechService:
     async def synthesize(self, job: SpeechJob, *, lane: Lane = Lane.INTERACTIVE) -> tuple[bytes, str]:
         """The whole line as bytes (CLI, cache warming); fills the cache on a miss."""
         result = await self.open(job, lane=lane)
-        parts = [piece async for piece in result.chunks]
+        parts = [piece async for piece in result.chunks if isinstance(piece, bytes)]  # no timings asked
         return b"".join(parts), result.cache
 
 
@@ -247,17 +277,19 @@ class _TimedEngine:
 
     def __init__(self, engine: TtsEngine):
         self._engine = engine
+        self.name = engine.name  # the scheduler's estimates are per engine
 
     def stream(self, chunks: Iterable[TextChunk], voice: VoiceSelection, speed: float) -> Iterator[TimedAudio]:
         for chunk in chunks:
-            yield self._engine.synthesize_timed(chunk.text, voice, speed)
+            yield self._engine.synthesize_timed(chunk.text, voice, speed, chunk.language)
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
+async def _once(data: bytes) -> AsyncGenerator[bytes | Marks, None]:
     yield data
 
 
-async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _chain(first: bytes | Marks, rest: AsyncGenerator[bytes | Marks, None]
+                 ) -> AsyncGenerator[bytes | Marks, None]:
     try:
         yield first
         async for piece in rest:

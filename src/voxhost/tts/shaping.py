@@ -20,15 +20,15 @@ Two stages, per request:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
 from voxhost.tts.designs import VoiceDesign
 
-# Part of every designed voice's phrase-cache key (registry.resolve_design): bump it when the
-# shaping's samples change, so no server serves audio shaped the old way. 2: first chunks head first.
+# Part of every designed voice's phrase-cache key (tts/voices.py): bump it when the shaping's
+# samples change, so no server serves audio shaped the old way.
 SHAPING_VERSION = 2
 FRAME_MS = 10.0  # WORLD's analysis hop: 5 ms costs twice as much for no audible gain on speech
 # DIO's own decimation before its f0 search (pyworld's `speed`, 1..12); StoneMask then refines f0 on the
@@ -222,7 +222,7 @@ class Shaper:
         self.stages = [_stage(kind, args, rate) for kind, args in preset.chain]
 
     @classmethod
-    def for_design(cls, design: VoiceDesign | None, rate: int) -> "Shaper | None":
+    def for_design(cls, design: VoiceDesign | None, rate: int) -> Shaper | None:
         return cls(design, rate) if design is not None and design.shaped else None
 
     def voice(self, pcm: np.ndarray, f0: np.ndarray | None = None) -> np.ndarray:

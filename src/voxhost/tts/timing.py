@@ -6,37 +6,48 @@ seconds from the start of the audio. Visemes are the 15 of the Oculus
 (Meta) Lipsync / MPEG-4 set, so a game engine's existing blend shapes
 drive the mouth: sil PP FF TH DD kk CH SS nn RR aa E ih oh ou.
 
-Phonemes are Kokoro's (misaki) alphabet, where diphthongs are one symbol
-(A = eɪ, I = aɪ, O = oʊ, W = aʊ, Y = ɔɪ); a diphthong takes its opening
-mouth shape. Stress and length marks take no shape of their own: their
-time belongs to the phoneme before them.
+Phonemes are Kokoro's (misaki) alphabet in all its languages, where
+diphthongs are one symbol (A = eɪ, I = aɪ, O = oʊ, Q = əʊ, W = aʊ, Y = ɔɪ) and
+so are affricates (ʧ ʤ ʦ ʣ ʨ ʥ ꭧ); a diphthong takes its opening mouth shape,
+an affricate the shape of its fricative. Sounds English lacks take the shape
+of the nearest English one by place and lip rounding: bilabial fricatives
+(Spanish β, Japanese ɸ) close the lips like p; uvular and palatal stops and
+fricatives (French ʁ, Spanish x ɣ, ç) sit at the back like k; palatal and
+retroflex sibilants (Mandarin ɕ ʂ ꭧ, Japanese ɕ ʨ) round like sh; front
+rounded vowels (French y ø œ, Mandarin y ɥ) round the lips; Japanese ɯ is
+its u. Stress, length, aspiration, palatalisation, nasalisation and tone
+marks take no shape of their own: their time belongs to the phoneme before
+them. Every letter of Kokoro's vocabulary has a shape (tests/tts/test_timing.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from voxhost.engines.tts.base import SpokenWord
 
 VISEMES = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
 
 _TABLE = {
-    "PP": "pbm",
-    "FF": "fv",
+    "PP": "pbmβɸ",
+    "FF": "fvʋ",
     "TH": "θð",
-    "DD": "tdɾ",
-    "kk": "kgɡŋhʔx",  # velars; h and the glottal stop open the mouth as little as a k does
-    "CH": "ʧʤʃʒ",
-    "SS": "sz",
-    "nn": "nlɫ",
-    "RR": "ɹrɚɝ",
+    "DD": "tdɾTʈɖɽ",
+    # velars, uvulars and palatal stops; h and the glottal stop open the mouth as little as a k does
+    "kk": "kgɡŋhʔxcqɟɣχʁɰç",
+    "CH": "ʧʤʃʒɕʑʨʥꭧʂʐʝ",
+    "SS": "szʦʣS",
+    "nn": "nlɫɲɳɴʎ",
+    "RR": "ɹrɚɝɻ",
     "aa": "aɑɐæʌIWᵃ",
-    "E": "eɛɜəᵊA",
+    "E": "eɛɜəᵊAɤQ",
     "ih": "iɪᵻɨj",
-    "oh": "oɔɒOY",
-    "ou": "uʊwʍ",
+    "oh": "oɔɒOYøœ",
+    "ou": "uʊwʍyɥɯ",
 }
+# Marks with no mouth shape of their own (stress, length, aspiration, palatalisation, nasal, tones).
+SHAPELESS = frozenset("ˈˌːʰʲ\u0303ᵝ↓↗↘→")
 VISEME_OF = {symbol: viseme for viseme, symbols in _TABLE.items() for symbol in symbols}
 MIN_SILENCE = 0.05  # a gap between words shorter than this keeps the mouth moving
 

@@ -2,11 +2,32 @@
 // transcription protocol) and, when the server has it, text-to-speech.
 // Plain ES module, no build step.
 
+import { ResumeLedger, RECONNECT_CODES, backoffMs } from "/web/resume.js";
+
 const $ = (id) => document.getElementById(id);
-const live = { ws: null, ctx: null, node: null, stream: null, talking: false, items: new Map() };
+const live = {
+  ws: null, ctx: null, node: null, stream: null, talking: false, items: new Map(),
+  ledger: null, configured: false, outageSince: null, attempt: 0, retry: null,
+};
+const GIVE_UP_MS = 60000; // an outage this long ends the session
 
 const apiKey = () => $("api-key").value.trim();
 const authHeaders = () => (apiKey() ? { Authorization: `Bearer ${apiKey()}` } : {});
+
+// Every API call goes through here: it carries the key typed in the box, and a refused key
+// (401) becomes a clear message next to the box and in the caller's own status.
+async function api(path, options = {}) {
+  const r = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
+  if (r.status === 401) {
+    const message = apiKey()
+      ? `The API key was refused (401): ${await errorMessage(r)}`
+      : "This server needs an API key: type it in the box above.";
+    setStatus($("key-status"), message, true);
+    throw new Error(message);
+  }
+  setStatus($("key-status"), apiKey() ? "key accepted" : "");
+  return r;
+}
 const mode = () => document.querySelector("input[name=mode]:checked").value;
 
 function setStatus(el, text, isError = false) {
@@ -26,10 +47,11 @@ async function errorMessage(response) {
 // ---------------------------------------------------------------- models
 async function loadModels() {
   try {
-    const r = await fetch("/v1/models", { headers: authHeaders() });
+    const r = await api("/v1/models");
     if (!r.ok) return;
     const { data } = await r.json();
     const select = $("stt-model");
+    for (const option of [...select.options].slice(1)) option.remove(); // keep whisper-1 (default)
     for (const row of data) {
       if (row.task && row.task !== "transcription") continue;
       if (row.loaded === false || row.id === "whisper-1") continue;
@@ -92,6 +114,9 @@ function onEvent(event) {
     case "session.updated":
       setStatus($("stt-status"), mode() === "open" ? "listening (open mic)" : "ready: hold to talk");
       break;
+    case "reconnecting":
+      setStatus($("stt-status"), `reconnecting (${event.code})…`);
+      break;
   }
 }
 
@@ -132,46 +157,104 @@ async function start() {
     mute.gain.value = 0; // keep the graph pulled without echoing the mic
     source.connect(live.node).connect(mute).connect(live.ctx.destination);
 
-    const url = new URL("/v1/realtime", location.href);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("intent", "transcription");
-    if (apiKey()) url.searchParams.set("api_key", apiKey());
-    const ws = new WebSocket(url);
-    ws.binaryType = "arraybuffer";
-    live.ws = ws;
-    ws.onopen = () => ws.send(JSON.stringify(sessionUpdate(rate)));
-    ws.onmessage = (message) => onEvent(JSON.parse(message.data));
-    ws.onclose = (close) => {
-      if (live.ws === ws) {
-        stop();
-        setStatus($("stt-status"), `disconnected (${close.code}${close.reason ? ": " + close.reason : ""})`,
-          close.code !== 1000);
-      }
-    };
+    // A refused WebSocket handshake tells a page nothing, so the key is checked over HTTP first.
+    await api("/v1/models");
+    // Audio goes through the ledger: if the server goes, a new connection replays
+    // what no final answered (resume.js).
+    live.ledger = new ResumeLedger(rate, { manual: mode() === "ptt" });
     live.node.port.onmessage = ({ data }) => {
       $("level").value = data.peak;
-      // Binary frames are raw PCM16 (voxhost extension: no base64).
-      if (ws.readyState === WebSocket.OPEN && (mode() === "open" || live.talking)) ws.send(data.pcm);
+      if (live.ledger && (mode() === "open" || live.talking)) {
+        live.ledger.append(new Int16Array(data.pcm));
+        pump();
+      }
     };
+    connect(rate);
     button.textContent = "Stop microphone";
     button.classList.add("live");
     $("ptt").disabled = mode() !== "ptt";
     setStatus($("stt-status"), "connecting…");
   } catch (err) {
     stop();
-    setStatus($("stt-status"), `microphone unavailable: ${err.message}`, true);
+    const refused = err.message.includes("API key");
+    setStatus($("stt-status"), refused ? err.message : `microphone unavailable: ${err.message}`, true);
   } finally {
     button.disabled = false;
   }
 }
 
+// One connection of the live session. A close that says the server went (1013 try
+// again, 1006 gone, 1011, 1001/1012 going away) reconnects with jittered, capped
+// backoff; the browser has no WebSocket ping, so a dead link shows as 1006 when
+// its TCP connection gives up.
+function connect(rate) {
+  const url = new URL("/v1/realtime", location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("intent", "transcription");
+  // The key as OpenAI's browser subprotocol, not in the URL (which proxies log).
+  const ws = new WebSocket(url, apiKey() ? ["realtime", `openai-insecure-api-key.${apiKey()}`] : undefined);
+  ws.binaryType = "arraybuffer";
+  live.ws = ws;
+  live.configured = false;
+  ws.onopen = () => ws.send(JSON.stringify(sessionUpdate(rate)));
+  ws.onmessage = (message) => {
+    if (live.ws !== ws) return; // an earlier connection's late event
+    const event = live.ledger.onEvent(JSON.parse(message.data));
+    if (!event) return; // stale or already answered
+    if (!live.configured && event.type === "session.updated") {
+      live.configured = true;
+      live.ledger.startConnection();
+      live.outageSince = null;
+      live.attempt = 0;
+      pump();
+    }
+    onEvent(event);
+  };
+  ws.onclose = (close) => {
+    if (live.ws !== ws) return;
+    live.ledger.lost();
+    const now = Date.now();
+    live.outageSince ??= now;
+    if (RECONNECT_CODES.has(close.code) && now - live.outageSince < GIVE_UP_MS) {
+      // Turns the lost server never answered are replayed under new items: drop their rows.
+      for (const [id, entry] of live.items) {
+        if (!entry.li.classList.contains("final") && !entry.li.classList.contains("failed")) {
+          entry.li.remove();
+          live.items.delete(id);
+        }
+      }
+      onEvent({ type: "reconnecting", code: close.code });
+      live.retry = setTimeout(() => connect(rate), backoffMs(live.attempt++));
+      return;
+    }
+    stop();
+    setStatus($("stt-status"), `disconnected (${close.code}${close.reason ? ": " + close.reason : ""})`,
+      close.code !== 1000);
+  };
+}
+
+// Send what the current connection has not had yet: the replay, then live audio.
+function pump() {
+  const ws = live.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || !live.configured) return;
+  for (;;) {
+    const [pcm, commit] = live.ledger.nextChunk(Math.round(live.ledger.rate / 10));
+    // Binary frames are raw PCM16 (voxhost extension: no base64).
+    if (pcm.length) ws.send(pcm.buffer);
+    if (commit) ws.send(JSON.stringify({ type: "input_audio_buffer.commit" }));
+    if (!pcm.length && !commit) return;
+  }
+}
+
 function stop() {
+  clearTimeout(live.retry);
   const ws = live.ws;
   live.ws = null;
   if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
   live.stream?.getTracks().forEach((t) => t.stop());
   live.ctx?.close();
-  Object.assign(live, { stream: null, ctx: null, node: null, talking: false });
+  Object.assign(live, { stream: null, ctx: null, node: null, talking: false, ledger: null, configured: false,
+    outageSince: null, attempt: 0 });
   const button = $("mic-toggle");
   button.textContent = "Start microphone";
   button.classList.remove("live");
@@ -184,8 +267,9 @@ function talk(down) {
   if (mode() !== "ptt" || !live.ws || live.talking === down) return;
   live.talking = down;
   $("ptt").classList.toggle("held", down);
-  if (!down && live.ws.readyState === WebSocket.OPEN) {
-    live.ws.send(JSON.stringify({ type: "input_audio_buffer.commit" }));
+  if (!down) {
+    live.ledger.commit(); // sent after the audio before it, now or on the next connection
+    pump();
   }
 }
 
@@ -194,7 +278,7 @@ async function initTts() {
   // Shown only when the server has the speech endpoints.
   let voices = [];
   try {
-    const r = await fetch("/v1/audio/voices", { headers: authHeaders() });
+    const r = await api("/v1/audio/voices");
     if (!r.ok) return;
     const body = await r.json();
     const list = Array.isArray(body) ? body : body.voices || body.data || [];
@@ -207,6 +291,7 @@ async function initTts() {
   }
   if (!voices.length) return;
   const select = $("tts-voice");
+  select.replaceChildren(); // a new key: the list again
   for (const v of voices) {
     const option = new Option(v.language ? `${v.label} (${v.language})` : v.label, v.id);
     option.dataset.model = v.model || "";
@@ -228,9 +313,9 @@ function design() {
 async function saveDesign() {
   const status = $("tts-status");
   try {
-    const r = await fetch("/v1/audio/voices", {
+    const r = await api("/v1/audio/voices", {
       method: "POST",
-      headers: { "Content-Type": "application/json", ...authHeaders() },
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ name: $("design-name").value.trim(), ...design() }),
     });
     if (!r.ok) throw new Error(await errorMessage(r));
@@ -244,6 +329,27 @@ async function saveDesign() {
   }
 }
 
+// A line to hear in each language; picking a language puts its line in the box (unless the user
+// wrote their own) and sends it as `language` (a voxhost extension; unset, the server detects it).
+const LANGUAGE_SAMPLES = {
+  en: "The north gate opens at dawn. Bring 3 torches and 12 arrows.",
+  es: "La puerta del norte se abre al amanecer. Trae tres antorchas.",
+  fr: "La porte du nord s'ouvre à l'aube. Apporte trois torches.",
+  hi: "उत्तर का द्वार सुबह खुलता है। तीन मशालें लाओ।",
+  it: "La porta nord si apre all'alba. Porta tre torce.",
+  ja: "北の門は夜明けに開く。松明を三本持ってこい。",
+  pt: "O portão norte abre ao amanhecer. Traga três tochas.",
+  zh: "北门在黎明时打开。带三支火把来。",
+};
+
+function pickLanguage() {
+  const text = $("tts-text");
+  const language = $("tts-language").value;
+  if (language && (!text.value.trim() || Object.values(LANGUAGE_SAMPLES).includes(text.value))) {
+    text.value = LANGUAGE_SAMPLES[language];
+  }
+}
+
 async function speak(audition = false) {
   const status = $("tts-status");
   const option = $("tts-voice").selectedOptions[0];
@@ -251,13 +357,14 @@ async function speak(audition = false) {
   $("tts-speak").disabled = true;
   setStatus(status, "synthesising…");
   try {
-    const r = await fetch("/v1/audio/speech", {
+    const r = await api("/v1/audio/speech", {
       method: "POST",
-      headers: { "Content-Type": "application/json", ...authHeaders() },
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify({
         // An audition sends the unsaved design inline (a voxhost extension).
         model: option.dataset.model || "tts-1-hd", voice: audition ? design() : option.value,
         input: $("tts-text").value, response_format: "wav",
+        ...($("tts-language").value ? { language: $("tts-language").value } : {}),
       }),
     });
     if (!r.ok) throw new Error(await errorMessage(r));
@@ -278,6 +385,7 @@ $("mic-toggle").addEventListener("click", () => (live.ws ? stop() : start()));
 for (const radio of document.querySelectorAll("input[name=mode]")) {
   radio.addEventListener("change", () => {
     $("ptt").disabled = !live.ws || mode() !== "ptt";
+    if (live.ledger) live.ledger.manual = mode() === "ptt";
     if (live.ws?.readyState === WebSocket.OPEN) live.ws.send(JSON.stringify(sessionUpdate(live.ctx.sampleRate)));
   });
 }
@@ -292,8 +400,14 @@ document.addEventListener("keydown", (e) => {
 });
 document.addEventListener("keyup", (e) => e.code === "Space" && talk(false));
 $("tts-speak").addEventListener("click", () => speak(false));
+$("tts-language").addEventListener("change", pickLanguage);
 $("design-audition").addEventListener("click", () => speak(true));
 $("design-save").addEventListener("click", saveDesign);
 
+// A key typed (or changed) loads what the server offers with it.
+$("api-key").addEventListener("change", () => {
+  loadModels();
+  initTts();
+});
 loadModels();
 initTts();

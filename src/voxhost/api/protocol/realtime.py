@@ -23,13 +23,12 @@ import time
 from base64 import b64decode
 from dataclasses import replace
 from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, ValidationError
 from pydantic_core import PydanticCustomError
 
-from voxhost.errors import invalid_request
-from voxhost.errors import InvalidRequest, VoxhostError
+from voxhost.errors import InvalidRequest, VoxhostError, invalid_request
 from voxhost.ids import new_id
 from voxhost.realtime import events as ev
 from voxhost.realtime.audio import SUPPORTED_RATES
@@ -94,7 +93,7 @@ class AudioFormat(_ClientWire):
 InputFormat = Annotated[AudioFormat, BeforeValidator(_pcm16_name)]
 
 
-class TranscriptionOptions(_ClientWire):
+class InputTranscription(_ClientWire):
     model: Annotated[str, Field(max_length=200)] | None = None
     language: Annotated[str, Field(max_length=MAX_TAG_CHARS)] | None = None
     prompt: Annotated[str, Field(max_length=4096)] | None = None
@@ -102,22 +101,23 @@ class TranscriptionOptions(_ClientWire):
     keywords: list[str] | None = None  # OpenAI's name for what faster-whisper calls hotwords
 
 
-def _ms(low: float, high: float):
-    # Strict: JSON booleans and numeric strings are not numbers here.
-    return Annotated[StrictFloat, Field(ge=low, le=high)] | None
+# Strict: JSON booleans and numeric strings are not numbers here.
+_Probability = Annotated[StrictFloat, Field(ge=0.0, le=1.0)] | None
+_PrefixMs = Annotated[StrictFloat, Field(ge=0, le=5000)] | None
+_SilenceMs = Annotated[StrictFloat, Field(ge=0, le=10_000)] | None
 
 
 class TurnDetectionOptions(_ClientWire):
     type: Literal["server_vad", "semantic_vad"] = "server_vad"
-    threshold: _ms(0.0, 1.0) = None
-    prefix_padding_ms: _ms(0, 5000) = None
-    silence_duration_ms: _ms(0, 10_000) = None
+    threshold: _Probability = None
+    prefix_padding_ms: _PrefixMs = None
+    silence_duration_ms: _SilenceMs = None
     eagerness: Literal["low", "medium", "high", "auto"] | None = None
 
 
 class AudioInput(_ClientWire):
     format: InputFormat = AudioFormat()
-    transcription: TranscriptionOptions | None = None
+    transcription: InputTranscription | None = None
     turn_detection: TurnDetectionOptions | None = None
 
 
@@ -131,7 +131,7 @@ class _SessionFields(_ClientWire):
     type: Any = None  # checked by GA sessions (first, as it decides what the rest means), ignored by beta
     audio: AudioOptions = AudioOptions()
     input_audio_format: InputFormat = AudioFormat()
-    input_audio_transcription: TranscriptionOptions | None = None
+    input_audio_transcription: InputTranscription | None = None
     turn_detection: TurnDetectionOptions | None = None
     include: list[str] | None = None
 
@@ -187,7 +187,7 @@ class ClearEvent(_ClientEvent):
     type: Literal["input_audio_buffer.clear"] = "input_audio_buffer.clear"
 
 
-ClientEvent = Union[SessionUpdateEvent, TranscriptionSessionUpdateEvent, AppendEvent, CommitEvent, ClearEvent]
+ClientEvent = SessionUpdateEvent | TranscriptionSessionUpdateEvent | AppendEvent | CommitEvent | ClearEvent
 _CLIENT_EVENTS: dict[str, type[_ClientEvent]] = {
     m.model_fields["type"].default: m
     for m in (SessionUpdateEvent, TranscriptionSessionUpdateEvent, AppendEvent, CommitEvent, ClearEvent)
@@ -201,7 +201,8 @@ def decode_client_event(text: str) -> dict:
     try:
         event = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"The event is not valid JSON: {exc.msg}.", code="invalid_json") from exc
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason
+        raise InvalidRequest(f"The event is not valid JSON: {reason}.", code="invalid_json") from exc
     if not isinstance(event, dict):
         raise InvalidRequest("An event must be a JSON object.", code="invalid_json")
     if not isinstance(event.get("event_id"), str):
@@ -222,12 +223,12 @@ def parse_client_event(event: dict) -> ClientEvent:
             code="invalid_value",
         )
     try:
-        return model.model_validate(event)
+        return cast(ClientEvent, model.model_validate(event))
     except ValidationError as exc:  # `param` is the field's path, e.g. session.audio.input.format.rate
         raise invalid_request(exc.errors()) from None
 
 
-def _apply_transcription(options: TranscriptionOptions | None, param: str, config: SessionConfig) -> SessionConfig:
+def _apply_transcription(options: InputTranscription | None, param: str, config: SessionConfig) -> SessionConfig:
     if options is None:  # "off" makes no sense for a transcription session: back to defaults
         return replace(config, model="whisper-1", language=None, prompt=None, hotwords=None)
     hotwords = options.hotwords or None
@@ -405,7 +406,7 @@ class RealtimeErrorDetail(BaseModel):
     event_id: str | None = None
 
     @classmethod
-    def of(cls, error: VoxhostError, client_event_id: str | None = None) -> "RealtimeErrorDetail":
+    def of(cls, error: VoxhostError, client_event_id: str | None = None) -> RealtimeErrorDetail:
         return cls(**error.to_dict()["error"], event_id=client_event_id)
 
 
@@ -425,6 +426,11 @@ class CommittedEvent(_ServerEvent):
     type: Literal["input_audio_buffer.committed"] = "input_audio_buffer.committed"
     previous_item_id: str | None
     item_id: str
+    # Extension (OpenAI's event has neither): the committed audio's span on the session's
+    # clock, so a client can tell which of its audio a final covers (docs/architecture.md,
+    # "Surviving a lost server").
+    audio_start_ms: int | None = None
+    audio_end_ms: int | None = None
 
 
 class ClearedEvent(_ServerEvent):
@@ -444,6 +450,12 @@ class DurationUsage(BaseModel):
     seconds: float
 
 
+class TranscriptionLanguageWire(BaseModel):
+    """OpenAI's `TranscriptionLanguage`: a language in the audio, by its ISO-639-1 code."""
+
+    code: str
+
+
 class TranscriptionCompletedEvent(_ServerEvent):
     type: Literal["conversation.item.input_audio_transcription.completed"] = (
         "conversation.item.input_audio_transcription.completed")
@@ -451,6 +463,10 @@ class TranscriptionCompletedEvent(_ServerEvent):
     content_index: int = 0
     transcript: str
     usage: DurationUsage
+    # The GA event's `languages` (OpenAI fills it for gpt-transcribe; the beta event has no such
+    # field, so there it is an extension of the same name and shape): the language the turn was
+    # transcribed in, the session's or the one Whisper detected for the turn; [] when nothing was said.
+    languages: list[TranscriptionLanguageWire]
 
 
 class TranscriptionFailedEvent(_ServerEvent):
@@ -472,14 +488,17 @@ def _wire_model(event: ev.Event) -> _ServerEvent:
     if isinstance(event, ev.SpeechStopped):
         return SpeechStoppedEvent(audio_end_ms=event.audio_end_ms, item_id=event.item_id)
     if isinstance(event, ev.Committed):
-        return CommittedEvent(previous_item_id=event.previous_item_id, item_id=event.item_id)
+        return CommittedEvent(previous_item_id=event.previous_item_id, item_id=event.item_id,
+                              audio_start_ms=event.audio_start_ms, audio_end_ms=event.audio_end_ms)
     if isinstance(event, ev.Cleared):
         return ClearedEvent()
     if isinstance(event, ev.TranscriptDelta):
         return TranscriptionDeltaEvent(item_id=event.item_id, delta=event.delta)
     if isinstance(event, ev.TranscriptCompleted):
-        return TranscriptionCompletedEvent(item_id=event.item_id, transcript=event.transcript,
-                                           usage=DurationUsage(seconds=round(event.audio_seconds, 3)))
+        return TranscriptionCompletedEvent(
+            item_id=event.item_id, transcript=event.transcript,
+            usage=DurationUsage(seconds=round(event.audio_seconds, 3)),
+            languages=[TranscriptionLanguageWire(code=event.language)] if event.language else [])
     if isinstance(event, ev.TranscriptFailed):
         return TranscriptionFailedEvent(item_id=event.item_id, error=RealtimeErrorDetail.of(event.error))
     if isinstance(event, ev.Error):

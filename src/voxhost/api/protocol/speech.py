@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import aclosing
-
 import base64
-from typing import Annotated, Any, AsyncIterator, Literal
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from voxhost.api.protocol import sse
@@ -47,16 +47,20 @@ class SpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str
+    # Strict: `"model": ""` or `5` is a 400, not the default engine under another name.
+    model: Annotated[StrictStr, Field(min_length=1)]
     # The limits are the service's (empty_input, string_above_max_length), stated for clients.
     input: Annotated[StrictStr, WithJsonSchema({"type": "string", "title": "Input", "minLength": 1,
                                                 "maxLength": MAX_INPUT_CHARS})]
     voice: Voice
     response_format: StrictStr = "mp3"
-    speed: float = 1.0
+    speed: StrictFloat = 1.0  # a number (ints too), never `true` read as 1.0
     stream_format: Literal["audio", "sse"] = "audio"
     instructions: str | None = Field(default=None, max_length=4096)
     timestamps: StrictBool = False  # extension: lip-sync events (speech.word, speech.viseme) in the SSE stream
+    # Extension: the language of the whole input (ISO 639-1 or BCP 47: "es", "pt-BR"); unset, each
+    # sentence's language is detected from its text.
+    language: StrictStr | None = None
 
     @property
     def voice_id(self) -> str:
@@ -73,9 +77,12 @@ class SpeechRequest(BaseModel):
         return None
 
 
-async def sse_events(chunks: AsyncIterator[bytes | Marks], input_tokens: int) -> AsyncIterator[bytes]:
+async def sse_events(chunks: AsyncGenerator[bytes | Marks, None], input_tokens: int,
+                     figures: Callable[[], dict | None] = lambda: None) -> AsyncGenerator[bytes, None]:
     """`speech.audio.delta` per piece of encoded audio (base64), then `speech.audio.done`.
-    With timestamps, each piece's `speech.word` and `speech.viseme` events come before its audio."""
+    With timestamps, each piece's `speech.word` and `speech.viseme` events come before its audio.
+    `figures()`: the request's queue, compute and cost once the audio is done, which the done
+    event carries (extension: the headers left before they were known)."""
     async with aclosing(chunks):  # a client that leaves stops synthesis now, not at finalization
         async for chunk in chunks:
             if isinstance(chunk, Marks):
@@ -86,4 +93,5 @@ async def sse_events(chunks: AsyncIterator[bytes | Marks], input_tokens: int) ->
                 piece = chunk[start:start + SSE_PIECE_BYTES]
                 yield sse.encode({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
     yield sse.encode({"type": "speech.audio.done",
-                     "usage": {"input_tokens": input_tokens, "output_tokens": 0, "total_tokens": input_tokens}})
+                     "usage": {"input_tokens": input_tokens, "output_tokens": 0, "total_tokens": input_tokens},
+                     **(figures() or {})})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -96,7 +97,7 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def to_verbose_json(transcript: Transcript, *, task: str, granularities: set[str]) -> dict:
+def to_verbose_json(transcript: Transcript, *, task: str, granularities: Collection[str]) -> dict:
     body: dict = {
         "task": task,
         "language": language_name(transcript.info.language),  # by name, like OpenAI ("english")
@@ -133,7 +134,7 @@ def usage(transcript: Transcript) -> dict:
     return {"type": "duration", "seconds": int(math.ceil(transcript.info.duration))}
 
 
-def render(transcript: Transcript, fmt: str, *, task: str, granularities: set[str]) -> str:
+def render(transcript: Transcript, fmt: str, *, task: str, granularities: Collection[str]) -> str:
     if fmt == "text":
         return transcript.text + "\n" if transcript.text else ""
     if fmt == "srt":
@@ -142,6 +143,15 @@ def render(transcript: Transcript, fmt: str, *, task: str, granularities: set[st
         return to_vtt(transcript.segments)
     if fmt == "verbose_json":
         return json.dumps(to_verbose_json(transcript, task=task, granularities=granularities))
-    return json.dumps({"text": transcript.text, "usage": usage(transcript)})
+    body: dict = {"text": transcript.text, "usage": usage(transcript)}
+    if task == "transcribe":
+        body["languages"] = languages(transcript)
+    return json.dumps(body)
+
+
+def languages(transcript: Transcript) -> list[dict]:
+    """OpenAI's `languages` (it fills them for gpt-transcribe): the language the text is in,
+    the one asked for or the one Whisper detected, by ISO-639-1 code; [] when nothing was said."""
+    return [{"code": transcript.info.language}] if transcript.text else []
 
 

@@ -10,16 +10,22 @@ router = APIRouter(prefix="/v1", tags=["models"])
 CREATED = 1_700_000_000  # fixed: OpenAI's shape needs an int; ours carries no meaning
 
 
+class ModelNotListed(ModelNotFound):
+    status_code = 404  # as OpenAI answers GET /v1/models/{id} for a model it does not have
+
+
 def _model_rows(state: AppState) -> list[dict]:
+    """What a client can name now: a bundled model that is not loaded would answer 400, so it is
+    left out (`voxhost models` lists what could be configured)."""
     rows = [
         {"id": row["id"], "object": "model", "created": CREATED, "owned_by": row["owned_by"],
          "task": "transcription", "loaded": row["loaded"]}
-        for row in state.stt.describe()
+        for row in state.services.stt_engines.describe() if row["loaded"]
     ]
     rows += [
         {"id": row["id"], "object": "model", "created": CREATED, "owned_by": "voxhost", "task": "speech",
          "loaded": row["loaded"]}
-        for row in state.tts.describe_models()
+        for row in state.services.voices.describe_models()
     ]
     return rows
 
@@ -34,4 +40,4 @@ async def get_model(model_id: str, state: AppState = Depends(get_state)) -> dict
     for row in _model_rows(state):
         if row["id"] == model_id:
             return row
-    raise ModelNotFound(f"The model '{echo(model_id)}' does not exist.", param="model")
+    raise ModelNotListed(f"The model '{echo(model_id)}' does not exist or is not loaded.", param="model")

@@ -8,12 +8,16 @@ decoding; api/protocol/realtime.py owns the wire shapes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import MutableMapping
+from typing import Any
 
 from fastapi import APIRouter, WebSocket
 
+from voxhost.api.admission import DRAINING_MESSAGE, live_refusal
 from voxhost.api.protocol.realtime import (
     AppendEvent,
     ClearEvent,
@@ -30,16 +34,21 @@ from voxhost.api.protocol.realtime import (
 )
 from voxhost.api.state import AppState
 from voxhost.errors import CloseCode, InvalidRequest, NotReady, Overloaded, SessionEnded, SessionRejected, VoxhostError
+from voxhost.ids import new_id
 from voxhost.realtime import events as ev
 from voxhost.realtime.config import SessionConfig, SessionLimits
-from voxhost.ids import new_id
-from voxhost.realtime.session import SchedulerDecoder, TranscriptionSession
-from voxhost.scheduler.sessions import DRAINING_MESSAGE
+from voxhost.realtime.scheduling import SchedulerDecoder
+from voxhost.realtime.session import TranscriptionSession
 
 log = logging.getLogger("voxhost.realtime")
 router = APIRouter(tags=["live speech-to-text"])
 
 SEND_TIMEOUT_S = 15.0  # a client that stops reading is dropped, not buffered for
+# A drain that finds a player mid-sentence (server VAD) hears the sentence out, this long
+# at most, before it commits: a cut mid-word splits the sentence into two worse finals, and
+# a turn of a fraction of a second decoded after the previous turn's context can come back
+# as that context's words.
+DRAIN_HEAR_OUT_S = 5.0
 
 
 class Connection:
@@ -71,10 +80,8 @@ class Connection:
             return
         async with self._lock:
             self.open = False
-            try:
+            with contextlib.suppress(Exception):
                 await self.websocket.close(code, reason[:120])
-            except Exception:
-                pass
 
     async def refuse(self, error: VoxhostError) -> None:
         """An `error` event, then the close code the error class names."""
@@ -97,7 +104,6 @@ def _limits(state: AppState) -> SessionLimits:
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket) -> None:
     state: AppState = websocket.app.state.voxhost
-    settings = state.settings
     # Browsers offer ["realtime", "openai-insecure-api-key.<key>"] and fail
     # the handshake unless one is echoed.
     offered = websocket.scope.get("subprotocols") or []
@@ -113,14 +119,10 @@ async def realtime(websocket: WebSocket) -> None:
         return await conn.refuse(InvalidRequest(
             f"intent '{intent[:40]}' is not supported: voxhost serves ?intent=transcription sessions.",
             param="intent", code="invalid_value"))
-    if not state.is_ready:
-        state.metrics.sessions_rejected.labels("not_ready").inc()
-        return await conn.refuse(NotReady("Models are still loading; retry shortly."))
-    if not state.can_admit_session(key_name, state.stt.get(None)):
-        state.metrics.sessions_rejected.labels("capacity").inc()
-        return await conn.refuse(Overloaded(
-            f"The server is at capacity ({state.sessions.active} live sessions, limit "
-            f"{settings.max_live_sessions}); retry shortly.", retry_after=1.0))
+    refusal = live_refusal(state, key_name)
+    if refusal is not None:
+        state.metrics.sessions_rejected.labels(refusal.reason).inc()
+        return await conn.refuse(refusal.error)
     beta = "realtime=v1" in websocket.headers.get("openai-beta", "")
     try:
         # The gate counts the session (live-sessions metric, per-key cap) and
@@ -138,7 +140,8 @@ async def _serve(conn: Connection, state: AppState, generation: Generation) -> N
     session_id = new_id("sess")
     expiry = expires_at(settings.max_session_seconds)
     deadline = loop.time() + settings.max_session_seconds
-    decoder = SchedulerDecoder(state.stt, state.stt_scheduler, settings.realtime_max_final_wait_seconds)
+    services = state.services
+    decoder = SchedulerDecoder(services.stt_engines, services.stt_scheduler, settings.realtime_max_final_wait_seconds)
     session = TranscriptionSession(SessionConfig(), _limits(state), decoder, conn.send_event)
     opened = time.monotonic()
     log.info("realtime session %s opened (%d live)", session_id, state.sessions.active)
@@ -163,7 +166,16 @@ async def _serve(conn: Connection, state: AppState, generation: Generation) -> N
                     break
                 continue
             if message is None:  # draining: the turn in progress and its transcript, then the drain's close
-                await session.finish()
+                generation = await _hear_out(conn, session, generation, settings.realtime_max_event_bytes,
+                                             session_id, expiry, loop.time() + DRAIN_HEAR_OUT_S)
+                # Meanwhile the client's frames are read and dropped (its committed event says
+                # where the server stopped listening): unread, they would stall the socket and
+                # its pongs, and the client would take the drain for a dead link.
+                discard = asyncio.ensure_future(_discard_until_closed(conn))
+                try:
+                    await session.finish()
+                finally:
+                    discard.cancel()
                 await conn.refuse(NotReady(DRAINING_MESSAGE))
                 break
             if message["type"] == "websocket.disconnect":
@@ -181,7 +193,31 @@ async def _serve(conn: Connection, state: AppState, generation: Generation) -> N
                  session_id, time.monotonic() - opened, session.turns)
 
 
-async def _receive_unless_draining(websocket: WebSocket, timeout: float, draining: asyncio.Future) -> dict | None:
+async def _hear_out(conn: Connection, session: TranscriptionSession, generation: Generation, max_bytes: int,
+                    session_id: str, expiry: int, until: float) -> Generation:
+    """While server VAD has a sentence open, keep taking the client's audio until it ends
+    (VAD commits it) or `until`; then the drain commits whatever is still open."""
+    loop = asyncio.get_running_loop()
+    while conn.open and session.speaking and loop.time() < until:
+        try:
+            message = await asyncio.wait_for(conn.websocket.receive(), until - loop.time())
+        except TimeoutError:
+            break
+        if message["type"] == "websocket.disconnect":
+            conn.open = False
+            break
+        generation = await _handle(conn, session, message, generation, max_bytes, session_id, expiry)
+    return generation
+
+
+async def _discard_until_closed(conn: Connection) -> None:
+    while conn.open:
+        if (await conn.websocket.receive())["type"] == "websocket.disconnect":
+            conn.open = False
+
+
+async def _receive_unless_draining(websocket: WebSocket, timeout: float,
+                                   draining: asyncio.Future) -> MutableMapping[str, Any] | None:
     """The client's next message; None once the server drains (SIGTERM or the
     load balancer deregistering this task). Raises TimeoutError when idle."""
     receive = asyncio.ensure_future(websocket.receive())
@@ -194,7 +230,8 @@ async def _receive_unless_draining(websocket: WebSocket, timeout: float, drainin
     raise TimeoutError
 
 
-async def _handle(conn: Connection, session: TranscriptionSession, message: dict, generation: Generation,
+async def _handle(conn: Connection, session: TranscriptionSession, message: MutableMapping[str, Any],
+                  generation: Generation,
                   max_bytes: int, session_id: str, expiry: int) -> Generation:
     """One client message. Every problem becomes an `error` event; the session goes on."""
     data, text = message.get("bytes"), message.get("text")

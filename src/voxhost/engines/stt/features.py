@@ -43,7 +43,7 @@ def _mel_power(segment: np.ndarray, filters: np.ndarray) -> np.ndarray:
     stft = FeatureExtractor.stft(segment, N_FFT, HOP, window=_WINDOW, center=False,
                                  return_complex=True).astype("complex64")
     # Contiguous: OpenBLAS threads a matmul with a transposed operand, which on a busy host
-    # cost 4 ms instead of 0.03 ms per call (measured; faster-whisper multiplies the transposed STFT).
+    # costs orders of magnitude more per call (faster-whisper multiplies the transposed STFT).
     return filters @ np.ascontiguousarray(np.abs(stft) ** 2)
 
 
@@ -118,13 +118,17 @@ class IncrementalMel:
         self._turn_head: np.ndarray | None = None  # the turn alone's first two frames, once it is long enough
         self._lock = threading.Lock()
 
-    def features(self, audio: np.ndarray, offset: int = 0) -> np.ndarray:
+    def features(self, audio: np.ndarray, offset: int = 0, heard: int | None = None) -> np.ndarray:
+        """`heard`: how many of `audio`'s samples are the clip's; the rest (silence a final is
+        padded with) is computed for this call only and never settles into the cache, where
+        the clip's real audio may later arrive."""
         audio = audio.astype(np.float32, copy=False)
         length = audio.size
-        if length <= 3 * N_FFT:  # too short to have settled frames: as faster-whisper
+        heard = length if heard is None else min(heard, length)
+        if heard <= 3 * N_FFT:  # too short to have settled frames: as faster-whisper
             return log_mel(_mel_power(np.pad(np.pad(audio, (0, END_PADDING)), _HALF, mode="reflect"),
                                       self._filters)[:, :-1])
-        settled, log, peak = self._settle(audio, offset)
+        settled, log, peak = self._settle(audio[:heard], offset)
         first = offset // HOP  # the clip frame where `audio`'s frame 0 sits
         own = settled - first  # frames of `audio` alone that no longer change
         # A shorter prefix than the longest seen (a speculative final cut at the VAD's
@@ -202,29 +206,38 @@ class AudioWithFeatures(np.ndarray):
 
     features_cache: IncrementalMel
     features_offset: int  # where this audio starts in the cache's clip
+    features_heard: int | None  # its samples that are the clip's (the rest is padding); None: all
 
 
-def with_features(audio: np.ndarray, cache: IncrementalMel, offset: int = 0) -> np.ndarray:
+def with_features(audio: np.ndarray, cache: IncrementalMel, offset: int = 0, heard: int | None = None) -> np.ndarray:
+    """`audio` carrying `cache`'s features; `heard`: its samples that are the clip's (the rest is
+    padding, e.g. the silence a final runs into), None: all of them."""
     carried = audio.view(AudioWithFeatures)
     carried.features_cache = cache
     carried.features_offset = offset
+    carried.features_heard = heard
     return carried
 
 
 def features_for(audio: np.ndarray, n_mels: int) -> np.ndarray | None:
     """The carried features of exactly `audio`, or None (compute them as usual)."""
-    cache = getattr(audio, "features_cache", None) if type(audio) is AudioWithFeatures else None
+    if type(audio) is not AudioWithFeatures:
+        return None
+    cache = getattr(audio, "features_cache", None)  # a slice of carried audio is the same type, unset
     if cache is None or cache.n_mels != n_mels:
         return None
-    return cache.features(np.asarray(audio), audio.features_offset)
+    return cache.features(np.asarray(audio), audio.features_offset, getattr(audio, "features_heard", None))
 
 
 def after_context(context: np.ndarray, turn: np.ndarray) -> np.ndarray:
     """`context + turn`, carrying the turn's features when its cache was built after this context."""
     joined = np.concatenate([np.asarray(context), np.asarray(turn)])
-    cache = getattr(turn, "features_cache", None) if type(turn) is AudioWithFeatures else None
+    if type(turn) is not AudioWithFeatures:
+        return joined
+    cache = getattr(turn, "features_cache", None)
     if cache is not None and cache.context is context and turn.features_offset == cache.turn_offset:
-        return with_features(joined, cache, 0)
+        heard = getattr(turn, "features_heard", None)
+        return with_features(joined, cache, 0, None if heard is None else context.size + heard)
     return joined
 
 

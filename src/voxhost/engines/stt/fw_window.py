@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
-from typing import Iterator
 
 import faster_whisper.transcribe as _fw_transcribe
 from packaging.specifiers import SpecifierSet
@@ -45,7 +45,7 @@ def _windowed(original):
         frames = getattr(_local, "frames", None)
         return original(array, frames if frames and length == FULL_FRAMES else length, axis=axis)
 
-    pad_or_trim.voxhost_original = original
+    pad_or_trim.voxhost_original = original  # type: ignore[attr-defined]  # marks the wrapper as ours
     return pad_or_trim
 
 

@@ -5,17 +5,21 @@ Engines are found by name, as TTS engines are: the built-in `simulated-gpu`
 an entry point in the `voxhost.stt_engines` group (`mycorp = "mycorp.stt:make"`,
 a callable taking (name, settings) and returning a `SpeechToText`). Every other
 name is a Whisper model: bundled, a faster-whisper id or a CTranslate2 directory.
+Which model a request's name means (OpenAI's aliases) is decided here too: the
+names are the engines'.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import warnings
+from collections.abc import Callable
 from importlib import metadata
-from typing import Callable
 
 from voxhost.engines.stt.base import SpeechToText
 from voxhost.engines.stt.bundled import BUNDLED_STT, resolve_stt_model
+from voxhost.engines.stt.legacy import StructuralEngine
 from voxhost.errors import ModelNotFound, echo
 from voxhost.ops.settings import Settings
 
@@ -42,7 +46,7 @@ def whisper_engine(name: str, s: Settings) -> SpeechToText:
         vad_gate_threshold=s.stt_vad_gate_threshold,
         no_speech_threshold=s.stt_no_speech_threshold,
         vad_trim_over_seconds=s.stt_vad_trim_over_seconds,
-        text_only=s.stt_text_only,
+        description=BUNDLED_STT.get(name, "faster-whisper model"),
     )
 
 
@@ -63,9 +67,15 @@ def engine_factories() -> dict[str, EngineFactory]:
     so they work from a source tree whose package metadata is older."""
     factories: dict[str, EngineFactory] = {"simulated-gpu": simulated_gpu_engine}
     for entry in metadata.entry_points(group="voxhost.stt_engines"):
-        # Load the plugin only when its name is configured, then call it.
-        factories.setdefault(entry.name, lambda name, settings, entry=entry: entry.load()(name, settings))
+        factories.setdefault(entry.name, _plugin(entry))
     return factories
+
+
+def _plugin(entry: metadata.EntryPoint) -> EngineFactory:
+    """Loads the plugin only when its name is configured, then calls it."""
+    def make(name: str, settings: Settings) -> SpeechToText:
+        return entry.load()(name, settings)
+    return make
 
 
 def factory_for(name: str) -> EngineFactory:
@@ -76,6 +86,7 @@ class SttRegistry:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.engines: dict[str, SpeechToText] = {}
+        self.warm_up_seconds: dict[str, float] = {}
 
     @property
     def default_name(self) -> str:
@@ -90,12 +101,21 @@ class SttRegistry:
             return self.engines[name]
         started = time.perf_counter()
         engine = factory_for(name)(name, self.settings)
+        if not isinstance(engine, SpeechToText):
+            warnings.warn(f"STT engine {name!r} does not subclass voxhost.engines.stt.base.SpeechToText; "
+                          "plugins written against the older structural contract keep working for now, "
+                          "but should subclass it (its defaults cover the optional parts)",
+                          DeprecationWarning, stacklevel=2)
+            engine = StructuralEngine(engine)
         if warm_up:
+            warm_started = time.perf_counter()
             engine.warm_up()
+            # The scheduler's estimate of a job until it has measured one (scheduler/expected_wait.py).
+            self.warm_up_seconds[name] = time.perf_counter() - warm_started
         self.engines[name] = engine
         log.info(
             "loaded STT model %s on %s/%s in %.1fs",
-            name, engine.device, getattr(engine, "compute_type", "-"), time.perf_counter() - started,
+            name, engine.device, engine.compute_type, time.perf_counter() - started,
         )
         return engine
 
@@ -118,7 +138,8 @@ class SttRegistry:
                 for alias in OPENAI_STT_ALIASES[:1]]
         for name in dict.fromkeys([*self.engines, *BUNDLED_STT]):
             engine = self.engines.get(name)
-            description = getattr(engine, "description", None) or BUNDLED_STT.get(name, "faster-whisper model")
+            description = (engine.description if engine is not None else "") or BUNDLED_STT.get(
+                name, "faster-whisper model")
             rows.append({"id": name, "owned_by": "voxhost", "loaded": engine is not None,
                          "description": description})
         return rows

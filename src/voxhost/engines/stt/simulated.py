@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from faster_whisper.audio import pad_or_trim
@@ -25,12 +25,17 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt.base import (
-    Segment, Transcript, TranscriptionInfo, TranscriptionOptions, collect, window_batch_key,
+    Segment,
+    SpeechToText,
+    Transcript,
+    TranscriptionInfo,
+    TranscriptionOptions,
+    clip_options,
+    each_clip,
+    window_batch_key,
 )
 from voxhost.engines.stt.features import features_for
-
-FRAMES_PER_SECOND = 100  # mel frames
-WHISPER_WINDOW_S = 30  # Whisper's encoder window; shorter windows as options.chunk_length asks
+from voxhost.engines.stt.windows import FRAMES_PER_SECOND, WHISPER_WINDOW_S
 
 
 @dataclass
@@ -41,11 +46,11 @@ class _Prepared:
     windows: list[np.ndarray]  # (n_mels, window frames) each, as the encoder would get them
 
 
-class SimulatedGpuEngine:
+class SimulatedGpuEngine(SpeechToText):
     multilingual = True
     device = "cuda"  # what it stands in for: batching is on by default, as on a GPU
     compute_type = "simulated"
-    n_mels = 80  # whisper-base's features
+    n_mels: int = 80  # whisper-base's features
     description = "benchmark tool: real VAD and mel features, sleeps for a GPU decode, fixed text (not a model)"
 
     def __init__(self, name: str = "simulated-gpu", *, call_seconds: float = 0.03, item_seconds: float = 0.01,
@@ -54,7 +59,7 @@ class SimulatedGpuEngine:
         self.call_seconds = call_seconds
         self.item_seconds = item_seconds
         self.text = text
-        self.gate_options = VadOptions(threshold=vad_gate_threshold)
+        self.gate_threshold = vad_gate_threshold
         self._extractors: dict[int, FeatureExtractor] = {}
         self._lock = threading.Lock()
         # What the "GPU" was asked to do (tests and benchmarks read these).
@@ -78,7 +83,7 @@ class SimulatedGpuEngine:
 
     def _prepare(self, audio: np.ndarray, options: TranscriptionOptions) -> _Prepared:
         duration = len(audio) / WHISPER_RATE
-        if options.vad_filter and not get_speech_timestamps(audio, self.gate_options):
+        if options.vad_filter and not get_speech_timestamps(audio, VadOptions(threshold=self.gate_threshold)):
             return _Prepared(duration, [])  # Whisper skips the model on no speech; so do we
         window_s = self.last_window_s = self._window_seconds(options)
         features = features_for(audio, self.n_mels)  # carried by a live turn (engines/stt/features.py)
@@ -120,11 +125,6 @@ class SimulatedGpuEngine:
 
         return transcript.info, segments()
 
-    def transcribe(self, audio: np.ndarray, options: TranscriptionOptions,
-                   stop: threading.Event | None = None) -> Transcript:
-        info, segments = self.transcribe_stream(audio, options)
-        return Transcript(info, collect(segments, stop))
-
     def batch_key(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple | None:
         """WhisperEngine's rule (base.window_batch_key), so batches form as on a GPU."""
         return window_batch_key(self.name, audio, options, self._window_seconds(options))
@@ -132,15 +132,9 @@ class SimulatedGpuEngine:
     def transcribe_batch(
         self, audios: list[np.ndarray], options: list[TranscriptionOptions] | TranscriptionOptions
     ) -> list[Transcript | Exception]:
-        if isinstance(options, TranscriptionOptions):
-            options = [options] * len(audios)
-        prepared: list[_Prepared | Exception] = []
-        for audio, opts in zip(audios, options):
-            try:
-                prepared.append(self._prepare(audio, opts))
-            except Exception as exc:  # a bad clip fails alone
-                prepared.append(exc)
+        per_clip = clip_options(audios, options)
+        prepared = each_clip(self._prepare, audios, per_clip)  # a bad clip fails alone
         windows = sum(len(p.windows) for p in prepared if isinstance(p, _Prepared))
         if windows:
             self._decode(windows)
-        return [p if isinstance(p, Exception) else self._transcript(p, o) for p, o in zip(prepared, options)]
+        return [p if isinstance(p, Exception) else self._transcript(p, o) for p, o in zip(prepared, per_clip)]

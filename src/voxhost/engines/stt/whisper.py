@@ -4,35 +4,39 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import threading
+from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import replace
-from typing import Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.transcribe import restore_speech_timestamps
-from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.engines.stt import fw_window
-from voxhost.engines.stt.features import CarriedFeatureExtractor, features_for
-from voxhost.engines.stt.whisper_batch import BatchItem, decode_batch
 from voxhost.engines.stt.base import (
+    LANGUAGE_SWITCH_CONFIDENCE,
     Segment,
+    SpeechToText,
     Transcript,
     TranscriptionInfo,
     TranscriptionOptions,
+    Word,
+    clip_options,
     collect,
     window_batch_key,
-    Word,
 )
+from voxhost.engines.stt.features import CarriedFeatureExtractor, features_for
+from voxhost.engines.stt.vad import speech_only, speech_regions
+from voxhost.engines.stt.whisper_batch import BatchItem, decode_batch
+from voxhost.engines.stt.windows import FRAMES_PER_SECOND, WHISPER_WINDOW_S
+from voxhost.engines.threads import whisper_threads
 
 log = logging.getLogger("voxhost.stt")
-BATCH_MAX_SECONDS = 30.0  # one Whisper window: longer audio takes the sequential path
-FRAMES_PER_SECOND = 100  # mel frames
+HOP = WHISPER_RATE // FRAMES_PER_SECOND  # samples per mel frame
 
 def resolve_device(device: str) -> str:
     if device != "auto":
@@ -45,32 +49,17 @@ def resolve_device(device: str) -> str:
         return "cpu"
 
 
-def resolve_parallelism(device: str, cpu_threads: int, num_workers: int,
-                        cores: int | None = None) -> tuple[int, int]:
-    """(cpu_threads, num_workers), each 0 = auto.
-
-    Workers: one on a GPU, where the batcher gives the concurrency and each extra
-    CTranslate2 replica would hold its own buffers; two on a CPU with two cores or more,
-    because two single-threaded decodes at once beat one decode on two threads (2 cores,
-    8 concurrent short REST clips, 3x on a loaded machine, where two OpenMP threads per
-    decode wait on each other: docs/benchmarks.md "REST short clips, the model side"), and
-    the executor then overlaps one clip's VAD and features with the other's decode. Threads: the cores shared among the workers (CTranslate2's own default
-    gives each worker up to 4 and oversubscribes a small host)."""
-    cores = cores or os.cpu_count() or 1
-    workers = num_workers or (1 if device == "cuda" else min(2, cores))
-    threads = cpu_threads or (0 if device == "cuda" else max(1, cores // workers))
-    return threads, workers
-
-
 def resolve_compute_type(compute_type: str, device: str) -> str:
     if compute_type != "auto":
         return compute_type
     return "float16" if device == "cuda" else "int8"
 
 
-class WhisperEngine:
+class WhisperEngine(SpeechToText):
     """One loaded Whisper model. Thread-safe: CTranslate2 runs `num_workers`
-    decodes in parallel (0: auto, see resolve_parallelism) and queues the rest."""
+    decodes in parallel (0: auto, engines/threads.py whisper_threads) and queues the rest."""
+
+    n_mels: int  # always: it computes Whisper's features
 
     def __init__(
         self,
@@ -86,30 +75,29 @@ class WhisperEngine:
         vad_gate_threshold: float = 0.5,
         no_speech_threshold: float = 0.6,
         vad_trim_over_seconds: float = 30.0,
-        text_only: bool | None = None,
+        description: str = "",
     ):
         self.name = name
+        self.description = description
         self.device = resolve_device(device)
         self.compute_type = resolve_compute_type(compute_type, self.device)
-        # The server's executor runs this many decodes at once (api/app.py).
-        cpu_threads, self.num_workers = resolve_parallelism(self.device, cpu_threads, num_workers)
+        # Decodes at once (the server's executor runs as many: services.py) and threads per decode.
+        self.threads = whisper_threads(self.device, cpu_threads, num_workers)
+        self.num_workers = self.threads.workers
         self.model = WhisperModel(
             model_path,
             device=self.device,
             compute_type=self.compute_type,
-            cpu_threads=cpu_threads,
+            cpu_threads=self.threads.threads,
             num_workers=self.num_workers,
             download_root=download_root,
         )
         self.multilingual = bool(self.model.model.is_multilingual)
         self.n_mels = self.model.feature_extractor.mel_filters.shape[0]
         self.vad_options = VadOptions(threshold=vad_threshold)
-        self.gate_options = VadOptions(threshold=vad_gate_threshold)
+        self.gate_threshold = vad_gate_threshold
         self.no_speech_threshold = no_speech_threshold
         self.vad_trim_over_seconds = vad_trim_over_seconds
-        # Timestamp tokens cost half the GPU decode time and stop batching from
-        # paying (docs/benchmarks.md); on CPU the encoder dominates, so keep them.
-        self.text_only = self.device == "cuda" if text_only is None else text_only
         self._windowed: dict[int, WhisperModel] = {}
         self._windowed_lock = threading.Lock()
 
@@ -146,16 +134,10 @@ class WhisperEngine:
         """The encoder window these options decode in."""
         return self._model_for(options.chunk_length).feature_extractor.chunk_length
 
-    def _resolve(self, audio: np.ndarray, options: TranscriptionOptions) -> TranscriptionOptions:
-        """Text-only decoding when nobody needs the timestamps, within one window
-        (longer audio seeks by segment timestamps)."""
-        if (self.text_only and not options.timestamps_needed and not options.without_timestamps
-                and not options.word_timestamps and len(audio) <= BATCH_MAX_SECONDS * WHISPER_RATE):
-            return replace(options, without_timestamps=True)
-        return options
-
     def speech_chunks(self, audio: np.ndarray) -> list[dict]:
-        return get_speech_timestamps(audio, self.vad_options)
+        """Speech regions of long audio, found window by window (engines/stt/vad.py: an
+        hour of audio in one pass held 2.85x the audio again while it ran)."""
+        return speech_regions(audio, self.vad_options)
 
     def _speech(self, audio: np.ndarray, options: TranscriptionOptions) -> tuple[np.ndarray, list[dict] | None] | None:
         """The audio to decode and, if trimmed, the speech chunks to map
@@ -164,28 +146,75 @@ class WhisperEngine:
             return audio, None
         if len(audio) <= self.vad_trim_over_seconds * WHISPER_RATE:
             # One 30 s window costs the same trimmed or not, and Silero misses
-            # whispered and creaky speech: on the eval set, gating only (no
-            # trimming) cut voice-quality WER from 54% to 32%. The gate skips
-            # silence and noise, on which Whisper hallucinates ("Thank you.").
-            return (audio, None) if get_speech_timestamps(audio, self.gate_options) else None
+            # whispered and creaky speech, so short audio is gated, not trimmed
+            # (docs/benchmarks.md, "Speech-to-text: voxhost vs raw faster-whisper").
+            # The gate skips silence and noise, on which Whisper hallucinates ("Thank you.").
+            return (audio, None) if get_speech_timestamps(audio, VadOptions(threshold=self.gate_threshold)) else None
         chunks = self.speech_chunks(audio)
         if not chunks:
             return None
-        return np.concatenate(collect_chunks(audio, chunks)[0]), chunks
+        return speech_only(audio, chunks), chunks
+
+    def _plan(self, audio: np.ndarray, options: TranscriptionOptions) -> _Plan:
+        """The language settled before the decode where the decode depends on it:
+        `shortcut_languages` (a short window or text-only only for those languages: any other
+        decodes as Whisper does), `language_hint` and `detect_language_from` (a live turn's)."""
+        allowed = options.shortcut_languages or frozenset()
+        shortcuts = options.shortcut_languages is not None and bool(options.chunk_length or options.without_timestamps)
+        if options.language is not None or not self.multilingual:
+            if shortcuts and (options.language or "en") not in allowed:
+                return _Plan(_without_shortcuts(options))
+            return _Plan(options)
+        if not shortcuts and not options.detect_language_from and not options.language_hint:
+            return _Plan(options)  # faster-whisper detects, as it would on its own
+        prepared = self._speech(audio, options)
+        if prepared is None or prepared[1] is not None:
+            return _Plan(options)  # no speech (nothing is decoded), or trimmed (detected as usual)
+        model = self._model_for(options.chunk_length)
+        features = features_for(audio, self.n_mels)
+        if features is None:
+            features = model.feature_extractor(audio)
+        skip = int(options.detect_language_from * FRAMES_PER_SECOND)
+        if features.shape[-1] - 1 <= skip:
+            skip = 0  # nothing after the context: the context is all there is
+        # In the window the decode asked for, as faster-whisper detects inside transcribe().
+        with self._window(self._window_seconds(options)):
+            language, probability, _ = model.detect_language(features=features[..., skip:])
+        hint = options.language_hint
+        if hint and language != hint and probability < LANGUAGE_SWITCH_CONFIDENCE:
+            language = hint  # not sure enough to leave the language the speaker was speaking
+        options = replace(options, language=language, vad_filter=False)  # the gate above heard speech
+        if shortcuts and language not in allowed:
+            options = _without_shortcuts(options)
+        if skip and hint and language != hint:
+            # The context is someone's words in another language: decode this turn alone.
+            return _Plan(options, None, float(probability), skip * HOP)
+        return _Plan(options, features, float(probability))
+
+    def _window(self, seconds: int):
+        short = seconds < self.model.feature_extractor.chunk_length
+        return fw_window.encoder_window(seconds * FRAMES_PER_SECOND) if short else nullcontext()
 
     def transcribe_stream(
         self, audio: np.ndarray, options: TranscriptionOptions
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
+        return self._stream(audio, self._plan(audio, options))
+
+    def _stream(self, audio: np.ndarray, plan: _Plan) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         duration = len(audio) / WHISPER_RATE
-        options = self._resolve(audio, options)
+        options, features, probability = plan.options, plan.features, plan.probability
+        skipped = plan.skip_samples / WHISPER_RATE
+        if plan.skip_samples:
+            audio = np.asarray(audio)[plan.skip_samples:]
         prepared = self._speech(audio, options)
         if prepared is None:
             info = TranscriptionInfo(options.language or "en", 0.0, duration, 0.0)
             return info, iter(())
         audio, chunks = prepared
         model = self._model_for(options.chunk_length)
-        features = features_for(audio, self.n_mels)
-        if features is not None:  # a live turn's, computed incrementally (engines/stt/features.py)
+        if features is None:
+            features = features_for(audio, self.n_mels)
+        if features is not None:  # a live turn's (engines/stt/features.py), or computed for detection
             model = copy.copy(model)  # a few KB: the CTranslate2 model and tokenizer are shared
             model.feature_extractor = CarriedFeatureExtractor(model.feature_extractor, audio, features)
         segments, fw_info = model.transcribe(
@@ -207,19 +236,19 @@ class WhisperEngine:
             segments = restore_speech_timestamps(segments, chunks, WHISPER_RATE)
         info = TranscriptionInfo(
             language=fw_info.language,
-            language_probability=float(fw_info.language_probability),
+            language_probability=float(fw_info.language_probability if probability is None else probability),
             duration=duration,
             speech_duration=len(audio) / WHISPER_RATE,
         )
-        return info, (_convert(i, s) for i, s in enumerate(segments))
+        # Times stay those of the audio given, context included, when the context was not decoded.
+        return info, (_convert(i, s, skipped) for i, s in enumerate(segments))
 
     def transcribe(self, audio: np.ndarray, options: TranscriptionOptions,
                    stop: threading.Event | None = None) -> Transcript:
-        window = self._window_seconds(options)
-        short = window < self.model.feature_extractor.chunk_length
+        plan = self._plan(audio, options)
         # Segments are decoded lazily: the window must hold until the list is built.
-        with fw_window.encoder_window(window * FRAMES_PER_SECOND) if short else nullcontext():
-            info, segments = self.transcribe_stream(audio, options)
+        with self._window(self._window_seconds(plan.options)):
+            info, segments = self._stream(audio, plan)
             return Transcript(info=info, segments=collect(segments, stop))
 
     # ---- cross-request batching ------------------------------------------
@@ -231,13 +260,14 @@ class WhisperEngine:
         not beam search with timestamp tokens (slower batched, measured). The
         language may differ per item (it is a token in each item's prompt).
         """
-        if len(audio) > BATCH_MAX_SECONDS * WHISPER_RATE:
+        if len(audio) > WHISPER_WINDOW_S * WHISPER_RATE:
             return None
-        options = self._resolve(audio, options)
         if self.device == "cuda" and not options.without_timestamps and options.beam_size > 1:
             # CTranslate2 beam search with timestamp tokens runs a batch slower than its
-            # clips one by one on a GPU (H200: 0.45x at 32, docs/benchmarks.md).
+            # clips one by one on a GPU (docs/benchmarks.md, "Speech-to-text on a GPU").
             return None
+        if not self.multilingual and options.language is None:
+            options = replace(options, language="en")  # an English-only model: nothing to detect first
         return window_batch_key(self.name, audio, options, self._window_seconds(options))
 
     def transcribe_batch(
@@ -247,13 +277,11 @@ class WhisperEngine:
 
         One result per clip; an exception instance fails only its clip.
         """
-        if isinstance(options, TranscriptionOptions):
-            options = [options] * len(audios)
+        options = clip_options(audios, options)
         results: list[Transcript | Exception | None] = [None] * len(audios)
         items, index, chunks = [], [], {}
         for i, (audio, opts) in enumerate(zip(audios, options)):
             try:
-                opts = self._resolve(audio, opts)
                 prepared = self._speech(audio, opts)
                 if prepared is None:  # no speech: as transcribe_stream, skip the model
                     info = TranscriptionInfo(opts.language or "en", 0.0, len(audio) / WHISPER_RATE, 0.0)
@@ -268,6 +296,7 @@ class WhisperEngine:
                     window_frames=self._window_seconds(opts) * FRAMES_PER_SECOND,
                     max_new_tokens=opts.max_new_tokens,
                     temperature_fallback=opts.temperature_fallback,
+                    language_hint=opts.language_hint,
                 ))
                 index.append(i)
             except Exception as exc:
@@ -295,7 +324,7 @@ class WhisperEngine:
                 speech_duration=len(item.audio) / WHISPER_RATE,
             )
             results[i] = Transcript(info, [_convert(n, s) for n, s in enumerate(segments)])
-        return results
+        return [r if r is not None else RuntimeError("clip was not decoded") for r in results]
 
     def _safe_transcribe(self, audio, options) -> Transcript | Exception:
         try:
@@ -304,17 +333,33 @@ class WhisperEngine:
             return exc
 
 
-def _convert(index: int, s) -> Segment:
+@dataclass
+class _Plan:
+    """How to decode, settled before the decode (WhisperEngine._plan)."""
+
+    options: TranscriptionOptions
+    features: np.ndarray | None = None  # computed for detection, reused by the decode
+    probability: float | None = None  # of the language detected here (None: Whisper detects, or given)
+    skip_samples: int = 0  # leading context left out of the decode (timestamps still count it)
+
+
+def _without_shortcuts(options: TranscriptionOptions) -> TranscriptionOptions:
+    """Whisper's own decode: its 30 s window, with timestamp tokens."""
+    return replace(options, chunk_length=None, without_timestamps=False)
+
+
+def _convert(index: int, s, offset: float = 0.0) -> Segment:
     return Segment(
         id=index,
         seek=int(s.seek),
-        start=float(s.start),
-        end=float(s.end),
+        start=float(s.start) + offset,
+        end=float(s.end) + offset,
         text=s.text,
         tokens=list(s.tokens),
         temperature=float(s.temperature or 0.0),
         avg_logprob=float(s.avg_logprob),
         compression_ratio=float(s.compression_ratio),
         no_speech_prob=float(s.no_speech_prob),
-        words=[Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])],
+        words=[Word(float(w.start) + offset, float(w.end) + offset, w.word, float(w.probability))
+               for w in (s.words or [])],
     )

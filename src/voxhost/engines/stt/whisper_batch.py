@@ -12,8 +12,8 @@ the caller decodes them sequentially: correctness first, batching second.
 
 Text-only items (`without_timestamps`) are the ones that pay on a GPU: with
 timestamp tokens and beam search, CTranslate2 decodes a batch no faster than
-one clip at a time (H200, docs/benchmarks.md), without them a batch of 32
-decodes ~10x faster.
+one clip at a time; without them a batch pays (docs/benchmarks.md, "Speech-to-text
+on a GPU").
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import Segment as FwSegment
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
+from voxhost.engines.stt.base import LANGUAGE_SWITCH_CONFIDENCE
 from voxhost.engines.stt.features import features_for
 
 # WhisperModel.transcribe defaults (the sequential path uses them too).
@@ -46,6 +47,7 @@ class BatchItem:
     window_frames: int | None = None  # encoder input (short live windows); None: Whisper's 3000
     max_new_tokens: int | None = None
     temperature_fallback: bool = True
+    language_hint: str | None = None  # kept unless another language is detected surely (base.py)
 
     @property
     def setup(self) -> tuple:
@@ -124,7 +126,10 @@ def _languages(model: WhisperModel, items, features, usable) -> dict[int, tuple[
         batch = np.stack([pad_or_trim(features[i][..., :nb]) for i in detect])
         for i, ranked in zip(detect, model.model.detect_language(model.encode(batch))):
             token, prob = ranked[0]
-            langs[i] = (token[2:-2], float(prob))
+            language, hint = token[2:-2], items[i].language_hint
+            if hint and language != hint and prob < LANGUAGE_SWITCH_CONFIDENCE:
+                language = hint  # as the sequential path (WhisperEngine._plan)
+            langs[i] = (language, float(prob))
     return langs
 
 
@@ -151,7 +156,7 @@ def _finish(model, tokenizer, result, content_frames, language, no_speech_thresh
     )
     if seek < content_frames:
         return None  # the sequential path would decode a second window
-    segments = []
+    segments: list[FwSegment] = []
     for part in parts:
         text = tokenizer.decode(part["tokens"])
         if part["start"] == part["end"] or not text.strip():

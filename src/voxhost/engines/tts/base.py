@@ -4,16 +4,19 @@ An engine loads its weights, lists its voices, resolves a voice definition
 and turns one chunk of normalised text into float32 PCM at its own sample
 rate. Splitting, joining, resampling, encoding, caching and scheduling are
 done around it, so a studio adds an engine (bigger weights, a GPU) by
-implementing this class and registering it (see registry.py): the API, the
-scheduler and the cache do not change.
+subclassing `TtsEngine` and registering it (see registry.py): the API, the
+scheduler and the cache do not change. Which voice a request's name means is
+the voice catalog's business (tts/voices.py), not the engine's.
 """
 
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +43,7 @@ class Voice:
     gender: str | None
     sample_rate: int
     description: str = ""
-    accent: str = ""  # "American", "British", "Japanese" (a Japanese speaker reading English), ...
+    accent: str = ""  # "American", "British", "Spanish", ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,6 @@ class VoiceSelection:
     definition: str
     fingerprint: str
     data: Any = field(default=None, compare=False, repr=False)  # engine-private (style vector, ...)
-    design: Any = field(default=None, compare=False, repr=False)  # a designed voice's shaping (tts/designs.py)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,21 @@ class TimingsUnavailable(InvalidRequest):
         super().__init__(message, param="timestamps")
 
 
+class LanguageUnavailable(InvalidRequest):
+    """The engine could read the language with a package this install lacks: a 400 that names
+    the extra adding it."""
+
+    code = "language_unavailable"
+
+    def __init__(self, message: str):
+        super().__init__(message, param="language")
+
+
+def _language_argument(language: str) -> dict:
+    """`language=` for a non-English chunk only: an English-only engine's synthesize() has no such argument."""
+    return {} if language == "en" else {"language": language}
+
+
 def fingerprint(*parts: object) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -102,17 +119,23 @@ class TtsEngine(ABC):
     license: str = ""
     description: str = ""
     uses_instructions: bool = False  # OpenAI's `instructions`: accepted and ignored unless True
+    # ISO 639-1 codes the engine reads. An engine that speaks only English keeps the three-argument
+    # synthesize(); one that lists more is also called with `language=` for the other languages.
+    languages: frozenset[str] = frozenset({"en"})
     timed: bool = False  # synthesize_timed gives the phonemes' times (lip-sync); set by load()
-    # onnxruntime device: the registry sets what VOXHOST_TTS_DEVICE asks (auto|cpu|cuda) before
-    # load(); an engine that honours it sets what it got ("cpu" or "cuda"). Others ignore it.
+    # The device VOXHOST_TTS_DEVICE asks for (auto|cpu|cuda), given to the constructor; an
+    # engine that honours it sets what it got ("cpu" or "cuda") at load(). Others ignore it.
     device: str = "cpu"
     # onnxruntime's CPU arena for engines that make their own session (onnx_device.session_options:
-    # off, so a long synthesis's buffers are not kept for good). Set before load(); benchmarks only.
-    cpu_mem_arena: bool = False
+    # on, shrunk after every run so a long synthesis's buffers are not kept for good). Set before
+    # load(); benchmarks only. `arena_shrinkage` False keeps them (the arena's own default).
+    cpu_mem_arena: bool = True
+    arena_shrinkage: bool = True
 
-    def __init__(self, *, threads: int = 1, models_dir=None):
-        self.threads = threads
+    def __init__(self, *, threads: int = 0, models_dir: Path | None = None, device: str = "cpu"):
+        self.threads = threads  # onnxruntime intra-op threads; 0: the thread policy's (engines/threads.py)
         self.models_dir = models_dir
+        self.device = device
         self.loaded = False
 
     @abstractmethod
@@ -143,7 +166,8 @@ class TtsEngine(ABC):
         """One chunk of normalised text -> mono float32 in [-1, 1] at `sample_rate`.
         An empty array means "nothing to say here" (e.g. a word the G2P can't read)."""
 
-    def synthesize_timed(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> TimedAudio:
+    def synthesize_timed(self, text: str, voice: VoiceSelection, speed: float = 1.0,
+                         language: str = "en") -> TimedAudio:
         """Like synthesize, with each word's phonemes and their times, for engines whose model
         reports its phoneme durations (`timed`). Others cannot say when a word is spoken."""
         raise TimingsUnavailable(f"Engine '{self.name}' cannot report word or phoneme timings; "
@@ -153,7 +177,24 @@ class TtsEngine(ABC):
         """PCM per chunk, each as soon as it is ready. Engines that stream below
         the sentence (token by token) override this."""
         for chunk in chunks:
-            yield self.synthesize(chunk.text, voice, speed)
+            yield self.synthesize(chunk.text, voice, speed, **_language_argument(chunk.language))
+
+    def load_language(self, language: str) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Load what reading `language` (one of `languages`) needs now rather than on its first
+        line (VOXHOST_TTS_LANGUAGES). Engines with nothing to load per language keep this."""
+
+    def missing_reader(self, language: str) -> str | None:
+        """Why this engine cannot read `language` here although another install could (the
+        extra that adds its reader), or None when it cannot read it at all."""
+        return None
+
+    def with_languages(self, voice: VoiceSelection, per_language: dict[str, VoiceSelection]) -> VoiceSelection:
+        """`voice` for every language but those in `per_language`, which speak with their own
+        voice (a design's `bases`). An engine whose selection holds one voice cannot."""
+        if per_language:
+            raise InvalidRequest(f"Engine '{self.name}' speaks every language with one voice; "
+                                 "it has no voice per language.", param="voice", code="invalid_value")
+        return voice
 
     def warm_up(self) -> None:
         """One synthesis so the first request doesn't pay for lazy initialisation."""

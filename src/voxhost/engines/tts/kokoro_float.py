@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,9 @@ def dequantize(model):
     from onnx import helper, numpy_helper
 
     g = _Graph(model)
-    new_inits, replaced, weights = [], {}, {}
+    new_inits: list = []
+    replaced: dict[int, Any] = {}  # id(node) -> its float replacement, or None: dropped
+    weights: dict = {}
     for node in list(g.graph.node):
         if node.op_type in ("MatMulInteger", "ConvInteger"):
             quantize = g.producer.get(node.input[0])

