@@ -65,7 +65,7 @@ def test_whisper_settings_override_the_policy(device, threads_, workers, expecte
 
 
 def test_tts_pools_are_as_wide_as_the_cores_except_hibaris():
-    assert tts_threads("kokoro", cores=4) == OnnxThreads(intra=4, inter=1, spinning=False)
+    assert tts_threads("kokoro", cores=4) == OnnxThreads(intra=4, inter=1, spin_us=0)
     assert tts_threads("piper", "cuda", cores=2).intra == 2
     assert tts_threads("hibari", cores=4).intra == 1
     assert tts_threads("kokoro", threads=3, cores=4).intra == 3  # VOXHOST_TTS_THREADS

@@ -26,7 +26,7 @@ from voxhost.engines.threads import limit_blas, usable_cores
 from voxhost.ops.auth import KeyStore, load_keys_file, parse_keys
 from voxhost.ops.capacity import default_live_sessions
 from voxhost.ops.emf import EmfEmitter, task_id
-from voxhost.ops.memory import configure_allocator, trim_when_idle
+from voxhost.ops.memory import configure_allocator, start_serving, trim_when_idle
 from voxhost.ops.settings import Settings, get_settings
 from voxhost.services import build_services
 
@@ -43,6 +43,7 @@ def _load_models(state: AppState) -> None:
             manifest = verify_manifest(state.settings.models_manifest)
             log.info("models version %s verified (%d files)", manifest.get("version"), len(manifest["files"]))
         state.services.load()
+        start_serving()  # the loads are done: model calls reuse their buffers (ops/memory.py)
         stt_engines = state.services.stt_engines
         if stt_engines.engines:  # where the default engine really decodes
             state.sessions.max_sessions = live_session_capacity(state.settings, stt_engines.get(None).device)
@@ -120,15 +121,17 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        configure_allocator()  # the loading policy until the models are in (ops/memory.py)
         if load_models:
             # Load in the background so /health answers at once and /ready
             # reports progress (ECS health checks start before models are warm).
             threading.Thread(target=_load_models, args=(state,), name="model-loader", daemon=True).start()
+        else:
+            start_serving()
         emf_task = None
         # What this process admits, as the gate enforces it (capacity owns how the default is derived).
         # Set again once the default STT engine has loaded and its device is known (_load_models).
         state.metrics.set_session_capacity(state.sessions.max_sessions)
-        configure_allocator()
         # After a burst, RSS must come back down (docs/benchmarks.md, "Hostile probe").
         trimmer = asyncio.create_task(trim_when_idle(lambda: state.http_in_flight == 0, TRIM_INTERVAL_S))
         if settings.emf_enabled:

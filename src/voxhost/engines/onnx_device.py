@@ -47,8 +47,8 @@ def session_options(pools: OnnxThreads, *, cpu_mem_arena: bool = True):
     """SessionOptions for a TTS engine's session: its thread pools as the thread policy sizes
     them (engines/threads.py `tts_threads`), quiet logs, and onnxruntime's CPU memory arena.
 
-    The arena makes a synthesis's many intermediate buffers cheap: without it each is a fresh
-    mmap (ops/memory.py keeps buffers over 256 KiB out of the heap) and a page fault per page
+    The arena makes a synthesis's many intermediate buffers cheap: without it each is a malloc,
+    and one over ops/memory.py's mmap threshold a fresh mmap with a page fault per page
     touched. Left alone, though, it keeps the largest buffers any synthesis ever needed for
     the session's life (Kokoro's RSS rose and stayed up). So every run shrinks it
     back (`ShrinkingSession`): buffers are reused within a run and handed back after it.

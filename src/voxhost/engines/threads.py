@@ -140,15 +140,21 @@ def whisper_threads(device: str, cpu_threads: int = 0, num_workers: int = 0,
 class OnnxThreads:
     intra: int  # intra-op threads, the caller included (1: no pool)
     inter: int = 1  # inter-op threads: used only by the parallel execution mode, which no engine uses
-    spinning: bool = False  # pool threads spin-wait for work (faster hand-offs, CPU burnt when idle)
+    # Microseconds a pool thread spin-waits for the next parallel section within a run before it
+    # sleeps; 0: it sleeps at once. Spinning always stops when the run ends
+    # (session.force_spinning_stop), so an idle pool burns nothing between runs.
+    spin_us: int = 0
 
     def apply(self, options):
         """Size an onnxruntime.SessionOptions' pools; returns it."""
         options.intra_op_num_threads = self.intra
         options.inter_op_num_threads = self.inter
-        flag = "1" if self.spinning else "0"
+        flag = "1" if self.spin_us > 0 else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", flag)
         options.add_session_config_entry("session.inter_op.allow_spinning", flag)
+        if self.spin_us > 0:
+            options.add_session_config_entry("session.intra_op.spin_duration_us", str(self.spin_us))
+            options.add_session_config_entry("session.force_spinning_stop", "1")
         return options
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 
+from voxhost.ops.memory import loading
+
 _lock = threading.Lock()
 _built: dict[bool, object] = {}
 
@@ -22,7 +24,8 @@ def shared_g2p(british: bool = False):
         if british not in _built:
             from hibari.g2p import G2P
 
-            g2p = G2P(british=british)
-            g2p.oov  # noqa: B018 - build the OOV net now, under the lock
+            with loading():  # long-lived lexicon tables out of the serving heap (ops/memory.py)
+                g2p = G2P(british=british)
+                g2p.oov  # noqa: B018 - build the OOV net now, under the lock
             _built[british] = g2p
         return _built[british]

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 from voxhost.engines.tts.base import LanguageUnavailable
 from voxhost.engines.tts.g2p import shared_g2p
+from voxhost.ops.memory import loading
 
 log = logging.getLogger("voxhost.tts.kokoro")
 
@@ -356,7 +357,8 @@ def reader(language: str, british: bool = False) -> Reader:
     key = ("en-gb" if british else "en-us") if language == "en" else language
     with _lock:
         if key not in _readers:
-            built = _build(key)
+            with loading():  # its dictionaries out of the serving heap (ops/memory.py)
+                built = _build(key)
             guard = threading.Lock()
 
             def spell(text: str, _built=built, _guard=guard) -> Spelled:
