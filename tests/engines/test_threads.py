@@ -69,6 +69,17 @@ def test_tts_pools_are_as_wide_as_the_cores_except_hibaris():
     assert tts_threads("piper", "cuda", cores=2).intra == 2
     assert tts_threads("hibari", cores=4).intra == 1
     assert tts_threads("kokoro", threads=3, cores=4).intra == 3  # VOXHOST_TTS_THREADS
+    assert tts_threads("kokoro", cores=4, spin_us=2000).spin_us == 2000  # VOXHOST_TTS_SPIN_US
+    assert tts_threads("hibari", cores=4, spin_us=2000).spin_us == 0  # no pool: nothing to spin
+
+
+def test_a_spinning_pool_stops_when_its_run_ends():
+    import onnxruntime as ort
+
+    options = OnnxThreads(intra=2, spin_us=2000).apply(ort.SessionOptions())
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert options.get_session_config_entry("session.intra_op.spin_duration_us") == "2000"
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
 
 
 def test_cgroup_quota_caps_the_cores(tmp_path):
@@ -86,6 +97,7 @@ def _pools(session) -> tuple[int, int, str, str]:
             options.get_session_config_entry("session.inter_op.allow_spinning"))
 
 
+
 def test_silero_sessions_have_no_pool():
     from faster_whisper.vad import get_vad_model
 
@@ -100,7 +112,7 @@ def test_the_servers_engines_are_built_as_the_policy_says(server):
     state = server.app.state.voxhost
     cores = usable_cores()
     kokoro = state.services.tts_engines.engines["kokoro"]
-    assert _pools(kokoro._session) == (cores, 1, "0", "0")
+    assert _pools(kokoro._session) == (cores, 1, "0", "0")  # VOXHOST_TTS_SPIN_US: off by default
     if "piper" in state.services.tts_engines.engines:
         assert _pools(state.services.tts_engines.engines["piper"]._voice.session) == (cores, 1, "0", "0")
     assert state.services.tts_engines.engines["hibari"]._tts.sess.get_session_options().intra_op_num_threads == 1

@@ -13,7 +13,7 @@ left to chance:
 | Whisper on a CPU | CTranslate2 (`inter_threads`, `intra_threads`), GNU OpenMP | `whisper_threads`: two decodes at once, each may use every core | OpenMP waits passively (`OMP_WAIT_POLICY`) |
 | Whisper on a GPU | CTranslate2 | one worker (the batcher gives the concurrency), CTranslate2's own CPU thread count | - |
 | Silero VAD (live sessions' batched session; faster-whisper's own gate) | onnxruntime | 1 intra-op, 1 inter-op thread: no pool | no spinning |
-| Kokoro, piper (CPU) | onnxruntime | `tts_threads`: one pool as wide as the cores, shared by the concurrent syntheses | spinning off |
+| Kokoro, piper (CPU) | onnxruntime | `tts_threads`: one pool as wide as the cores, shared by the concurrent syntheses | spinning off (`VOXHOST_TTS_SPIN_US` spins within a run only) |
 | hibari | onnxruntime | 1 thread: no pool (a small model; a pool's hand-offs cost more than they give) | - |
 | TTS on a GPU (CUDA provider) | onnxruntime | as on the CPU: only nodes without a CUDA kernel use these threads | spinning off |
 
@@ -165,18 +165,20 @@ VAD = OnnxThreads(intra=1)
 SINGLE_THREADED_TTS = frozenset({"hibari"})
 
 
-def tts_threads(engine: str, device: str = "cpu", threads: int = 0, cores: int | None = None) -> OnnxThreads:
+def tts_threads(engine: str, device: str = "cpu", threads: int = 0, cores: int | None = None,
+                spin_us: int = 0) -> OnnxThreads:
     """The pools of a TTS engine's session; `threads` 0 = auto (VOXHOST_TTS_THREADS).
 
     Auto: as wide as the cores, so a lone line synthesises on all of them; the syntheses the
     TTS scheduler runs at once (VOXHOST_TTS_CONCURRENCY) share that one pool with their own
-    calling threads. No spinning: between a synthesis's parallel sections and after it, idle
-    threads sleep rather than take the cores from live players' VAD. hibari is small enough
-    that one thread is its fastest. On a GPU the same threads serve the nodes the CUDA
+    calling threads. By default no spinning: between a synthesis's parallel sections and after
+    it, idle threads sleep rather than take the cores from live players' VAD. `spin_us`
+    (VOXHOST_TTS_SPIN_US) lets them spin within a run only; they stop when it ends. hibari is small enough that one thread is
+    its fastest (no pool, nothing to spin). On a GPU the same threads serve the nodes the CUDA
     provider leaves to the CPU."""
     if threads <= 0:
         threads = 1 if engine in SINGLE_THREADED_TTS else (cores or usable_cores())
-    return OnnxThreads(intra=threads)
+    return OnnxThreads(intra=threads, spin_us=spin_us if threads > 1 else 0)
 
 
 def describe(settings=None) -> dict:

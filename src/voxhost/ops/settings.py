@@ -178,6 +178,11 @@ class Settings(BaseSettings):
     # onnxruntime intra-op threads per engine; 0 = auto: one pool as wide as the cores, shared by
     # the concurrent syntheses (hibari: 1). engines/threads.py tts_threads.
     tts_threads: int = Field(default=0, ge=0)
+    # Microseconds a pool thread spin-waits within a synthesis before it sleeps (0: sleeps at
+    # once); spinning stops when each run ends, so an idle pool burns nothing. Off: at 2 ms,
+    # Kokoro's lines came 4-9% sooner alone but through the server 0-3% sooner for 10-15% more
+    # CPU per audio second (docs/benchmarks.md "Kokoro against kokoro-onnx").
+    tts_spin_us: int = Field(default=0, ge=0)
     tts_concurrency: int = 2  # syntheses running at once (one worker thread each)
     tts_max_queue: int = 32  # waiting syntheses beyond that; more -> 429
     # The first chunk is at most this many words (a clause or phrase edge within them),

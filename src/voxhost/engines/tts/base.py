@@ -131,6 +131,9 @@ class TtsEngine(ABC):
     # load(); benchmarks only. `arena_shrinkage` False keeps them (the arena's own default).
     cpu_mem_arena: bool = True
     arena_shrinkage: bool = True
+    # How long the engine's onnxruntime pool spins within a run (VOXHOST_TTS_SPIN_US; set by the
+    # registry before load()). engines/threads.py tts_threads.
+    spin_us: int = 0
 
     def __init__(self, *, threads: int = 0, models_dir: Path | None = None, device: str = "cpu"):
         self.threads = threads  # onnxruntime intra-op threads; 0: the thread policy's (engines/threads.py)

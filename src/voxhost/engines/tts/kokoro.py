@@ -147,7 +147,8 @@ class KokoroEngine(TtsEngine):
             styles = load_voices(Path(self.models_dir))
         except Exception as exc:
             raise EngineUnavailable(f"Kokoro weights are not installed: {exc}") from exc
-        options = session_options(tts_threads(self.name, self.device, self.threads), cpu_mem_arena=self.cpu_mem_arena)
+        options = session_options(tts_threads(self.name, self.device, self.threads, spin_us=self.spin_us),
+                                  cpu_mem_arena=self.cpu_mem_arena)
         try:  # the same graph plus its phoneme durations (kokoro_durations.py): lip-sync timings
             model = assemble_timed(model)
             self.timed = True

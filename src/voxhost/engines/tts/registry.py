@@ -128,6 +128,7 @@ class TtsRegistry:
         started = time.perf_counter()
         engine = _build(name, factories[name], threads=max(0, self.settings.tts_threads),
                         models_dir=self.settings.models_dir, device=self.settings.tts_device)
+        engine.spin_us = self.settings.tts_spin_us
         engine.load()
         if warm_up:
             warm_started = time.perf_counter()
