@@ -3,6 +3,7 @@
     .venv/bin/python bench/stt_languages.py                      # the 37 non-English eval clips
     .venv/bin/python bench/stt_languages.py --langs ja,ko,zh     # some languages
     .venv/bin/python bench/stt_languages.py --no-mixed           # skip the mixed-language session
+    .venv/bin/python bench/stt_languages.py --live-only --langs es,fr,ja   # raw, raw on the turns, live
 
 For every clip, back to back (so machine load hits all paths alike), with `language`
 unset and set to the clip's language:
@@ -15,7 +16,11 @@ unset and set to the clip's language:
   - live: one WebSocket /v1/realtime session per clip (OpenAI's GA protocol, 24 kHz PCM16,
     server VAD with OpenAI's defaults, 0.5 s of silence before and 1.5 s after), streamed
     faster than real time (a final's text depends on where turns fall, not on pacing);
-    the language of each turn from its completed event's `languages`.
+    the language of each turn from its completed event's `languages`;
+  - raw on the live turns: raw faster-whisper (as above) on each turn the live session cut, one
+    by one (from its speech start less the server's decode lead to its speech stop, on the same
+    stream), joined: the same segmentation without the server, so live against it is what the
+    server adds and raw against it what cutting a clip into turns costs Whisper.
 Then, unless --no-mixed, one live session with every clip back to back in an order where
 neighbours differ in language, language unset: a party whose players speak different
 languages, each turn decoded after the previous turn's tail when it follows within 2 s.
@@ -45,6 +50,7 @@ from _ready import wait_ready  # bench/ is on sys.path when run as a script
 from rich.progress import Progress
 
 from voxhost.audio.decode import decode_audio
+from voxhost.audio.pcm import WHISPER_RATE
 from voxhost.evaluation.dataset import Utterance, load_manifest
 from voxhost.evaluation.raw_engine import transcribe_raw
 from voxhost.loadtest.realtime_client import load_pcm, session_update, stream
@@ -54,7 +60,11 @@ from voxhost.stt.wer import error_rate, metric_name
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 24_000
 LEAD, TAIL = 0.5, 1.5  # seconds of silence around each clip in a live stream
-PATHS = ("raw", "rest", "live")
+PATHS = ("raw", "rest", "live", "raw_turns")
+LIVE_ONLY_PATHS = ("raw", "live", "raw_turns")
+# The server decodes a turn from this long before its detected start, which it reports as
+# prefix_padding_ms (300) before that start: realtime/session.py MIN_DECODE_LEAD_MS.
+DECODE_LEAD_BEFORE_REPORTED_S = 0.3
 
 
 def start_server(model: str):
@@ -95,7 +105,9 @@ def live_turns(result) -> list[dict]:
     turns = []
     for turn in result.ordered_turns:
         started = turn.first("input_audio_buffer.speech_started")
+        stopped = turn.first("input_audio_buffer.speech_stopped")
         turns.append({"start_ms": started[1]["audio_start_ms"] if started else None,
+                      "end_ms": stopped[1]["audio_end_ms"] if stopped else None,
                       "text": turn.transcript or "", "language": turn_language(turn),
                       "failed": turn.transcript is None})
     return turns
@@ -109,21 +121,46 @@ async def live(base: str, pcm: bytes, language: str | None) -> list[dict]:
     return live_turns(result)
 
 
-def run_clip(utt: Utterance, raw_model, settings, client, base: str) -> dict:
+def raw_on_turns(raw_model, settings, streamed, turns: list[dict], language: str | None) -> dict:
+    """Raw faster-whisper on each turn the live session cut from `streamed` (16 kHz, the same
+    lead and tail silence as the stream), one by one."""
+    texts, languages = [], []
+    for turn in turns:
+        if turn["start_ms"] is None or turn["end_ms"] is None:
+            continue
+        lo = max(0, int((turn["start_ms"] / 1000 - DECODE_LEAD_BEFORE_REPORTED_S) * WHISPER_RATE))
+        hi = int(turn["end_ms"] / 1000 * WHISPER_RATE)
+        segments, info = transcribe_raw(raw_model, streamed[lo:hi], settings, language)
+        text = "".join(s.text for s in segments).strip()
+        if text:
+            texts.append(text)
+            languages.append(info.language if info else None)
+    return {"text": " ".join(texts), "languages": languages}
+
+
+def run_clip(utt: Utterance, raw_model, settings, client, base: str, live_only: bool = False) -> dict:
+    import numpy as np
+
     audio = decode_audio(utt.audio.read_bytes())
     pcm = load_pcm(utt.audio, RATE, lead_silence=LEAD, tail_silence=TAIL)
+    streamed = np.concatenate([np.zeros(int(LEAD * WHISPER_RATE), np.float32), audio,
+                               np.zeros(int(TAIL * WHISPER_RATE), np.float32)])
     out: dict = {"id": utt.id, "lang": utt.lang, "duration": utt.duration, "reference": utt.text}
     for mode, language in (("unset", None), ("set", utt.lang)):
         segments, info = transcribe_raw(raw_model, audio, settings, language)
         text = "".join(s.text for s in segments).strip()
         out[f"raw_{mode}"] = {"text": text, "languages": [info.language] if info and text else []}
-        with open(utt.audio, "rb") as f:
-            body = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="json",
-                                                      **({"language": language} if language else {}))
-        out[f"rest_{mode}"] = {"text": body.text, "languages": [x.code for x in body.languages or []]}
+        if not live_only:
+            with open(utt.audio, "rb") as f:
+                body = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="json",
+                                                          **({"language": language} if language else {}))
+            out[f"rest_{mode}"] = {"text": body.text, "languages": [x.code for x in body.languages or []]}
         turns = asyncio.run(live(base, pcm, language))
         out[f"live_{mode}"] = {"text": " ".join(t["text"] for t in turns).strip(), "turns": turns,
                                "languages": [t["language"] for t in turns if t["text"]]}
+        out[f"raw_turns_{mode}"] = raw_on_turns(raw_model, settings, streamed, turns, language)
+    if live_only:
+        return out
     with open(utt.audio, "rb") as f:
         verbose = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json")
     out["verbose_unset"] = {"text": verbose.text, "language_name": verbose.language}
@@ -158,21 +195,27 @@ def run_mixed(rows: list[Utterance], base: str) -> dict:
     return {"order": [u.id for u in order], "clips": clips}
 
 
-def score(rows: list[Utterance], clips: dict, mixed: dict | None) -> list[dict]:
+def score(rows: list[Utterance], clips: dict, mixed: dict | None, paths=PATHS) -> list[dict]:
     table = []
     for lang in sorted({r.lang for r in rows}):
         mine = [r for r in rows if r.lang == lang]
         refs = [r.text for r in mine]
         line: dict = {"lang": lang, "clips": len(mine), "metric": metric_name(lang),
                       "audio_s": round(sum(r.duration for r in mine), 1)}
-        for path in PATHS:
+        for path in paths:
             for mode in ("unset", "set"):
                 line[f"{path}_{mode}"] = error_rate(refs, [clips[r.id][f"{path}_{mode}"]["text"] for r in mine], lang)
-        line["verbose_unset"] = error_rate(refs, [clips[r.id]["verbose_unset"]["text"] for r in mine], lang)
         for path in ("raw", "rest"):
-            line[f"detect_{path}"] = sum(clips[r.id][f"{path}_unset"]["languages"] == [lang] for r in mine) / len(mine)
-        line["detect_verbose"] = sum(clips[r.id]["verbose_unset"]["language_name"] == language_name(lang)
-                                     for r in mine) / len(mine)
+            if path in paths:
+                line[f"detect_{path}"] = sum(clips[r.id][f"{path}_unset"]["languages"] == [lang]
+                                             for r in mine) / len(mine)
+        if "rest" in paths:
+            line["verbose_unset"] = error_rate(refs, [clips[r.id]["verbose_unset"]["text"] for r in mine], lang)
+            line["detect_verbose"] = sum(clips[r.id]["verbose_unset"]["language_name"] == language_name(lang)
+                                         for r in mine) / len(mine)
+        raw_turn_langs = [code for r in mine for code in clips[r.id]["raw_turns_unset"]["languages"]]
+        line["detect_raw_turns"] = sum(c == lang for c in raw_turn_langs) / len(raw_turn_langs) if raw_turn_langs \
+            else 0.0
         turn_langs = [code for r in mine for code in clips[r.id]["live_unset"]["languages"]]
         line["detect_live_turns"] = sum(c == lang for c in turn_langs) / len(turn_langs) if turn_langs else 0.0
         line["live_turns"] = len(turn_langs)
@@ -191,17 +234,23 @@ def pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-def markdown(table: list[dict], mixed: bool) -> str:
-    head = ["lang", "clips", "metric", "raw unset", "REST unset", "live unset", "raw set", "REST set", "live set",
-            "verbose unset", "detect raw", "detect REST", "detect verbose", "detect live turns (clips)"]
+NAMES = {"raw": "raw", "rest": "REST", "live": "live", "raw_turns": "raw on live turns"}
+
+
+def markdown(table: list[dict], mixed: bool, paths=PATHS) -> str:
+    head = ["lang", "clips", "metric", *(f"{NAMES[p]} {m}" for m in ("unset", "set") for p in paths)]
+    head += ["verbose unset", "detect raw", "detect REST", "detect verbose"] if "rest" in paths else ["detect raw"]
+    head += ["detect live turns (clips)", "detect raw on live turns"]
     if mixed:
         head += ["mixed session", "detect mixed turns"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for t in table:
         cells = [t["lang"], str(t["clips"]), t["metric"]]
-        cells += [pct(t[f"{p}_{m}"]) for m in ("unset", "set") for p in PATHS]
-        cells += [pct(t["verbose_unset"]), pct(t["detect_raw"]), pct(t["detect_rest"]), pct(t["detect_verbose"]),
-                  f"{pct(t['detect_live_turns'])} of {t['live_turns']} ({pct(t['detect_live_clips'])})"]
+        cells += [pct(t[f"{p}_{m}"]) for m in ("unset", "set") for p in paths]
+        cells += [pct(t["verbose_unset"]), pct(t["detect_raw"]), pct(t["detect_rest"]), pct(t["detect_verbose"])] \
+            if "rest" in paths else [pct(t["detect_raw"])]
+        cells += [f"{pct(t['detect_live_turns'])} of {t['live_turns']} ({pct(t['detect_live_clips'])})",
+                  pct(t["detect_raw_turns"])]
         if mixed:
             cells += [pct(t["mixed"]), pct(t["detect_mixed_turns"])]
         lines.append("| " + " | ".join(cells) + " |")
@@ -214,6 +263,8 @@ def main() -> None:
     parser.add_argument("--langs", help="comma-separated (default: every language but English)")
     parser.add_argument("--limit", type=int, default=0, help="at most N clips per language")
     parser.add_argument("--no-mixed", action="store_true", help="skip the mixed-language session")
+    parser.add_argument("--live-only", action="store_true",
+                        help="raw, live and raw on the live turns only (no REST, no mixed session)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stt_languages.json")
     args = parser.parse_args()
 
@@ -234,18 +285,19 @@ def main() -> None:
     started = time.perf_counter()
     clips: dict[str, dict] = {}
     with Progress() as progress:
-        task = progress.add_task("clips: raw, REST, live; unset and set", total=len(rows))
+        task = progress.add_task("clips: raw, REST, live, raw on the live turns; unset and set", total=len(rows))
         for utt in rows:
-            clips[utt.id] = run_clip(utt, raw_model, settings, client, base)
+            clips[utt.id] = run_clip(utt, raw_model, settings, client, base, live_only=args.live_only)
             loads.append(os.getloadavg()[0])
             progress.advance(task)
     mixed = None
-    if not args.no_mixed:
+    if not (args.no_mixed or args.live_only):
         print("mixed-language session ...", flush=True)
         mixed = run_mixed(rows, base)
         loads.append(os.getloadavg()[0])
     server.should_exit = True
-    table = score(rows, clips, mixed)
+    paths = LIVE_ONLY_PATHS if args.live_only else PATHS
+    table = score(rows, clips, mixed, paths)
     result = {
         "model": args.model, "clips": len(rows), "audio_seconds": round(sum(r.duration for r in rows), 1),
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "loadavg": [min(loads), max(loads)],
@@ -256,7 +308,7 @@ def main() -> None:
     print(f"\n{args.model}, {len(rows)} clips ({result['audio_seconds']} s), {result['cpu']} x{os.cpu_count()}, "
           f"load avg {min(loads):.1f}-{max(loads):.1f}, {result['seconds']:.0f} s\n"
           "error rate % (WER; CER for ja, ko, zh), then language detected right % (language unset)\n")
-    print(markdown(table, mixed is not None))
+    print(markdown(table, mixed is not None, paths))
     print(f"\nwritten to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
 
 
