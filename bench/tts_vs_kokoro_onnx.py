@@ -123,19 +123,18 @@ def speech_seconds(audio: np.ndarray) -> float:
 
 def voxhost_line(client, base: str, text: str) -> dict:
     started = time.perf_counter()
-    first, size = None, 0
-    body_bytes = bytearray()
+    first, pcm = None, bytearray()
     body = {"model": "tts-1-hd", "voice": "am_onyx", "input": text, "response_format": "pcm"}
     with client.stream("POST", base + "/v1/audio/speech", json=body) as response:
         response.raise_for_status()
         for chunk in response.iter_raw():
             if chunk and first is None:
                 first = time.perf_counter() - started
-            size += len(chunk)
-            body_bytes += chunk
+            pcm += chunk
     total = time.perf_counter() - started
-    audio = size / 2 / RATE
-    speech = speech_seconds(np.frombuffer(bytes(body_bytes[: size - size % 2]), np.int16) / 32768.0)
+    samples = np.frombuffer(bytes(pcm[: len(pcm) - len(pcm) % 2]), np.int16)
+    audio = samples.size / RATE
+    speech = speech_seconds(samples / 32768.0)
     return {"first_s": first, "total_s": total, "audio_s": audio, "rtf": total / audio,
             "speech_s": speech, "speech_rtf": total / speech}
 
