@@ -44,6 +44,8 @@ def test_shadow_records_wer_latency_and_cost_but_no_text(gateway, upstream_proce
     for record in shadow.records:
         assert record.ok and record.words > 0 and record.model == "whisper-tiny.en" and record.language == "en"
         assert record.upstream_s > 0 and record.local_s > 0 and record.upstream_usd > 0
+    # A record is published when compared, and its log line appended just after, off the loop.
+    assert wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= len(items), timeout=10)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(lines) == len(items)
     assert not any("text" in key for line in lines for key in line)  # figures only
