@@ -227,3 +227,59 @@ def test_full_queue_answers_429_and_recovers(base_url, server, monkeypatch):
         worker.join(60)
         tiny.shutdown()
     assert first["response"].status_code == 200 and len(first["response"].content) > 1000
+
+
+def test_a_busy_server_speaks_the_first_clause_whole_and_either_cut_is_a_cache_hit(openai_client, base_url,
+                                                                                 server, monkeypatch):
+    """Idle: the first chunk is a few words, for an early first byte. Busy (the line would
+    queue): no early cut, since every cut costs the engine another call's lead-in and ending.
+    Both cuts are the same line to the phrase cache."""
+    state = server.app.state.voxhost
+    engine = state.services.tts_engines.engines["hibari"]
+    real = engine.synthesize
+    release, started = threading.Event(), threading.Event()
+    spoken: list[str] = []
+
+    def spy(text, voice, speed=1.0):
+        spoken.append(text)
+        started.set()
+        release.wait(30)
+        return real(text, voice, speed)
+
+    one = EngineExecutor("tts", workers=1, max_queue=4)
+    monkeypatch.setattr(state.services.speech.scheduler, "executor", one)
+    monkeypatch.setattr(engine, "synthesize", spy)
+    idle_line = unique_line("The old bridge to the northern village collapsed during last night's storm.")
+    busy_line = unique_line("Three goblins were seen near the mill by the river two hours ago.")
+    responses: dict[str, httpx.Response] = {}
+
+    def speak(name, text):
+        responses[name] = httpx.post(base_url + "/v1/audio/speech", json={
+            "model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"}, timeout=60)
+
+    first = threading.Thread(target=speak, args=("idle", idle_line))
+    first.start()
+    try:
+        assert started.wait(30)
+        second = threading.Thread(target=speak, args=("busy", busy_line))
+        second.start()
+        deadline = time.monotonic() + 30
+        while one.queued < 1 and time.monotonic() < deadline:  # the busy line waits for the worker
+            time.sleep(0.005)
+        assert one.queued == 1
+    finally:
+        release.set()
+        first.join(60)
+        second.join(60)
+        one.shutdown()
+    assert [r.status_code for r in responses.values()] == [200, 200]
+    assert spoken[0] == "The old bridge"  # idle: the early cut
+    assert "Three goblins were seen near the mill by the river two hours ago." in spoken  # busy: whole
+    assert "Three goblins" not in spoken
+    # Asked again on an idle server (which would cut it early), the line cut whole is a hit.
+    monkeypatch.setattr(engine, "synthesize", real)
+    assert state.services.speech.scheduler.starts_at_once()
+    with openai_client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input=busy_line, response_format="pcm") as again:
+        assert again.headers["x-cache"] == "hit"
+        assert again.read() == responses["busy"].content

@@ -96,3 +96,19 @@ def test_first_chunk_is_a_few_words_cut_at_a_clause_or_phrase_edge():
     assert [c.text for c in split("Meet me at nine.")] == ["Meet me at nine."]
     assert [c.text for c in split("The old bridge to the village.", first_word_limit=0)] == [
         "The old bridge to the village."]
+
+
+def test_without_the_early_cut_the_first_sentence_is_said_whole():
+    """`early=False` (a busy server): no first clause or first words on their own, every
+    sentence still its own chunk with the same pauses."""
+    text = normalize("Welcome back, traveler, the old bridge to the northern village collapsed during "
+                     "last night's storm. Nobody crosses now!")
+    assert [(c.text, c.pause) for c in split(text, early=False)] == [
+        ("Welcome back, traveler, the old bridge to the northern village collapsed during last night's storm.", 0.0),
+        ("Nobody crosses now!", SENTENCE_PAUSE)]
+    assert [c.text for c in split(text)][:2] == ["Welcome back,", "traveler, the old bridge to the northern "
+                                                                  "village collapsed during last night's storm."]
+    # Mandarin's first clause is cut off only for an early start too.
+    zh = "今天早上北方村庄的老桥在暴风雨中倒塌了，商人们只好绕远路穿过森林。"
+    assert len(split(zh, language="zh")) == 2
+    assert [c.text for c in split(zh, language="zh", early=False)] == [zh]

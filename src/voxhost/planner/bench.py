@@ -144,7 +144,8 @@ def bench_tts(name: str, sentences: list[str], progress: Progress | None = None,
     cpu_started = time.process_time()
     for job in jobs:
         started = time.perf_counter()
-        samples = sum(pcm.size for pcm in engine.stream(job.chunks, job.voice, job.speed))
+        # Capacity: lines cut as a busy server cuts them (no early first chunk; tts/service.py).
+        samples = sum(pcm.size for pcm in engine.stream(job.steady_chunks, job.voice, job.speed))
         compute += time.perf_counter() - started
         audio_s += samples / float(engine.sample_rate)
         chars += len(job.text)

@@ -152,6 +152,12 @@ class EngineExecutor:
         waiting_if_added = max(0, len(self._queues[lane]) + 1 - max(0, free - ahead))
         return waiting_if_added <= self.max_queue
 
+    def starts_at_once(self, lane: Lane) -> bool:
+        """Whether a job admitted to `lane` now would start without waiting: a worker free
+        and nothing queued in this lane or a more urgent one."""
+        ahead = sum(len(self._queues[other]) for other in LANES[: LANES.index(lane) + 1])
+        return self._running < self.workers and ahead == 0
+
     def expected_wait(self, lane: Lane) -> float:
         """Seconds a job admitted to `lane` now is expected to wait before it starts:
         the running work's estimated remainder, then every queued (or arriving) job

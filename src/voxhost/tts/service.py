@@ -51,6 +51,14 @@ class SpeechJob:
     key: str
     timestamps: bool = False  # lip-sync events in the stream (tts/timing.py)
     design: VoiceDesign | None = None  # a designed voice's shaping, applied around the engine
+    # The same line without the early cut (text.split `early`): what a busy server speaks,
+    # and its cache key. Equal to chunks/key where the line has no early cut to make.
+    steady_chunks: tuple[TextChunk, ...] = ()
+    steady_key: str = ""
+
+    def cut(self, early: bool) -> tuple[tuple[TextChunk, ...], str]:
+        """The chunks to speak and the cache key they make, with or without the early cut."""
+        return (self.chunks, self.key) if early or not self.steady_chunks else (self.steady_chunks, self.steady_key)
 
     @property
     def input_tokens(self) -> int:
@@ -196,6 +204,7 @@ class SpeechService:
         forced = language_id.spoken_language(language)
         resolved = self.voices.resolve(model, voice)  # a bad voice is a 400 before the text is read
         spoken, chunks = self._chunks(text, forced)
+        _, steady = self._chunks(text, forced, early=False)
         languages = frozenset(c.language for c in chunks)
         if languages != {"en"}:  # the voice for each language, on an engine that reads them all
             resolved = self.voices.resolve(model, voice, languages)
@@ -205,12 +214,15 @@ class SpeechService:
         if design is not None:  # a designed voice's pace multiplies the request's
             speed = min(MAX_SPEED, max(MIN_SPEED, speed * design.speed))
         # Keyed on the chunks, not just the text: where the line is cut changes the audio.
-        key = phrase_key(text="\x1f".join(c.text for c in chunks), voice_fingerprint=selection.fingerprint,
-                         engine_version=engine.model_version, speed=speed, fmt=fmt,
-                         languages=[c.language for c in chunks])
-        return SpeechJob(engine, selection, spoken, chunks, float(speed), fmt, key, timestamps, design)
+        def key(cut: tuple[TextChunk, ...]) -> str:
+            return phrase_key(text="\x1f".join(c.text for c in cut), voice_fingerprint=selection.fingerprint,
+                              engine_version=engine.model_version, speed=speed, fmt=fmt,
+                              languages=[c.language for c in cut])
 
-    def _chunks(self, text: str, forced: str | None) -> tuple[str, tuple[TextChunk, ...]]:
+        return SpeechJob(engine, selection, spoken, chunks, float(speed), fmt, key(chunks), timestamps, design,
+                         steady_chunks=steady, steady_key=key(steady))
+
+    def _chunks(self, text: str, forced: str | None, early: bool = True) -> tuple[str, tuple[TextChunk, ...]]:
         """The spoken text and its chunks, each in its language: the text's runs of sentences in
         one language (tts/language_id.py), each normalised and split the way its language is."""
         frontend.validate(text, self.max_input_chars)
@@ -222,30 +234,44 @@ class SpeechService:
                 continue
             spoken.append(normalised)
             chunks += frontend.split(normalised, first_word_limit=self.first_chunk_words, language=code,
-                                     leading=not chunks)
+                                     leading=not chunks, early=early)
         if not chunks:
             raise Unpronounceable("'input' has nothing to pronounce (only emoji, symbols or punctuation).",
                                   param="input")
         return " ".join(spoken), tuple(chunks)
 
     def cached(self, job: SpeechJob) -> bytes | None:
-        return self.cache.get(job.key) if self.cache is not None else None
+        """The line's audio if the cache has it, cut either way (both are the same line)."""
+        if self.cache is None:
+            return None
+        for key in dict.fromkeys((job.key, job.steady_key or job.key)):
+            data = self.cache.get(key)
+            if data is not None:
+                return data
+        return None
 
-    async def open(self, job: SpeechJob, *, lane: Lane = Lane.INTERACTIVE) -> SpeechStream:
+    async def open(self, job: SpeechJob, *, lane: Lane = Lane.INTERACTIVE, early: bool | None = None) -> SpeechStream:
         """Start the audio. Returns once the first bytes exist, so a request that
-        fails (queue full, nothing pronounceable) fails before any byte is sent."""
+        fails (queue full, nothing pronounceable) fails before any byte is sent.
+
+        `early`: cut the first chunk short for a sooner first byte (None: only when the line
+        would start at once, a synthesis slot free and nothing queued). Each cut costs the
+        engine a call's lead-in and ending again; when lines queue, the queue sets the first
+        byte and the cut's cost would come out of every waiting line's, so a busy server
+        speaks whole clauses (docs/benchmarks.md, "Kokoro against kokoro-onnx")."""
         data = self.cached(job) if not job.timestamps else None  # the cache keeps audio, not timings
         context.note_cache(data is not None)
         if data is not None:
             return SpeechStream("hit", _once(data), data)
         context.note_characters(len(job.text))
+        chunks, key = job.cut(self.scheduler.starts_at_once(lane) if early is None else early)
         timing = FirstChunkTiming(opened=time.perf_counter())
         cache = self.cache
-        on_complete = (lambda blob: cache.put(job.key, blob)) if cache is not None else None
-        renderer = _Renderer(job.chunks, job.format, job.engine.sample_rate, on_complete, timing,
+        on_complete = (lambda blob: cache.put(key, blob)) if cache is not None else None
+        renderer = _Renderer(chunks, job.format, job.engine.sample_rate, on_complete, timing,
                              Shaper.for_design(job.design, job.engine.sample_rate))
         engine: Synthesis = _TimedEngine(job.engine) if job.timestamps else job.engine
-        stream = self.scheduler.stream(engine, _timed(job.chunks, timing), job.voice, job.speed, renderer,
+        stream = self.scheduler.stream(engine, _timed(chunks, timing), job.voice, job.speed, renderer,
                                        lane=lane, characters=len(job.text))
         try:
             first = await stream.__anext__()
@@ -257,8 +283,9 @@ class SpeechService:
         return SpeechStream("miss", _chain(first, stream), timing=timing)
 
     async def synthesize(self, job: SpeechJob, *, lane: Lane = Lane.INTERACTIVE) -> tuple[bytes, str]:
-        """The whole line as bytes (CLI, cache warming); fills the cache on a miss."""
-        result = await self.open(job, lane=lane)
+        """The whole line as bytes (CLI, cache warming); fills the cache on a miss. Cut as
+        an idle server cuts it (`job.key`), whatever the load: the key is then known."""
+        result = await self.open(job, lane=lane, early=True)
         parts = [piece async for piece in result.chunks if isinstance(piece, bytes)]  # no timings asked
         return b"".join(parts), result.cache
 

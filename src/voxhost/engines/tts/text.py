@@ -311,12 +311,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _cjk_chunks(text: str, leading: bool) -> list[tuple[str, bool]]:
+def _cjk_chunks(text: str, early: bool) -> list[tuple[str, bool]]:
     """(piece, starts a sentence) for Japanese or Mandarin text."""
     out: list[tuple[str, bool]] = []
     for start, end in sentence_spans(text):
         pieces = cut(text[start:end].strip(), CJK_CHUNK_CHARS, _CJK_CLAUSE_END)
-        if leading and not out and len(pieces[0]) > CJK_FIRST_CHARS:
+        if early and not out and len(pieces[0]) > CJK_FIRST_CHARS:
             head = _CJK_CLAUSE_END.split(pieces[0], maxsplit=1)
             if len(head) == 2 and len(head[0]) >= 4:
                 pieces[0:1] = head
@@ -325,21 +325,27 @@ def _cjk_chunks(text: str, leading: bool) -> list[tuple[str, bool]]:
 
 
 def split(text: str, max_chars: int = MAX_CHUNK_CHARS, first_chars: int = FIRST_CHUNK_CHARS,
-          first_word_limit: int = FIRST_CHUNK_WORDS, language: str = "en", leading: bool = True) -> list[TextChunk]:
+          first_word_limit: int = FIRST_CHUNK_WORDS, language: str = "en", leading: bool = True,
+          early: bool = True) -> list[TextChunk]:
     """Normalised text in one language -> chunks to synthesise one at a time, in order.
-    `leading`: these are the line's first chunks (the first is cut short for an early start)."""
+    `leading`: these are the line's first chunks (no pause before the first).
+    `early`: cut the first of them short (a clause, then a few words) so its sound starts
+    sooner. Every cut is another model call, which speaks its own lead-in and utterance end
+    again (Kokoro: 25-40 frames, 20-30% of a 12-word line), so the service asks for it only
+    when a listener is waiting on an idle server (tts/service.py `SpeechService.open`)."""
+    early = early and leading
     if language in CJK_LANGUAGES:
         return [TextChunk(piece, (SENTENCE_PAUSE if starts else CLAUSE_PAUSE) if i or not leading else 0.0,
-                          language) for i, (piece, starts) in enumerate(_cjk_chunks(text, leading))]
+                          language) for i, (piece, starts) in enumerate(_cjk_chunks(text, early))]
     chunks: list[TextChunk] = []
     for sentence in _sentences(text):
         pieces = cut(sentence, max_chars)
-        if not chunks and leading and len(pieces[0]) > first_chars:
+        if not chunks and early and len(pieces[0]) > first_chars:
             # Time to first sound matters most: say the first clause on its own.
             head = _CLAUSE_END.split(pieces[0], maxsplit=1)
             if len(head) == 2 and len(head[0]) >= 12:
                 pieces[0:1] = head
-        if not chunks and leading:
+        if not chunks and early:
             # ... and of that clause, only its first few words.
             pieces[0:1] = first_words(pieces[0], first_word_limit)
         for i, piece in enumerate(pieces):
