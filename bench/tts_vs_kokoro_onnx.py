@@ -27,7 +27,16 @@ The peer is installed only in this benchmark's own environment, never in the pro
 dependencies or lock: `pip install --target bench/.peers/kokoro-onnx-0.6.1`, constrained to the
 product's numpy and onnxruntime (which shadow the copies pip puts there). The first run makes it.
 
+Capacity (`--capacity N`, after the rounds above): each side in turn gets N clients at once, each
+speaking the next line of one shared list (every class's lines, new names) until it is empty, so
+the side is saturated as a busy server is; its time for the whole list, voxhost / kokoro-onnx, is
+the capacity ratio (the same texts both sides). kokoro-onnx's N clients call Kokoro.create on
+its one session from N threads, as a server wrapping it would; voxhost's are N HTTP streams to
+the server, whose scheduler runs tts_concurrency syntheses at once and queues the rest (a
+line that runs beside another is spoken without the early first-chunk cut: tts/service.py).
+
   .venv/bin/python bench/tts_vs_kokoro_onnx.py --lines 2 --rounds 3        # the issue's measurement
+  .venv/bin/python bench/tts_vs_kokoro_onnx.py --lines 2 --rounds 3 --capacity 2   # and saturated
   .venv/bin/python bench/tts_vs_kokoro_onnx.py --profile --env VOXHOST_TTS_THREADS=1   # another setting
 
 Writes bench/results/tts_vs_kokoro_onnx.json.
@@ -156,6 +165,82 @@ def peer_line(kokoro, text: str) -> dict:
     return asyncio.run(run())
 
 
+def peer_whole(kokoro, text: str) -> dict:
+    """kokoro-onnx's plain `create` (thread-safe: one onnxruntime session, run from each client)."""
+    audio, _rate = kokoro.create(text, "am_onyx", lang="en-us")
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    return {"audio_s": audio.size / RATE, "speech_s": speech_seconds(audio)}
+
+
+def voxhost_patient(client, base: str, text: str) -> dict:
+    """voxhost_line as a game's client (the openai SDK) does it: a 429 (the server's admission by
+    expected wait) is retried after its Retry-After; the refusals are counted."""
+    import httpx
+
+    refused = 0
+    while True:
+        try:
+            return voxhost_line(client, base, text) | {"refused": refused}
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 429:
+                raise
+            refused += 1
+            time.sleep(float(exc.response.headers.get("retry-after", "1")))
+
+
+def saturate(speak, texts: list[str], clients: int) -> dict:
+    """Every text spoken by `clients` threads at once, each taking the next: wall time, audio."""
+    pending = list(reversed(texts))
+    lock = threading.Lock()
+    rows: list[dict] = []
+
+    failed: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            take()
+        except BaseException as exc:  # noqa: BLE001 - reported below, by the caller's assert
+            failed.append(exc)
+
+    def take() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                text = pending.pop()
+            row = speak(text)
+            with lock:
+                rows.append(row)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    audio, speech = sum(r["audio_s"] for r in rows), sum(r["speech_s"] for r in rows)
+    assert not failed and len(rows) == len(texts), f"a client failed: {failed[:1]}"
+    return {"wall_s": wall, "lines": len(rows), "audio_s": audio, "speech_s": speech,
+            "rtf": wall / audio, "speech_rtf": wall / speech, "refused": sum(r.get("refused", 0) for r in rows)}
+
+
+def report_capacity(capacity: dict) -> dict:
+    rounds = capacity["rounds"]
+    ratio = statistics.median(r["time_ratio"] for r in rounds)
+    rtf = statistics.median(r["voxhost"]["rtf"] / r["kokoro-onnx"]["rtf"] for r in rounds)
+    speech = statistics.median(r["voxhost"]["speech_rtf"] / r["kokoro-onnx"]["speech_rtf"] for r in rounds)
+    print(f"\nCapacity, {capacity['clients']} clients at once per side ({len(rounds)} rounds of "
+          f"{rounds[0]['voxhost']['lines']} lines, every class):\n")
+    print("| round | voxhost s | kokoro-onnx s | same lines, voxhost / kokoro-onnx | RTF (audio delivered) "
+          "voxhost / kokoro-onnx | RTF over the speech span | voxhost 429s (retried) |\n|---|---|---|---|---|---|---|")
+    for i, r in enumerate(rounds, 1):
+        v, k = r["voxhost"], r["kokoro-onnx"]
+        print(f"| {i} | {v['wall_s']:.1f} | {k['wall_s']:.1f} | {r['time_ratio']:.2f}x | "
+              f"{v['rtf'] / k['rtf']:.2f}x | {v['speech_rtf'] / k['speech_rtf']:.2f}x | {v['refused']} |")
+    return {"time_ratio": ratio, "rtf_ratio": rtf, "speech_rtf_ratio": speech}
+
+
 class Timers:
     """Seconds spent in named calls (the profile pass)."""
 
@@ -205,6 +290,9 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="a voxhost setting NAME=VALUE")
     parser.add_argument("--profile", action="store_true", help="also: where voxhost's time goes")
     parser.add_argument("--gap", type=float, default=0.3, help="seconds between the two sides")
+    parser.add_argument("--capacity", type=int, default=0, metavar="N",
+                        help="also: N clients at once per side, every class's lines (0: off)")
+    parser.add_argument("--capacity-rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "tts_vs_kokoro_onnx.json")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
@@ -245,6 +333,26 @@ def main() -> None:
                     results[cls][side].append(row | {"text": text, "cpu_rtf": row["cpu_s"] / row["audio_s"]})
         loads.append(os.getloadavg()[0])
         print(f"round {r + 1}/{args.rounds} done, load {loads[-1]:.1f}", flush=True)
+    capacity = None
+    if args.capacity:
+        capacity = {"clients": args.capacity, "rounds": []}
+        peer_sides = {"voxhost": lambda text: voxhost_patient(client, base, text),
+                      "kokoro-onnx": lambda text: peer_whole(peer, text)}
+        for r in range(args.capacity_rounds):
+            texts = []
+            for lines in LINES.values():
+                for template in lines:
+                    texts.append(template.format(NAMES[n % len(NAMES)]))
+                    n += 1
+            order = list(peer_sides) if r % 2 == 0 else list(peer_sides)[::-1]
+            row = {side: saturate(peer_sides[side], texts, args.capacity) for side in order}
+            time.sleep(args.gap)
+            row["time_ratio"] = row["voxhost"]["wall_s"] / row["kokoro-onnx"]["wall_s"]
+            capacity["rounds"].append(row)
+            print(f"capacity round {r + 1}/{args.capacity_rounds}: {len(texts)} lines, {args.capacity} clients, "
+                  f"voxhost {row['voxhost']['wall_s']:.1f} s, kokoro-onnx {row['kokoro-onnx']['wall_s']:.1f} s "
+                  f"({row['time_ratio']:.2f}x), load {os.getloadavg()[0]:.1f}", flush=True)
+        loads.append(os.getloadavg()[0])
     profile = None
     if args.profile:
         with profiled(state) as timers:
@@ -258,8 +366,11 @@ def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "unknown")
     summary = report(results, loads, cpu, options, state, profile)
+    if capacity:
+        capacity["summary"] = report_capacity(capacity)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"summary": summary, "runs": results, "profile": profile, "env": env,
+    args.out.write_text(json.dumps({"summary": summary, "runs": results, "capacity": capacity,
+                                    "profile": profile, "env": env,
                                     "loadavg": loads, "cpu": cpu, "cores": os.cpu_count(),
                                     "onnxruntime": onnxruntime.__version__, "peer": PEER}, indent=1))
     client.close()

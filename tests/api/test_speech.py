@@ -231,8 +231,8 @@ def test_full_queue_answers_429_and_recovers(base_url, server, monkeypatch):
 
 def test_a_busy_server_speaks_the_first_clause_whole_and_either_cut_is_a_cache_hit(openai_client, base_url,
                                                                                  server, monkeypatch):
-    """Idle: the first chunk is a few words, for an early first byte. Busy (the line would
-    queue): no early cut, since every cut costs the engine another call's lead-in and ending.
+    """Idle: the first chunk is a few words, for an early first byte. Busy (another line
+    runs): no early cut, since every cut costs the engine another call's lead-in and ending.
     Both cuts are the same line to the phrase cache."""
     state = server.app.state.voxhost
     engine = state.services.tts_engines.engines["hibari"]
@@ -278,7 +278,7 @@ def test_a_busy_server_speaks_the_first_clause_whole_and_either_cut_is_a_cache_h
     assert "Three goblins" not in spoken
     # Asked again on an idle server (which would cut it early), the line cut whole is a hit.
     monkeypatch.setattr(engine, "synthesize", real)
-    assert state.services.speech.scheduler.starts_at_once()
+    assert state.services.speech.scheduler.idle
     with openai_client.audio.speech.with_streaming_response.create(
             model="tts-1", voice="alloy", input=busy_line, response_format="pcm") as again:
         assert again.headers["x-cache"] == "hit"

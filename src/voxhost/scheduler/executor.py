@@ -152,11 +152,10 @@ class EngineExecutor:
         waiting_if_added = max(0, len(self._queues[lane]) + 1 - max(0, free - ahead))
         return waiting_if_added <= self.max_queue
 
-    def starts_at_once(self, lane: Lane) -> bool:
-        """Whether a job admitted to `lane` now would start without waiting: a worker free
-        and nothing queued in this lane or a more urgent one."""
-        ahead = sum(len(self._queues[other]) for other in LANES[: LANES.index(lane) + 1])
-        return self._running < self.workers and ahead == 0
+    @property
+    def idle(self) -> bool:
+        """Nothing running and nothing queued: a job admitted now would have the engine to itself."""
+        return self._running == 0 and self.queued == 0
 
     def expected_wait(self, lane: Lane) -> float:
         """Seconds a job admitted to `lane` now is expected to wait before it starts:

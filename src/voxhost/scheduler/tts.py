@@ -84,10 +84,10 @@ class TtsScheduler:
     def pending(self) -> int:
         return self.executor.pending
 
-    def starts_at_once(self, lane: Lane = Lane.INTERACTIVE) -> bool:
-        """Whether a synthesis submitted now would start without waiting: a worker free and no
-        job queued in this lane or a more urgent one."""
-        return self.executor.starts_at_once(lane)
+    @property
+    def idle(self) -> bool:
+        """No synthesis running or queued: one submitted now has the cores to itself."""
+        return self.executor.idle
 
     def shutdown(self) -> None:
         self.executor.shutdown()

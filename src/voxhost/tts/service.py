@@ -254,17 +254,18 @@ class SpeechService:
         """Start the audio. Returns once the first bytes exist, so a request that
         fails (queue full, nothing pronounceable) fails before any byte is sent.
 
-        `early`: cut the first chunk short for a sooner first byte (None: only when the line
-        would start at once, a synthesis slot free and nothing queued). Each cut costs the
-        engine a call's lead-in and ending again; when lines queue, the queue sets the first
-        byte and the cut's cost would come out of every waiting line's, so a busy server
-        speaks whole clauses (docs/benchmarks.md, "Kokoro against kokoro-onnx")."""
+        `early`: cut the first chunk short for a sooner first byte (None: only when no other
+        synthesis runs or waits). Each cut costs the engine a call's lead-in and ending again
+        (Kokoro: 1.16-1.34x the frames of the line). Alone, the line spends idle cores on it;
+        beside other lines, the cores are shared and the cut's cost comes out of every line's
+        time, so a busy server speaks whole clauses (docs/benchmarks.md, "Kokoro against
+        kokoro-onnx")."""
         data = self.cached(job) if not job.timestamps else None  # the cache keeps audio, not timings
         context.note_cache(data is not None)
         if data is not None:
             return SpeechStream("hit", _once(data), data)
         context.note_characters(len(job.text))
-        chunks, key = job.cut(self.scheduler.starts_at_once(lane) if early is None else early)
+        chunks, key = job.cut(self.scheduler.idle if early is None else early)
         timing = FirstChunkTiming(opened=time.perf_counter())
         cache = self.cache
         on_complete = (lambda blob: cache.put(key, blob)) if cache is not None else None
