@@ -186,7 +186,8 @@ class Settings(BaseSettings):
     tts_concurrency: int = 2  # syntheses running at once (one worker thread each)
     tts_max_queue: int = 32  # waiting syntheses beyond that; more -> 429
     # The first chunk is at most this many words (a clause or phrase edge within them),
-    # so the first byte comes sooner; 0 = whole first clause.
+    # so the first byte comes sooner; 0 = whole first clause. Only on an idle engine: a line
+    # beside others is cut at sentences only (tts/service.py SpeechService.open).
     tts_first_chunk_words: int = Field(default=4, ge=0)
     # Designed voices (POST /v1/audio/voices, `voxhost voices`): one JSON file per voice;
     # servers sharing the directory (EFS) see each other's voices within a second.
