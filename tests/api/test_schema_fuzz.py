@@ -8,6 +8,12 @@ pytest plugin does not load under this pytest version."""
 from __future__ import annotations
 
 import schemathesis
+
+# Imported now, at collection, not lazily by `from_url` inside the test: pytest rewrites (and so
+# compiles) these modules on first import, and on CPython 3.11 compiling while another thread
+# (the in-process server's) also builds an AST can fail with "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905; a clean-clone run hit it).
+import schemathesis.specs.openapi.schemas  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
