@@ -212,17 +212,20 @@ def saturate(speak, texts: list[str], clients: int) -> dict:
             with lock:
                 rows.append(row)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     audio, speech = sum(r["audio_s"] for r in rows), sum(r["speech_s"] for r in rows)
     assert not failed and len(rows) == len(texts), f"a client failed: {failed[:1]}"
     return {"wall_s": wall, "lines": len(rows), "audio_s": audio, "speech_s": speech,
-            "rtf": wall / audio, "speech_rtf": wall / speech, "refused": sum(r.get("refused", 0) for r in rows)}
+            "rtf": wall / audio, "speech_rtf": wall / speech, "refused": sum(r.get("refused", 0) for r in rows),
+            # This process's CPU: the side under test (server or session) and its clients; the other
+            # side idles meanwhile. Per second of audio delivered: what the planner prices.
+            "cpu_s": cpu, "cpu_per_audio_s": cpu / audio}
 
 
 def report_capacity(capacity: dict) -> dict:
@@ -238,7 +241,11 @@ def report_capacity(capacity: dict) -> dict:
         v, k = r["voxhost"], r["kokoro-onnx"]
         print(f"| {i} | {v['wall_s']:.1f} | {k['wall_s']:.1f} | {r['time_ratio']:.2f}x | "
               f"{v['rtf'] / k['rtf']:.2f}x | {v['speech_rtf'] / k['speech_rtf']:.2f}x | {v['refused']} |")
-    return {"time_ratio": ratio, "rtf_ratio": rtf, "speech_rtf_ratio": speech}
+    cpu = {side: statistics.median(r[side]["cpu_per_audio_s"] for r in rounds) for side in ("voxhost", "kokoro-onnx")}
+    print(f"\nCPU s per second of audio delivered, saturated (median): voxhost {cpu['voxhost']:.3f}, "
+          f"kokoro-onnx {cpu['kokoro-onnx']:.3f} (the planner's Kokoro figure: planner/inputs.py)")
+    return {"time_ratio": ratio, "rtf_ratio": rtf, "speech_rtf_ratio": speech,
+            "voxhost_cpu_per_audio_s": cpu["voxhost"], "kokoro_onnx_cpu_per_audio_s": cpu["kokoro-onnx"]}
 
 
 class Timers:

@@ -22,7 +22,8 @@ def test_dedicated_puts_tts_on_cpu_instances_sized_by_its_cpu():
     d = layout_cost(inputs, 5000, dedicated=True)
     tts = d.instances["TTS (c7i.xlarge)"]
     u = inputs.usage
-    per_char = inputs.cpu.cpu_s_per_tts_char + 0.547 / u.chars_per_audio_second  # kokoro on the CPU
+    kokoro = inputs.throughput_for("tts", "kokoro", "cpu")  # its RTF is CPU s per audio s
+    per_char = inputs.cpu.cpu_s_per_tts_char + kokoro.rtf / u.chars_per_audio_second
     vcpu = 5000 * u.tts_chars_per_player / (730 * 3600) * per_char * u.peak_to_average
     assert tts == math.ceil(round(vcpu / 4 / 0.7, 9))
     assert d.instances["STT (GPU)"] == capacity(inputs, 5000).gpu_bound  # the GPU load alone

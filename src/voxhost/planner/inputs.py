@@ -60,12 +60,18 @@ PUBLISHED_THROUGHPUT = [
     Throughput(model="xtts-v2", kind="tts", gpu="T4", rtf=0.25, first_chunk_ms=212,
                source="published: XTTS-v2 with DeepSpeed, first chunk 212 ms, RTF 0.25 "
                       "(coqui/XTTS-v2 model page, discussion #10)"),
-    # The TTS engines the server runs, on the CPU (one onnxruntime thread each, so
-    # RTF = CPU seconds per audio second). docs/benchmarks.md, "Text-to-speech".
+    # The TTS engines the server runs, on the CPU; here RTF = CPU seconds per audio second.
+    # hibari runs on one onnxruntime thread (docs/benchmarks.md, "Text-to-speech"). Kokoro runs
+    # on a pool as wide as the cores, so its figure is the server's CPU per second of audio
+    # delivered with the engine saturated, unpinned (bench/tts_vs_kokoro_onnx.py --capacity 2:
+    # 0.721-0.756 over three rounds; the one-thread 0.547 of 2026-11-26 priced a default the
+    # server no longer runs). It includes the server's own work per line, which cpu_s_per_tts_char
+    # also counts: about 2% counted twice, on the safe side.
     Throughput(model="hibari", kind="tts", gpu="cpu", rtf=0.006,
                source="measured: docs/benchmarks.md, 2-core VM, 1 thread, 2026-11-26 (tts-1)"),
-    Throughput(model="kokoro", kind="tts", gpu="cpu", rtf=0.547,
-               source="measured: docs/benchmarks.md, 2-core VM, 1 thread, 2026-11-26 (tts-1-hd)"),
+    Throughput(model="kokoro", kind="tts", gpu="cpu", rtf=0.746,
+               source="measured: docs/benchmarks.md \"What a cut costs\", 2-core VM, saturated, unpinned, "
+                      "2026-12-07 (tts-1-hd)"),
 ]
 
 

@@ -127,7 +127,7 @@ def cpu_per_unit(inputs: PlanInputs) -> tuple[float, float]:
     per_request = stt.cpu_s_per_request if stt.cpu_s_per_request is not None else c.cpu_s_per_rest_request
     if tts.cpu_s_per_char is not None:
         per_char = tts.cpu_s_per_char
-    else:  # a CPU engine's RTF is CPU seconds per audio second (one thread)
+    else:  # a CPU engine's RTF is CPU seconds per audio second (planner/inputs.py)
         per_char = c.cpu_s_per_tts_char + (tts.rtf / u.chars_per_audio_second if tts_cpu else 0.0)
     return per_request, per_char
 
