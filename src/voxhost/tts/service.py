@@ -203,8 +203,7 @@ class SpeechService:
                                  param="speed", code="invalid_value")
         forced = language_id.spoken_language(language)
         resolved = self.voices.resolve(model, voice)  # a bad voice is a 400 before the text is read
-        spoken, chunks = self._chunks(text, forced)
-        _, steady = self._chunks(text, forced, early=False)
+        spoken, chunks, steady = self._chunks(text, forced)
         languages = frozenset(c.language for c in chunks)
         if languages != {"en"}:  # the voice for each language, on an engine that reads them all
             resolved = self.voices.resolve(model, voice, languages)
@@ -222,23 +221,27 @@ class SpeechService:
         return SpeechJob(engine, selection, spoken, chunks, float(speed), fmt, key(chunks), timestamps, design,
                          steady_chunks=steady, steady_key=key(steady))
 
-    def _chunks(self, text: str, forced: str | None, early: bool = True) -> tuple[str, tuple[TextChunk, ...]]:
+    def _chunks(self, text: str, forced: str | None
+                ) -> tuple[str, tuple[TextChunk, ...], tuple[TextChunk, ...]]:
         """The spoken text and its chunks, each in its language: the text's runs of sentences in
-        one language (tts/language_id.py), each normalised and split the way its language is."""
+        one language (tts/language_id.py), each normalised and split the way its language is;
+        cut with the early first chunk and without it (SpeechService.open picks)."""
         frontend.validate(text, self.max_input_chars)
         chunks: list[TextChunk] = []
+        steady: list[TextChunk] = []
         spoken: list[str] = []
         for code, run in language_id.runs(unicodedata.normalize("NFKC", text), forced):
             normalised = frontend.normalize(run, code)
             if not frontend.speakable(normalised):
                 continue
             spoken.append(normalised)
-            chunks += frontend.split(normalised, first_word_limit=self.first_chunk_words, language=code,
-                                     leading=not chunks, early=early)
+            for cut, early in ((chunks, True), (steady, False)):
+                cut += frontend.split(normalised, first_word_limit=self.first_chunk_words, language=code,
+                                      leading=not cut, early=early)
         if not chunks:
             raise Unpronounceable("'input' has nothing to pronounce (only emoji, symbols or punctuation).",
                                   param="input")
-        return " ".join(spoken), tuple(chunks)
+        return " ".join(spoken), tuple(chunks), tuple(steady)
 
     def cached(self, job: SpeechJob) -> bytes | None:
         """The line's audio if the cache has it, cut either way (both are the same line)."""
