@@ -60,9 +60,11 @@ def gpu_tts_installed() -> bool:
 
 def assemble() -> None:
     """Assemble the bundled split models into the cache dir (done at start anyway)."""
+    from voxhost.engines import onnx_ops
     from voxhost.engines.stt.bundled import assemble_whisper_base
     from voxhost.engines.tts.kokoro import assemble_kokoro
     from voxhost.engines.tts.kokoro_durations import assemble_timed
+    from voxhost.engines.tts.kokoro_native import assemble_native
     from voxhost.engines.tts.kokoro_voices import VERSION, assemble_kokoro_voices
     from voxhost.ops.settings import get_settings
 
@@ -76,6 +78,11 @@ def assemble() -> None:
     with console.status("Exposing Kokoro's phoneme durations (lip-sync timings)..."):
         path = assemble_timed(path)
     console.print(f"kokoro with durations: {path}")
+    with console.status("Building voxhost's onnxruntime kernels (Kokoro's Sin) with the C compiler..."):
+        try:
+            console.print(f"kokoro's Sin kernel: {onnx_ops.library(models_dir)}, graph {assemble_native(path)}")
+        except onnx_ops.OpsUnavailable as exc:  # not fatal: Kokoro runs onnxruntime's own Sin
+            console.print(f"[yellow]kokoro's Sin stays onnxruntime's (slower): {exc}[/yellow]")
     if gpu_tts_installed():
         from voxhost.engines.tts.kokoro_float import assemble_float
 

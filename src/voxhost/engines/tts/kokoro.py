@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voxhost.engines import onnx_ops
 from voxhost.engines.assembly import AssemblyError, assemble_file, package_path
 from voxhost.engines.onnx_device import CPU, CUDA, ShrinkingSession, providers, report, session_options
 from voxhost.engines.threads import tts_threads
@@ -41,6 +42,7 @@ from voxhost.engines.tts.base import (
 from voxhost.engines.tts.g2p import shared_g2p
 from voxhost.engines.tts.kokoro_durations import AUDIO_LEAD_FRAMES, SAMPLES_PER_FRAME, assemble_timed
 from voxhost.engines.tts.kokoro_float import assemble_float
+from voxhost.engines.tts.kokoro_native import assemble_native
 from voxhost.engines.tts.kokoro_voices import VOICES, load_voices
 from voxhost.engines.tts.text import cut
 from voxhost.errors import InvalidRequest
@@ -135,6 +137,7 @@ class KokoroEngine(TtsEngine):
     license = "Apache-2.0"
     description = ("Kokoro-82M v1.0 int8 ONNX: 54 voices in 8 languages (kokoro-js 1.2.1); English via "
                    "hibari's G2P, Japanese and Mandarin via misaki, es/fr/hi/it/pt via espeak-ng (extra)")
+    native_sin = False  # its Sin nodes run on voxhost's kernel (engines/onnx_ops); set by load()
 
     def load(self) -> None:
         try:
@@ -161,6 +164,8 @@ class KokoroEngine(TtsEngine):
         self._version = f"kokoro-v1.0-int8:{(data.parent / 'data' / 'model.sha256').read_text().strip()[:16]}"
         if self._float:  # different audio (within tests/engines/test_kokoro_float.py's tolerance): its own cache key
             self._version += ":float32"
+        if self.native_sin:  # likewise (tests/engines/test_kokoro_native.py)
+            self._version += ":native-sin"
         shared_g2p(british=False)  # the American reader now (shared with hibari); British on first use
         # Languages whose readers are installed; each reader is built on first use (load_language).
         self.languages = frozenset({"en", *(c for c in kokoro_g2p.LANGUAGES if kokoro_g2p.installed(c))})
@@ -181,7 +186,7 @@ class KokoroEngine(TtsEngine):
         DynamicQuantizeLSTM kernels); whenever CUDA cannot be had, the int8 graph on the CPU."""
         import onnxruntime as ort
 
-        self._float = False
+        self._float = self.native_sin = False
         wanted = providers(self.device, "kokoro")
         if CUDA in wanted:
             try:
@@ -195,9 +200,33 @@ class KokoroEngine(TtsEngine):
                 if self.device == "cuda":
                     self._float = True
                     return session
+        native = self._native_graph(model, options)
+        if native is not None:
+            try:
+                session = ort.InferenceSession(str(native), options, providers=[CPU])
+            except Exception as exc:  # noqa: BLE001 - onnxruntime's own types; the plain graph still works
+                log.warning("kokoro: onnxruntime's own Sin kernel, not voxhost's (%s)", exc)
+            else:
+                self.native_sin = True
+                self.device = report(session, [CPU], "kokoro")
+                return session
         session = ort.InferenceSession(str(model), options, providers=[CPU])
         self.device = report(session, [CPU], "kokoro")
         return session
+
+    def _native_graph(self, model: Path, options) -> Path | None:
+        """The graph with its Sin nodes on voxhost's vectorised kernel (engines/onnx_ops) and its
+        squares as products (kokoro_native.py), the kernel's library added to `options`; None,
+        with one warning, when it cannot be had."""
+        if not self.native_ops:
+            return None
+        try:
+            edited = assemble_native(model)
+            onnx_ops.register(options, Path(self.models_dir))
+        except (AssemblyError, onnx_ops.OpsUnavailable) as exc:
+            log.warning("kokoro: onnxruntime's own Sin kernel (scalar, one thread), not voxhost's: %s", exc)
+            return None
+        return edited
 
     @property
     def model_version(self) -> str:

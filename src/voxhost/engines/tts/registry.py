@@ -129,6 +129,7 @@ class TtsRegistry:
         engine = _build(name, factories[name], threads=max(0, self.settings.tts_threads),
                         models_dir=self.settings.models_dir, device=self.settings.tts_device)
         engine.spin_us = self.settings.tts_spin_us
+        engine.native_ops = self.settings.tts_native_ops
         engine.load()
         if warm_up:
             warm_started = time.perf_counter()
