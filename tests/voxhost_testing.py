@@ -173,3 +173,20 @@ def long_speech_wav(utterances, seconds: float) -> bytes:
         w.setframerate(16_000)
         w.writeframes((np.clip(speech[: int(seconds * 16_000)], -1, 1) * 32767).astype("<i2").tobytes())
     return buf.getvalue()
+
+
+def power_spectrogram(audio: np.ndarray) -> np.ndarray:
+    """|STFT|^2, 1024-sample Hann frames every 256: for comparing two renderings of one line."""
+    frames = np.lib.stride_tricks.sliding_window_view(audio, 1024)[::256] * np.hanning(1024)
+    return np.abs(np.fft.rfft(frames, axis=1)) ** 2
+
+
+def whisper_hears(whisper, waves: list[np.ndarray], rate: int) -> str:
+    """What Whisper hears of `waves` spoken 0.3 s apart, in one call (it pads every call to 30 s)."""
+    from voxhost.audio.pcm import from_pcm16, resample_pcm16, to_pcm16
+    from voxhost.engines.stt.base import TranscriptionOptions
+
+    gap = np.zeros(int(0.3 * rate), np.float32)
+    wave = np.concatenate([part for w in waves for part in (w, gap)])
+    pcm16k = from_pcm16(resample_pcm16(to_pcm16(wave), rate, 16_000))
+    return whisper.transcribe(pcm16k, TranscriptionOptions(language="en", beam_size=5, vad_filter=False)).text

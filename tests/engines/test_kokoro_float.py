@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxhost.audio.pcm import from_pcm16, resample_pcm16, to_pcm16
-from voxhost.engines.stt.base import TranscriptionOptions
 from voxhost.engines.tts.g2p import shared_g2p
 from voxhost.engines.tts.kokoro_durations import TIMED_MODEL_FILE
 from voxhost.engines.tts.kokoro_float import assemble_float
 from voxhost.evaluation.dataset import tts_sentences
 from voxhost.stt.wer import wer
+from voxhost_testing import power_spectrogram, whisper_hears
 
 QUANTIZED = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLSTM", "DynamicQuantizeLinear"}
 
@@ -47,11 +46,6 @@ def sessions(kokoro, float_graph):
 
     make = lambda path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])  # noqa: E731
     return make(Path(kokoro.models_dir) / "kokoro" / TIMED_MODEL_FILE), make(float_graph)
-
-
-def _power_spectrogram(audio: np.ndarray) -> np.ndarray:
-    frames = np.lib.stride_tricks.sliding_window_view(audio, 1024)[::256] * np.hanning(1024)
-    return np.abs(np.fft.rfft(frames, axis=1)) ** 2
 
 
 def test_the_float_graph_has_no_quantized_op_and_the_same_outputs(float_graph, sessions):
@@ -80,7 +74,7 @@ def test_float_speech_matches_int8_within_tolerance(kokoro, sessions, server):
         a, b = a.reshape(-1), b.reshape(-1)
         assert np.abs(frames_a.astype(int) - frames_b.astype(int)).sum() <= 3, text
         n = min(a.size, b.size)
-        power_a, power_b = _power_spectrogram(a[:n]), _power_spectrogram(b[:n])
+        power_a, power_b = power_spectrogram(a[:n]), power_spectrogram(b[:n])
         correlation = np.corrcoef(np.log10(power_a + 1e-8).ravel(), np.log10(power_b + 1e-8).ravel())[0, 1]
         assert correlation >= 0.9, (text, correlation)
         spectrum_db = 10 * np.abs(np.log10(power_a.mean(0) + 1e-12) - np.log10(power_b.mean(0) + 1e-12))
@@ -88,13 +82,8 @@ def test_float_speech_matches_int8_within_tolerance(kokoro, sessions, server):
         assert abs(np.sqrt(np.mean(b ** 2) / np.mean(a ** 2)) - 1) <= 0.05, text
         spoken["int8"].append(a)
         spoken["float"].append(b)
-    # One Whisper call per graph (it pads every call to 30 s): the sentences, 0.3 s apart.
-    gap = np.zeros(int(0.3 * kokoro.sample_rate), np.float32)
-    for name, waves in spoken.items():
-        wave = np.concatenate([part for w in waves for part in (w, gap)])
-        pcm16k = from_pcm16(resample_pcm16(to_pcm16(wave), kokoro.sample_rate, 16_000))
-        heard[name] = whisper.transcribe(pcm16k, TranscriptionOptions(language="en", beam_size=5,
-                                                                      vad_filter=False)).text
+    for name, waves in spoken.items():  # one Whisper call per graph: the sentences, 0.3 s apart
+        heard[name] = whisper_hears(whisper, waves, kokoro.sample_rate)
     reference = [" ".join(sentences)]
     wer_int8, wer_float = (wer(reference, [heard[k]]) for k in ("int8", "float"))
     print(f"\nround-trip WER int8 {wer_int8:.1%}, float32 {wer_float:.1%}")

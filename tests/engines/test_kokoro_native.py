@@ -23,24 +23,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxhost.audio.pcm import from_pcm16, resample_pcm16, to_pcm16
 from voxhost.engines import onnx_ops
-from voxhost.engines.stt.base import TranscriptionOptions
 from voxhost.engines.tts.g2p import shared_g2p
 from voxhost.engines.tts.kokoro_durations import TIMED_MODEL_FILE
 from voxhost.engines.tts.kokoro_native import NATIVE_MODEL_SHA256, assemble_native
 from voxhost.evaluation.dataset import tts_sentences
 from voxhost.stt.wer import wer
+from voxhost_testing import power_spectrogram, whisper_hears
 
 
 @pytest.fixture(scope="module")
 def kokoro(server):
     return server.app.state.voxhost.services.tts_engines.engines["kokoro"]
-
-
-def _power_spectrogram(audio: np.ndarray) -> np.ndarray:
-    frames = np.lib.stride_tricks.sliding_window_view(audio, 1024)[::256] * np.hanning(1024)
-    return np.abs(np.fft.rfft(frames, axis=1)) ** 2
 
 
 def test_the_server_runs_kokoro_on_the_native_sin_with_its_own_cache_key(kokoro):
@@ -90,7 +84,7 @@ def test_native_sin_speech_matches_onnxruntimes_within_tolerance(kokoro, server)
         (a, frames_a), (b, frames_b) = stock.run(None, feed), native.run(None, feed)
         a, b = a.reshape(-1), b.reshape(-1)
         assert np.array_equal(frames_a, frames_b) and a.size == b.size, text
-        power_a, power_b = _power_spectrogram(a), _power_spectrogram(b)
+        power_a, power_b = power_spectrogram(a), power_spectrogram(b)
         correlation = np.corrcoef(np.log10(power_a + 1e-8).ravel(), np.log10(power_b + 1e-8).ravel())[0, 1]
         assert correlation >= 0.98, (text, correlation)
         spectrum_db = 10 * np.abs(np.log10(power_a.mean(0) + 1e-12) - np.log10(power_b.mean(0) + 1e-12))
@@ -98,13 +92,7 @@ def test_native_sin_speech_matches_onnxruntimes_within_tolerance(kokoro, server)
         assert abs(np.sqrt(np.mean(b ** 2) / np.mean(a ** 2)) - 1) <= 0.01, text
         spoken["onnxruntime"].append(a)
         spoken["native"].append(b)
-    gap = np.zeros(int(0.3 * kokoro.sample_rate), np.float32)
-    heard = {}
-    for name, waves in spoken.items():
-        wave = np.concatenate([part for w in waves for part in (w, gap)])
-        pcm16k = from_pcm16(resample_pcm16(to_pcm16(wave), kokoro.sample_rate, 16_000))
-        heard[name] = whisper.transcribe(pcm16k, TranscriptionOptions(language="en", beam_size=5,
-                                                                      vad_filter=False)).text
+    heard = {name: whisper_hears(whisper, waves, kokoro.sample_rate) for name, waves in spoken.items()}
     reference = [" ".join(sentences)]
     stock_wer, native_wer = (wer(reference, [heard[k]]) for k in ("onnxruntime", "native"))
     print(f"\nround-trip WER onnxruntime's Sin {stock_wer:.1%}, voxhost's {native_wer:.1%}")
