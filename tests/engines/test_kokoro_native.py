@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,30 @@ def test_the_server_runs_kokoro_on_the_native_sin_with_its_own_cache_key(kokoro)
     graph = Path(kokoro._session.session._model_path)
     assert graph == assemble_native(graph.with_name(TIMED_MODEL_FILE))
     nodes = onnx.load(str(graph), load_external_data=False).graph.node
-    assert {node.domain for node in nodes if node.op_type == "Sin"} == {onnx_ops.DOMAIN}
-    assert not [node for node in nodes if node.op_type == "Pow"]  # all squares, now products
+    ours = Counter((node.op_type, node.domain) for node in nodes if node.domain == onnx_ops.DOMAIN)
+    assert ours == {("Snake", onnx_ops.DOMAIN): 48, ("Sin", onnx_ops.DOMAIN): 3}
+    assert not [node for node in nodes if node.op_type in ("Pow", "Sin") and node.domain != onnx_ops.DOMAIN]
+
+
+def test_the_fused_snakes_speak_bitwise_as_the_nodes_they_replace(kokoro):
+    """The graph's edit with and without the Snake fusion, on one line: the same bits."""
+    import onnx
+    import onnxruntime as ort
+
+    from voxhost.engines.tts import kokoro_native
+
+    timed = Path(kokoro.models_dir) / "kokoro" / TIMED_MODEL_FILE
+    unfused = onnx.load(str(timed))
+    assert kokoro_native.edit(unfused, fuse_snakes=False)
+    options = ort.SessionOptions()
+    onnx_ops.register(options, Path(kokoro.models_dir))
+    reference = ort.InferenceSession(unfused.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    voice = kokoro.resolve_voice("am_onyx")
+    tokens = [kokoro._vocab[c] for c in shared_g2p(False)("Watch out, Aldric!") if c in kokoro._vocab]
+    feed = {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": voice.data.rows[len(tokens) - 1].reshape(1, 256),
+            "speed": np.array([1.0], np.float32)}
+    (expected, _), (audio, _) = reference.run(None, feed), kokoro._session.run(None, feed)
+    assert np.array_equal(expected, audio)
 
 
 def test_onnxruntimes_square_by_pow_and_by_product_are_bit_identical():

@@ -24,9 +24,10 @@ log = logging.getLogger("voxhost.engines")
 
 SOURCE = Path(__file__).with_name("voxhost_ops.c")
 DOMAIN = "ai.voxhost"
-# -fno-math-errno lets sinf's fallback vectorise around; no -ffast-math, whose crtfastmath.o would
-# set flush-to-zero for the whole process.
-CFLAGS = ("-O3", "-fno-math-errno", "-fPIC", "-shared", "-Wall", "-Wextra")
+# -fno-math-errno lets sinf's fallback vectorise around; -ffp-contract=off keeps a * b + c two
+# roundings, as onnxruntime's separate nodes do (so Snake is bitwise those nodes); no -ffast-math,
+# whose crtfastmath.o would set flush-to-zero for the whole process.
+CFLAGS = ("-O3", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Wextra")
 
 
 class OpsUnavailable(RuntimeError):

@@ -1,15 +1,19 @@
-"""Kokoro's timed graph as voxhost's CPU engine runs it: its Sin nodes on voxhost's vectorised
-kernel (engines/onnx_ops), and its squares as products.
+"""Kokoro's timed graph as voxhost's CPU engine runs it: its Snake activations and Sin nodes on
+voxhost's vectorised kernels (engines/onnx_ops), and its squares as products.
 
-- Every Sin node (the decoder's Snake activations, x + sin(a x)^2 / a, and the harmonic source)
-  moves to the "ai.voxhost" domain. The kernel computes sin within 1.5e-7 of numpy's
+- Every Pow(x, 2) becomes Mul(x, x): onnxruntime's Pow runs a general power on the pool, a Mul
+  is cheaper, and the result is bit-identical (the test checks onnxruntime's two).
+- Each of the decoder's 48 Snake activations, x + sin(a x)^2 / a, which the graph spells as
+  Mul(a, x) -> Sin -> Mul(s, s) -> Mul(1/a, .) -> Add(x, .), becomes one ai.voxhost Snake node:
+  one pass instead of five, bitwise the same as those five nodes on voxhost's Sin.
+- The other Sin nodes (the harmonic source's) move to the "ai.voxhost" domain.
+
+Sin is where the sound changes. The kernel computes sin within 1.5e-7 of numpy's
   double-precision sin (tests/engines/test_onnx_ops.py) but not bit for bit as onnxruntime's
   does, and Kokoro's harmonic source turns any such difference into a phase drift: the waves
   decorrelate while the spectrum stays (long-term spectra 0.15-0.35 dB apart, three times
   closer than the GPU's float32 graph: tests/engines/test_kokoro_native.py). So the engine's
   model version, and every cached line's key, says which kernel spoke.
-- Every Pow(x, 2) becomes Mul(x, x): onnxruntime's Pow runs a general power on the pool, a Mul
-  is cheaper, and the result is bit-identical (the test checks onnxruntime's two).
 
 Nothing else changes. Written once at assembly, atomically, under a lock, sha256-pinned.
 """
@@ -23,7 +27,7 @@ from voxhost.engines.onnx_ops import DOMAIN
 
 NATIVE_SUFFIX = ".native.onnx"
 # sha256 of the edited graph as onnx 1.2x serialises it (its source, the timed graph, is pinned too).
-NATIVE_MODEL_SHA256 = "32b9d773d8eaf165570b09821aa62bdbe0f58de25b2b176c36385eb907cab092"
+NATIVE_MODEL_SHA256 = "a52e2b9955f2503ee5ecdd138f1592b7bfa63ea3f12c152975adf0b5c0999fcc"
 
 
 def assemble_native(source: Path) -> Path:
@@ -39,15 +43,73 @@ def assemble_native(source: Path) -> Path:
         except ImportError as exc:
             raise AssemblyError("The 'onnx' package is needed to edit Kokoro's graph.") from exc
         model = onnx.load(str(source))
-        if not _move_sin(model) or not _square_by_product(model):
+        if not edit(model):
             raise AssemblyError(f"{source.name} is not the Kokoro graph this edit was written for.")
-        model.opset_import.append(onnx.helper.make_opsetid(DOMAIN, 1))
         write_atomic(dest, model.SerializeToString())
         if sha256_of(dest) != NATIVE_MODEL_SHA256:
             dest.unlink(missing_ok=True)
             raise AssemblyError(f"{dest.name}: sha256 mismatch after editing the graph.")
         verified(dest, None, NATIVE_MODEL_SHA256)
     return dest
+
+
+def edit(model, fuse_snakes: bool = True) -> bool:
+    """Make the edits above on an onnx ModelProto, in place; False if the graph has none of
+    them (not Kokoro's). `fuse_snakes` False: Sin and squares only (a test's reference)."""
+    from onnx import helper
+
+    squared = _square_by_product(model)
+    fused = _fuse_snakes(model) if fuse_snakes else 0
+    moved = _move_sin(model)
+    model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
+    return bool(squared and moved and (fused or not fuse_snakes))
+
+
+def _fuse_snakes(model) -> int:
+    """Mul(a, x) -> Sin -> Mul(s, s) -> Mul(r, .) -> Add(x, .), a and r [1, C, 1] constants and
+    nothing else reading the intermediates, as one Snake(x, a, r) node; returns how many."""
+    from onnx import helper
+
+    graph = model.graph
+    constants = {init.name: init for init in graph.initializer}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in dict.fromkeys(node.input):
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def only_reader(name: str):
+        nodes = readers.get(name, [])
+        return nodes[0] if len(nodes) == 1 and name not in outputs else None
+
+    def channel_constant(name: str) -> bool:
+        init = constants.get(name)
+        return init is not None and len(init.dims) == 3 and init.dims[0] == 1 and init.dims[2] == 1
+
+    drop: set[int] = set()
+    fused: dict[int, object] = {}
+    for scale in graph.node:
+        if scale.op_type != "Mul" or len(scale.input) != 2:
+            continue
+        alpha, x = (scale.input if channel_constant(scale.input[0]) else scale.input[::-1])
+        sin = only_reader(scale.output[0])
+        square = only_reader(sin.output[0]) if sin is not None and sin.op_type == "Sin" else None
+        weigh = only_reader(square.output[0]) if square is not None and square.op_type == "Mul" \
+            and list(square.input) == [sin.output[0]] * 2 else None
+        add = only_reader(weigh.output[0]) if weigh is not None and weigh.op_type == "Mul" else None
+        if not channel_constant(alpha) or add is None or add.op_type != "Add":
+            continue
+        inv_alpha = next((i for i in weigh.input if i != square.output[0]), None)
+        if not channel_constant(inv_alpha) or sorted(add.input) != sorted([x, weigh.output[0]]) or \
+                constants[inv_alpha].dims != constants[alpha].dims:
+            continue
+        drop.update(id(n) for n in (scale, sin, square, weigh))
+        fused[id(add)] = helper.make_node("Snake", [x, alpha, inv_alpha], list(add.output),
+                                          name=add.name + "_snake", domain=DOMAIN)
+    kept = [fused.get(id(node), node) for node in graph.node if id(node) not in drop]
+    del graph.node[:]
+    graph.node.extend(kept)
+    return len(fused)
 
 
 def _move_sin(model) -> int:
