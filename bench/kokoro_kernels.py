@@ -4,10 +4,11 @@ bench/tts_vs_kokoro_onnx.py's bark first byte, at the engine level (no server, n
 A bark is one model call on both sides, so its first byte is that call. Sessions, alternating:
 
   voxhost            the engine's own session, as the server builds it (the timed graph with
-                     its Sin nodes on voxhost's kernel, engines/onnx_ops; the thread policy:
+                     its Snake activations and Sin nodes on voxhost's kernels, engines/onnx_ops,
+                     engines/tts/kokoro_native.py; the thread policy:
                      spinning off, the arena shrunk after each run)
   voxhost, onnxruntime's Sin
-                     the same without voxhost's kernel (VOXHOST_TTS_NATIVE_OPS=false, or a host
+                     the plain timed graph, without voxhost's kernels (VOXHOST_TTS_NATIVE_OPS=false, or a host
                      without a C compiler)
   kokoro-onnx        kokoro_onnx.create_session on the same int8 file (its defaults: spinning,
                      the arena kept), from bench/.peers as bench/tts_vs_kokoro_onnx.py installs it

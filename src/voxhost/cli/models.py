@@ -78,9 +78,9 @@ def assemble() -> None:
     with console.status("Exposing Kokoro's phoneme durations (lip-sync timings)..."):
         path = assemble_timed(path)
     console.print(f"kokoro with durations: {path}")
-    with console.status("Building voxhost's onnxruntime kernels (Kokoro's Sin) with the C compiler..."):
+    with console.status("Building voxhost's onnxruntime kernels (Kokoro's Snake and Sin) with the C compiler..."):
         try:
-            console.print(f"kokoro's Sin kernel: {onnx_ops.library(models_dir)}, graph {assemble_native(path)}")
+            console.print(f"kokoro's Snake and Sin kernels: {onnx_ops.library(models_dir)}, graph {assemble_native(path)}")
         except onnx_ops.OpsUnavailable as exc:  # not fatal: Kokoro runs onnxruntime's own Sin
             console.print(f"[yellow]kokoro's Sin stays onnxruntime's (slower): {exc}[/yellow]")
     if gpu_tts_installed():

@@ -183,9 +183,9 @@ class Settings(BaseSettings):
     # Kokoro's lines came 4-9% sooner alone but through the server 0-3% sooner for 10-15% more
     # CPU per audio second (docs/benchmarks.md "Kokoro against kokoro-onnx").
     tts_spin_us: int = Field(default=0, ge=0)
-    # Kokoro's Sin nodes (its decoder's Snake activations) on voxhost's vectorised kernel, built
-    # with the host's C compiler into the models dir (engines/onnx_ops): a Kokoro call ~9% sooner
-    # and ~6% less CPU. Without a compiler, or off, onnxruntime's own scalar Sin runs instead.
+    # Kokoro's Snake activations and Sin nodes on voxhost's vectorised kernels, built with the
+    # host's C compiler into the models dir (engines/onnx_ops): a Kokoro call 12-17% sooner for
+    # ~11% less CPU. Without a compiler, or off, onnxruntime's own scalar Sin runs instead.
     tts_native_ops: bool = True
     tts_concurrency: int = 2  # syntheses running at once (one worker thread each)
     tts_max_queue: int = 32  # waiting syntheses beyond that; more -> 429

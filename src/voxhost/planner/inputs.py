@@ -64,14 +64,15 @@ PUBLISHED_THROUGHPUT = [
     # hibari runs on one onnxruntime thread (docs/benchmarks.md, "Text-to-speech"). Kokoro runs
     # on a pool as wide as the cores, so its figure is the server's CPU per second of audio
     # delivered with the engine saturated, unpinned (bench/tts_vs_kokoro_onnx.py --capacity 2:
-    # 0.721-0.756 over three rounds; the one-thread 0.547 of 2026-11-26 priced a default the
-    # server no longer runs). It includes the server's own work per line, which cpu_s_per_tts_char
-    # also counts: about 2% counted twice, on the safe side.
+    # 0.685 and 0.686, the medians of two runs of three rounds with voxhost's Snake and Sin
+    # kernels; 0.721-0.756 before them; the one-thread 0.547 of 2026-11-26 priced a default the
+    # server no longer runs). It includes the server's own work per line, which
+    # cpu_s_per_tts_char also counts: about 2% counted twice, on the safe side.
     Throughput(model="hibari", kind="tts", gpu="cpu", rtf=0.006,
                source="measured: docs/benchmarks.md, 2-core VM, 1 thread, 2026-11-26 (tts-1)"),
-    Throughput(model="kokoro", kind="tts", gpu="cpu", rtf=0.746,
-               source="measured: docs/benchmarks.md \"What a cut costs\", 2-core VM, saturated, unpinned, "
-                      "2026-12-07 (tts-1-hd)"),
+    Throughput(model="kokoro", kind="tts", gpu="cpu", rtf=0.686,
+               source="measured: docs/benchmarks.md \"Kokoro's Snake and Sin on voxhost's kernels\", 2-core VM, "
+                      "saturated, unpinned, 2026-12-07 (tts-1-hd)"),
 ]
 
 

@@ -134,7 +134,7 @@ class TtsEngine(ABC):
     # How long the engine's onnxruntime pool spins within a run (VOXHOST_TTS_SPIN_US; set by the
     # registry before load()). engines/threads.py tts_threads.
     spin_us: int = 0
-    # Engines whose graphs have ops voxhost's own kernels run faster (Kokoro's Sin: engines/onnx_ops)
+    # Engines whose graphs have ops voxhost's own kernels run faster (Kokoro's Snake and Sin: engines/onnx_ops)
     # use them (VOXHOST_TTS_NATIVE_OPS; set by the registry before load()); whether they did is
     # the engine's to say (KokoroEngine.native_sin).
     native_ops: bool = True
