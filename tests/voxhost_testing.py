@@ -190,3 +190,13 @@ def whisper_hears(whisper, waves: list[np.ndarray], rate: int) -> str:
     wave = np.concatenate([part for w in waves for part in (w, gap)])
     pcm16k = from_pcm16(resample_pcm16(to_pcm16(wave), rate, 16_000))
     return whisper.transcribe(pcm16k, TranscriptionOptions(language="en", beam_size=5, vad_filter=False)).text
+
+
+def kokoro_feed(kokoro, text: str, voice_id: str) -> dict:
+    """The inputs of one Kokoro model call for `text` in `voice_id`, as the engine builds them."""
+    from voxhost.engines.tts.g2p import shared_g2p
+
+    voice = kokoro.resolve_voice(voice_id)
+    tokens = [kokoro._vocab[c] for c in shared_g2p(voice.data.british)(text) if c in kokoro._vocab]
+    return {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": voice.data.rows[len(tokens) - 1].reshape(1, 256),
+            "speed": np.array([1.0], np.float32)}

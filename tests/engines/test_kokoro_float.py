@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxhost.engines.tts.g2p import shared_g2p
 from voxhost.engines.tts.kokoro_durations import TIMED_MODEL_FILE
 from voxhost.engines.tts.kokoro_float import assemble_float
 from voxhost.evaluation.dataset import tts_sentences
 from voxhost.stt.wer import wer
-from voxhost_testing import power_spectrogram, whisper_hears
+from voxhost_testing import kokoro_feed, power_spectrogram, whisper_hears
 
 QUANTIZED = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLSTM", "DynamicQuantizeLinear"}
 
@@ -65,11 +64,7 @@ def test_float_speech_matches_int8_within_tolerance(kokoro, sessions, server):
     spoken: dict[str, list[np.ndarray]] = {"int8": [], "float": []}
     heard: dict[str, str] = {}
     for i, text in enumerate(sentences):
-        voice = kokoro.resolve_voice(("af_heart", "bm_george")[i % 2])
-        tokens = [kokoro._vocab[c] for c in shared_g2p(voice.data.british)(text) if c in kokoro._vocab]
-        feed = {"tokens": np.array([[0, *tokens, 0]], np.int64),
-                "style": voice.data.rows[len(tokens) - 1].reshape(1, 256),
-                "speed": np.array([1.0], np.float32)}
+        feed = kokoro_feed(kokoro, text, ("af_heart", "bm_george")[i % 2])
         (a, frames_a), (b, frames_b) = int8.run(None, feed), floating.run(None, feed)
         a, b = a.reshape(-1), b.reshape(-1)
         assert np.abs(frames_a.astype(int) - frames_b.astype(int)).sum() <= 3, text

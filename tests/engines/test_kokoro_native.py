@@ -25,12 +25,11 @@ import numpy as np
 import pytest
 
 from voxhost.engines import onnx_ops
-from voxhost.engines.tts.g2p import shared_g2p
 from voxhost.engines.tts.kokoro_durations import TIMED_MODEL_FILE
 from voxhost.engines.tts.kokoro_native import NATIVE_MODEL_SHA256, assemble_native
 from voxhost.evaluation.dataset import tts_sentences
 from voxhost.stt.wer import wer
-from voxhost_testing import power_spectrogram, whisper_hears
+from voxhost_testing import kokoro_feed, power_spectrogram, whisper_hears
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +62,7 @@ def test_the_fused_snakes_speak_bitwise_as_the_nodes_they_replace(kokoro):
     options = ort.SessionOptions()
     onnx_ops.register(options, Path(kokoro.models_dir))
     reference = ort.InferenceSession(unfused.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    voice = kokoro.resolve_voice("am_onyx")
-    tokens = [kokoro._vocab[c] for c in shared_g2p(False)("Watch out, Aldric!") if c in kokoro._vocab]
-    feed = {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": voice.data.rows[len(tokens) - 1].reshape(1, 256),
-            "speed": np.array([1.0], np.float32)}
+    feed = kokoro_feed(kokoro, "Watch out, Aldric!", "am_onyx")
     (expected, _), (audio, _) = reference.run(None, feed), kokoro._session.run(None, feed)
     assert np.array_equal(expected, audio)
 
@@ -100,10 +96,7 @@ def test_native_sin_speech_matches_onnxruntimes_within_tolerance(kokoro, server)
     sentences = tts_sentences()[:4]
     spoken: dict[str, list[np.ndarray]] = {"onnxruntime": [], "native": []}
     for i, text in enumerate(sentences):
-        voice = kokoro.resolve_voice(("am_onyx", "bf_emma")[i % 2])
-        tokens = [kokoro._vocab[c] for c in shared_g2p(voice.data.british)(text) if c in kokoro._vocab]
-        feed = {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": voice.data.rows[len(tokens) - 1].reshape(1, 256),
-                "speed": np.array([1.0], np.float32)}
+        feed = kokoro_feed(kokoro, text, ("am_onyx", "bf_emma")[i % 2])
         (a, frames_a), (b, frames_b) = stock.run(None, feed), native.run(None, feed)
         a, b = a.reshape(-1), b.reshape(-1)
         assert np.array_equal(frames_a, frames_b) and a.size == b.size, text

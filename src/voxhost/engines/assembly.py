@@ -10,9 +10,10 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from voxhost.ops.locks import file_lock
 
@@ -88,6 +89,29 @@ def assemble_file(
             tmp.unlink(missing_ok=True)
             raise
         verified(dest, size, sha256)  # write the hash stamp
+    return dest
+
+
+def edit_graph(source: Path, dest: Path, sha256: str, change: Callable[[Any], None], why: str) -> Path:
+    """`dest`: the ONNX graph at `source` with `change(model)` made to it (which raises
+    AssemblyError if the graph is not the one it was written for), written once, atomically,
+    under a lock, and pinned to `sha256`. `why` names the edit in the error without `onnx`."""
+    if verified(dest, None, sha256):
+        return dest
+    with file_lock(dest.with_name(dest.name + ".lock")):
+        if verified(dest, None, sha256):  # another process finished first
+            return dest
+        try:
+            import onnx
+        except ImportError as exc:
+            raise AssemblyError(f"The 'onnx' package is needed to {why}.") from exc
+        model = onnx.load(str(source))
+        change(model)
+        write_atomic(dest, model.SerializeToString())
+        if sha256_of(dest) != sha256:
+            dest.unlink(missing_ok=True)
+            raise AssemblyError(f"{dest.name}: sha256 mismatch after editing the graph.")
+        verified(dest, None, sha256)  # write the hash stamp
     return dest
 
 

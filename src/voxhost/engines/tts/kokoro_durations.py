@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voxhost.engines.assembly import AssemblyError, file_lock, sha256_of, verified, write_atomic
+from voxhost.engines.assembly import AssemblyError, edit_graph
 
 DURATIONS_TENSOR = "/encoder/Clip_output_0"
 TIMED_MODEL_FILE = "kokoro-v1.0.int8.durations.onnx"
@@ -30,23 +30,13 @@ SAMPLES_PER_FRAME = 600  # one duration frame = 600 samples at 24 kHz = 25 ms (w
 
 def assemble_timed(source: Path) -> Path:
     """The graph at `source` with the durations output added, next to it."""
-    dest = source.with_name(TIMED_MODEL_FILE)
-    if verified(dest, None, TIMED_MODEL_SHA256):
-        return dest
-    with file_lock(dest.with_name(dest.name + ".lock")):
-        if verified(dest, None, TIMED_MODEL_SHA256):
-            return dest
-        try:
-            import onnx
-        except ImportError as exc:
-            raise AssemblyError("The 'onnx' package is needed to expose Kokoro's phoneme durations.") from exc
-        model = onnx.load(str(source))
-        if not any(DURATIONS_TENSOR in node.output for node in model.graph.node):
-            raise AssemblyError(f"Kokoro's graph has no tensor {DURATIONS_TENSOR}.")
-        model.graph.output.append(onnx.helper.make_tensor_value_info(DURATIONS_TENSOR, onnx.TensorProto.FLOAT, None))
-        write_atomic(dest, model.SerializeToString())
-        if sha256_of(dest) != TIMED_MODEL_SHA256:
-            dest.unlink(missing_ok=True)
-            raise AssemblyError(f"{dest.name}: sha256 mismatch after editing the graph.")
-        verified(dest, None, TIMED_MODEL_SHA256)  # write the hash stamp
-    return dest
+    return edit_graph(source, source.with_name(TIMED_MODEL_FILE), TIMED_MODEL_SHA256, _add_durations_output,
+                      "expose Kokoro's phoneme durations")
+
+
+def _add_durations_output(model) -> None:
+    from onnx import TensorProto, helper
+
+    if not any(DURATIONS_TENSOR in node.output for node in model.graph.node):
+        raise AssemblyError(f"Kokoro's graph has no tensor {DURATIONS_TENSOR}.")
+    model.graph.output.append(helper.make_tensor_value_info(DURATIONS_TENSOR, TensorProto.FLOAT, None))

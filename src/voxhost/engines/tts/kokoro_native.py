@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voxhost.engines.assembly import AssemblyError, file_lock, sha256_of, verified, write_atomic
+from voxhost.engines.assembly import AssemblyError, edit_graph
 from voxhost.engines.onnx_ops import DOMAIN
 
 NATIVE_SUFFIX = ".native.onnx"
@@ -31,26 +31,15 @@ NATIVE_MODEL_SHA256 = "a52e2b9955f2503ee5ecdd138f1592b7bfa63ea3f12c152975adf0b5c
 
 
 def assemble_native(source: Path) -> Path:
-    """The graph at `source` with Sin on voxhost's kernel and squares as products, next to it."""
-    dest = source.with_name(source.name.removesuffix(".onnx") + NATIVE_SUFFIX)
-    if verified(dest, None, NATIVE_MODEL_SHA256):
-        return dest
-    with file_lock(dest.with_name(dest.name + ".lock")):
-        if verified(dest, None, NATIVE_MODEL_SHA256):
-            return dest
-        try:
-            import onnx
-        except ImportError as exc:
-            raise AssemblyError("The 'onnx' package is needed to edit Kokoro's graph.") from exc
-        model = onnx.load(str(source))
+    """The graph at `source` with Snake and Sin on voxhost's kernels and squares as products,
+    next to it."""
+
+    def change(model) -> None:
         if not edit(model):
             raise AssemblyError(f"{source.name} is not the Kokoro graph this edit was written for.")
-        write_atomic(dest, model.SerializeToString())
-        if sha256_of(dest) != NATIVE_MODEL_SHA256:
-            dest.unlink(missing_ok=True)
-            raise AssemblyError(f"{dest.name}: sha256 mismatch after editing the graph.")
-        verified(dest, None, NATIVE_MODEL_SHA256)
-    return dest
+
+    dest = source.with_name(source.name.removesuffix(".onnx") + NATIVE_SUFFIX)
+    return edit_graph(source, dest, NATIVE_MODEL_SHA256, change, "edit Kokoro's graph")
 
 
 def edit(model, fuse_snakes: bool = True) -> bool:
