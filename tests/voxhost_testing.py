@@ -200,3 +200,16 @@ def kokoro_feed(kokoro, text: str, voice_id: str) -> dict:
     tokens = [kokoro._vocab[c] for c in shared_g2p(voice.data.british)(text) if c in kokoro._vocab]
     return {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": voice.data.rows[len(tokens) - 1].reshape(1, 256),
             "speed": np.array([1.0], np.float32)}
+
+
+def assert_sounds_alike(a: np.ndarray, b: np.ndarray, what: str, *, correlation: float, spectrum_db: float,
+                        loudness: float) -> None:
+    """Two renderings of one line: log-power spectrograms correlating >= `correlation`, long-term
+    average spectra within a median `spectrum_db`, loudness (RMS) within `loudness` (a fraction)."""
+    n = min(a.size, b.size)
+    power_a, power_b = power_spectrogram(a[:n]), power_spectrogram(b[:n])
+    r = np.corrcoef(np.log10(power_a + 1e-8).ravel(), np.log10(power_b + 1e-8).ravel())[0, 1]
+    assert r >= correlation, (what, r)
+    apart = np.median(10 * np.abs(np.log10(power_a.mean(0) + 1e-12) - np.log10(power_b.mean(0) + 1e-12)))
+    assert apart <= spectrum_db, (what, apart)
+    assert abs(np.sqrt(np.mean(b ** 2) / np.mean(a ** 2)) - 1) <= loudness, what

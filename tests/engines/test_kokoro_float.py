@@ -24,7 +24,7 @@ from voxhost.engines.tts.kokoro_durations import TIMED_MODEL_FILE
 from voxhost.engines.tts.kokoro_float import assemble_float
 from voxhost.evaluation.dataset import tts_sentences
 from voxhost.stt.wer import wer
-from voxhost_testing import kokoro_feed, power_spectrogram, whisper_hears
+from voxhost_testing import assert_sounds_alike, kokoro_feed, whisper_hears
 
 QUANTIZED = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLSTM", "DynamicQuantizeLinear"}
 
@@ -68,13 +68,7 @@ def test_float_speech_matches_int8_within_tolerance(kokoro, sessions, server):
         (a, frames_a), (b, frames_b) = int8.run(None, feed), floating.run(None, feed)
         a, b = a.reshape(-1), b.reshape(-1)
         assert np.abs(frames_a.astype(int) - frames_b.astype(int)).sum() <= 3, text
-        n = min(a.size, b.size)
-        power_a, power_b = power_spectrogram(a[:n]), power_spectrogram(b[:n])
-        correlation = np.corrcoef(np.log10(power_a + 1e-8).ravel(), np.log10(power_b + 1e-8).ravel())[0, 1]
-        assert correlation >= 0.9, (text, correlation)
-        spectrum_db = 10 * np.abs(np.log10(power_a.mean(0) + 1e-12) - np.log10(power_b.mean(0) + 1e-12))
-        assert np.median(spectrum_db) <= 1.5, (text, np.median(spectrum_db))
-        assert abs(np.sqrt(np.mean(b ** 2) / np.mean(a ** 2)) - 1) <= 0.05, text
+        assert_sounds_alike(a, b, text, correlation=0.9, spectrum_db=1.5, loudness=0.05)
         spoken["int8"].append(a)
         spoken["float"].append(b)
     for name, waves in spoken.items():  # one Whisper call per graph: the sentences, 0.3 s apart
