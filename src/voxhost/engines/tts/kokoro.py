@@ -215,10 +215,10 @@ class KokoroEngine(TtsEngine):
         return session
 
     def _native_graph(self, model: Path, options) -> Path | None:
-        """The graph with its Sin nodes on voxhost's vectorised kernel (engines/onnx_ops) and its
-        squares as products (kokoro_native.py), the kernel's library added to `options`; None,
-        with one warning, when it cannot be had."""
-        if not self.native_ops:
+        """The graph with its Snake activations and Sin nodes on voxhost's vectorised kernels
+        (engines/onnx_ops) and its squares as products (kokoro_native.py), the kernels' library
+        added to `options`; None, with one warning, when it cannot be had."""
+        if not self.native_ops or self.models_dir is None:
             return None
         try:
             edited = assemble_native(model)

@@ -21,6 +21,7 @@ Nothing else changes. Written once at assembly, atomically, under a lock, sha256
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from voxhost.engines.assembly import AssemblyError, edit_graph
 from voxhost.engines.onnx_ops import DOMAIN
@@ -61,40 +62,49 @@ def _fuse_snakes(model) -> int:
 
     graph = model.graph
     constants = {init.name: init for init in graph.initializer}
-    readers: dict[str, list] = {}
+    readers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in dict.fromkeys(node.input):
             readers.setdefault(name, []).append(node)
     outputs = {o.name for o in graph.output}
 
-    def only_reader(name: str):
+    def only_reader(name: str, op_type: str) -> Any:  # the node, or None
         nodes = readers.get(name, [])
-        return nodes[0] if len(nodes) == 1 and name not in outputs else None
+        one = len(nodes) == 1 and name not in outputs and nodes[0].op_type == op_type
+        return nodes[0] if one else None
 
     def channel_constant(name: str) -> bool:
         init = constants.get(name)
         return init is not None and len(init.dims) == 3 and init.dims[0] == 1 and init.dims[2] == 1
 
-    drop: set[int] = set()
-    fused: dict[int, object] = {}
-    for scale in graph.node:
+    def snake_from(scale) -> tuple[list[Any], Any] | None:
+        """The pattern's five nodes and Snake's inputs, starting at its first Mul; or None."""
         if scale.op_type != "Mul" or len(scale.input) != 2:
-            continue
-        alpha, x = (scale.input if channel_constant(scale.input[0]) else scale.input[::-1])
-        sin = only_reader(scale.output[0])
-        square = only_reader(sin.output[0]) if sin is not None and sin.op_type == "Sin" else None
-        weigh = only_reader(square.output[0]) if square is not None and square.op_type == "Mul" \
-            and list(square.input) == [sin.output[0]] * 2 else None
-        add = only_reader(weigh.output[0]) if weigh is not None and weigh.op_type == "Mul" else None
-        if not channel_constant(alpha) or add is None or add.op_type != "Add":
-            continue
-        inv_alpha = next((i for i in weigh.input if i != square.output[0]), None)
-        if not channel_constant(inv_alpha) or sorted(add.input) != sorted([x, weigh.output[0]]) or \
-                constants[inv_alpha].dims != constants[alpha].dims:
-            continue
-        drop.update(id(n) for n in (scale, sin, square, weigh))
-        fused[id(add)] = helper.make_node("Snake", [x, alpha, inv_alpha], list(add.output),
-                                          name=add.name + "_snake", domain=DOMAIN)
+            return None
+        alpha, x = scale.input if channel_constant(scale.input[0]) else scale.input[::-1]
+        sin = only_reader(scale.output[0], "Sin")
+        square = sin and only_reader(sin.output[0], "Mul")
+        if not channel_constant(alpha) or square is None or list(square.input) != [sin.output[0]] * 2:
+            return None
+        weigh = only_reader(square.output[0], "Mul")
+        add = weigh and only_reader(weigh.output[0], "Add")
+        if add is None:
+            return None
+        inv_alpha = next((i for i in weigh.input if i != square.output[0]), "")
+        if not channel_constant(inv_alpha) or constants[inv_alpha].dims != constants[alpha].dims or \
+                sorted(add.input) != sorted([x, weigh.output[0]]):
+            return None
+        return [scale, sin, square, weigh, add], [x, alpha, inv_alpha]
+
+    drop: set[int] = set()
+    fused: dict[int, Any] = {}
+    for node in graph.node:
+        found = snake_from(node)
+        if found is not None:
+            (*replaced, add), inputs = found
+            drop.update(id(n) for n in replaced)
+            fused[id(add)] = helper.make_node("Snake", inputs, list(add.output), name=add.name + "_snake",
+                                              domain=DOMAIN)
     kept = [fused.get(id(node), node) for node in graph.node if id(node) not in drop]
     del graph.node[:]
     graph.node.extend(kept)
