@@ -11,7 +11,7 @@ voxhost's vectorised kernels (engines/onnx_ops), and its squares as products.
 Sin is where the sound changes. The kernel computes sin within 1.5e-7 of numpy's
   double-precision sin (tests/engines/test_onnx_ops.py) but not bit for bit as onnxruntime's
   does, and Kokoro's harmonic source turns any such difference into a phase drift: the waves
-  decorrelate while the spectrum stays (long-term spectra 0.15-0.35 dB apart, three times
+  decorrelate while the spectrum stays (long-term spectra 0.17-0.35 dB apart, three times
   closer than the GPU's float32 graph: tests/engines/test_kokoro_native.py). So the engine's
   model version, and every cached line's key, says which kernel spoke.
 
