@@ -141,27 +141,37 @@ static int failed(OrtStatus* status) {
   return 1;
 }
 
+/* The input's dims (malloc'd, or NULL), its rank and element count. */
+static int64_t* input_shape(OrtKernelContext* context, size_t index, const OrtValue** value, size_t* rank,
+                            size_t* count) {
+  OrtTensorTypeAndShapeInfo* info = NULL;
+  int64_t* dims = NULL;
+  if (failed(API(API_KERNEL_CONTEXT_GET_INPUT, KernelContextGetInputFn)(context, index, value)) ||
+      failed(API(API_GET_TENSOR_TYPE_AND_SHAPE, GetTensorTypeAndShapeFn)(*value, &info)))
+    return NULL;
+  if (failed(API(API_GET_DIMENSIONS_COUNT, GetDimensionsCountFn)(info, rank)) ||
+      (dims = malloc((*rank ? *rank : 1) * sizeof *dims)) == NULL ||
+      failed(API(API_GET_DIMENSIONS, GetDimensionsFn)(info, dims, *rank)) ||
+      failed(API(API_GET_TENSOR_SHAPE_ELEMENT_COUNT, GetTensorShapeElementCountFn)(info, count))) {
+    free(dims);
+    dims = NULL;
+  }
+  API(API_RELEASE_TENSOR_TYPE_AND_SHAPE_INFO, ReleaseTensorTypeAndShapeInfoFn)(info);
+  return dims;
+}
+
 static void sin_compute(void* kernel, OrtKernelContext* context) {
   (void)kernel;
   const OrtValue* input = NULL;
   OrtValue* output = NULL;
-  OrtTensorTypeAndShapeInfo* info = NULL;
   size_t rank = 0, count = 0;
-  int64_t* dims = NULL;
+  int64_t* dims = input_shape(context, 0, &input, &rank, &count);
   float *x = NULL, *y = NULL;
-  if (failed(API(API_KERNEL_CONTEXT_GET_INPUT, KernelContextGetInputFn)(context, 0, &input)) ||
-      failed(API(API_GET_TENSOR_TYPE_AND_SHAPE, GetTensorTypeAndShapeFn)(input, &info)))
-    return;
-  if (!failed(API(API_GET_DIMENSIONS_COUNT, GetDimensionsCountFn)(info, &rank)) &&
-      (dims = malloc((rank ? rank : 1) * sizeof *dims)) != NULL &&
-      !failed(API(API_GET_DIMENSIONS, GetDimensionsFn)(info, dims, rank)) &&
-      !failed(API(API_GET_TENSOR_SHAPE_ELEMENT_COUNT, GetTensorShapeElementCountFn)(info, &count)) &&
-      !failed(API(API_KERNEL_CONTEXT_GET_OUTPUT, KernelContextGetOutputFn)(context, 0, dims, rank, &output)) &&
+  if (dims && !failed(API(API_KERNEL_CONTEXT_GET_OUTPUT, KernelContextGetOutputFn)(context, 0, dims, rank, &output)) &&
       !failed(API(API_GET_TENSOR_MUTABLE_DATA, GetTensorMutableDataFn)((OrtValue*)input, (void**)&x)) &&
       !failed(API(API_GET_TENSOR_MUTABLE_DATA, GetTensorMutableDataFn)(output, (void**)&y)))
     voxhost_sin(x, y, count);
   free(dims);
-  API(API_RELEASE_TENSOR_TYPE_AND_SHAPE_INFO, ReleaseTensorTypeAndShapeInfoFn)(info);
 }
 
 /* Snake over x [N, C, T] with alpha and inv_alpha of C values each (the graph's [1, C, 1]). The
@@ -181,25 +191,6 @@ static void snake(const float* x, const float* alpha, const float* inv_alpha, fl
       for (size_t i = 0; i < len; i++) yr[start + i] = xr[start + i] + r * (s[i] * s[i]);
     }
   }
-}
-
-/* The input's dims (malloc'd, or NULL), its rank and element count. */
-static int64_t* input_shape(OrtKernelContext* context, size_t index, const OrtValue** value, size_t* rank,
-                            size_t* count) {
-  OrtTensorTypeAndShapeInfo* info = NULL;
-  int64_t* dims = NULL;
-  if (failed(API(API_KERNEL_CONTEXT_GET_INPUT, KernelContextGetInputFn)(context, index, value)) ||
-      failed(API(API_GET_TENSOR_TYPE_AND_SHAPE, GetTensorTypeAndShapeFn)(*value, &info)))
-    return NULL;
-  if (failed(API(API_GET_DIMENSIONS_COUNT, GetDimensionsCountFn)(info, rank)) ||
-      (dims = malloc((*rank ? *rank : 1) * sizeof *dims)) == NULL ||
-      failed(API(API_GET_DIMENSIONS, GetDimensionsFn)(info, dims, *rank)) ||
-      failed(API(API_GET_TENSOR_SHAPE_ELEMENT_COUNT, GetTensorShapeElementCountFn)(info, count))) {
-    free(dims);
-    dims = NULL;
-  }
-  API(API_RELEASE_TENSOR_TYPE_AND_SHAPE_INFO, ReleaseTensorTypeAndShapeInfoFn)(info);
-  return dims;
 }
 
 static void snake_compute(void* kernel, OrtKernelContext* context) {
